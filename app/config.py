@@ -1,0 +1,53 @@
+"""Configuration: defaults, then ``O2O_*`` environment variables, then test overrides.
+
+Read only inside the factory (never at import time), so tests and tools can build apps
+with different settings in one process.
+"""
+from __future__ import annotations
+
+import os
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+DEFAULTS = {
+    "CATALOGUE": os.path.join(ROOT, "data", "stores_helsinki.csv"),
+    "CATALOGUE_STRICT": True,
+    "DEFAULT_TIMEZONE": "Europe/Helsinki",
+    "DEFAULT_MERCHANT_ID": None,
+    # Signs cursors so that a tampered or foreign cursor is refused; not a credential.
+    "SECRET_KEY": "o2o-dev-cursor-key",
+    "MAX_RADIUS_M": 100_000.0,
+    # sort=rating|popularity without radius_m ranks the stores within this radius.
+    "RANKED_RADIUS_M": 5_000.0,
+    "MAX_LIMIT": 50,
+    "MAX_CONTENT_LENGTH": 1 * 1024 * 1024,
+    "DEBUG_ERRORS": False,
+}
+
+_BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def from_environment(environ=None, prefix: str = "O2O_") -> dict:
+    """Settings found in ``environ`` under ``prefix``, converted to the defaults' types."""
+    environ = os.environ if environ is None else environ
+    found = {}
+    for key, default in DEFAULTS.items():
+        raw = environ.get(prefix + key)
+        if raw is None:
+            continue
+        found[key] = _convert(key, raw, default)
+    return found
+
+
+def _convert(key: str, raw: str, default):
+    if isinstance(default, bool):
+        try:
+            return _BOOL[raw.strip().lower()]
+        except KeyError:
+            raise ValueError(f"O2O_{key}={raw!r}: use one of {', '.join(_BOOL)}") from None
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        try:
+            return type(default)(raw)
+        except ValueError:
+            raise ValueError(f"O2O_{key}={raw!r}: expected a number") from None
+    return raw

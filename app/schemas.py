@@ -1,0 +1,97 @@
+"""Request and response schemas. The OpenAPI spec and the parameter validation both come
+from these models, so the documentation cannot drift from what the code accepts."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
+PriceLevel = Annotated[int, Field(ge=1, le=4)]
+StoreField = Literal["id", "name", "category", "lat", "lon", "distance_m", "merchant_id", "price_level",
+                     "rating", "tags", "opening_hours", "timezone", "open_now", "popularity"]
+STORE_FIELDS: tuple[str, ...] = StoreField.__args__
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NearbyQuery(_Query):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in WGS84 degrees, -90 to 90.")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False,
+                       description="Longitude in WGS84 degrees, -180 to 180.")
+    radius_m: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
+                                   description="Search radius in metres, >0 and at most 100000. Without it, "
+                                               "the nearest stores at any distance (sort=distance).")
+    limit: int = Field(20, ge=1, le=50, description="Page size, 1 to 50.")
+    cursor: str | None = Field(None, min_length=1, max_length=2048,
+                               description="Opaque next_cursor from the previous page of the same query.")
+    category: list[Slug] = Field(default_factory=list,
+                                 description="Keep these categories (repeat or comma-separate), e.g. cafe.")
+    exclude_category: list[Slug] = Field(default_factory=list, description="Drop these categories.")
+    price: list[PriceLevel] = Field(default_factory=list, description="Keep these price levels, 1 to 4.")
+    open_now: bool = Field(False, description="Only stores open now, in each store's own timezone.")
+    open_at: datetime | None = Field(None, description="Only stores open at this ISO datetime; without an "
+                                                       "offset it is local time in each store's timezone.")
+    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False,
+                                     description="Lowest rating, 0 to 5; unrated stores are dropped.")
+    q: str | None = Field(None, min_length=1, max_length=100,
+                          description="Text in name, category or tags (case-insensitive).")
+    sort: Literal["distance", "rating", "popularity"] = Field(
+        "distance", description="distance (default), rating or popularity; ties by distance, then id.")
+    fields: list[StoreField] = Field(default_factory=list,
+                                     description="Store fields to return; id and distance_m always come.")
+
+
+class StoreOut(BaseModel):
+    id: str
+    name: str | None = None
+    category: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    distance_m: float | None = Field(None, description="Great-circle distance, metres (haversine).")
+    merchant_id: str | None = None
+    price_level: int | None = None
+    rating: float | None = None
+    tags: list[str] | None = None
+    opening_hours: str | None = None
+    timezone: str | None = None
+    open_now: bool | None = Field(None, description="null when the store has no opening hours.")
+    popularity: float | None = None
+
+
+class NearbyResponse(BaseModel):
+    stores: list[StoreOut]
+    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page.")
+    radius_m: float | None = Field(None, description="The radius applied (given or the ranked default).")
+    evaluated_at: str = Field(description="The instant open_now was evaluated at (UTC, ISO 8601).")
+
+
+class StoreDetail(StoreOut):
+    next_open: str | None = Field(None, description="Next opening, ISO 8601 in the store's timezone.")
+    next_close: str | None = Field(None, description="End of the current or next open period.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    stores: int
+    catalogue: str
+    model_version: str | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+    hint: str | None = None
+
+
+class ProblemBody(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None

@@ -1,0 +1,41 @@
+"""Health, the OpenAPI document and its docs page."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, render_template
+
+from ..extensions import services
+from ..openapi import build_spec, documented
+from ..schemas import Health
+
+bp = Blueprint("meta", __name__)
+
+
+@bp.get("/healthz")
+@documented(summary="Liveness and what is loaded", tags=["meta"], responses={200: Health})
+def healthz():
+    """Up, with the catalogue size and the model version in use."""
+    svc = services()
+    return jsonify(status="ok", stores=len(svc.index), catalogue=svc.catalogue_name,
+                   model_version=svc.extra.get("model_version"))
+
+
+@bp.get("/openapi.json")
+@documented(summary="This API's OpenAPI 3.1 document", tags=["meta"],
+            responses={200: ("application/json", "The OpenAPI document")})
+def openapi_json():
+    """Generated from the code's schemas at start-up."""
+    return jsonify(_spec())
+
+
+@bp.get("/docs")
+@documented(summary="Human-readable API docs", tags=["meta"], responses={200: ("text/html", "Docs page")})
+def docs():
+    """The OpenAPI document rendered as a page, with no external scripts."""
+    return render_template("docs.html", spec=_spec())
+
+
+def _spec() -> dict:
+    ext = current_app.extensions
+    if "o2o.openapi" not in ext:
+        ext["o2o.openapi"] = build_spec(current_app)
+    return ext["o2o.openapi"]

@@ -1,0 +1,84 @@
+"""Store search and details."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify, request
+
+from .. import paging
+from ..errors import Problem
+from ..extensions import services
+from ..openapi import documented
+from ..params import parse_query
+from ..schemas import STORE_FIELDS, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
+from ..search import nearby as search_nearby
+
+bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
+
+_PAGE_INDEPENDENT = ("cursor", "limit", "fields")
+
+
+@bp.get("/nearby")
+@documented(summary="Stores near a point: filtered, sorted, paged", query=NearbyQuery, tags=["stores"],
+            responses={200: NearbyResponse, 400: ProblemBody})
+def nearby():
+    """Exact great-circle search. Walking next_cursor returns every match once, in order."""
+    query = parse_query(NearbyQuery, request.args)
+    fp = paging.fingerprint(query.model_dump(exclude=set(_PAGE_INDEPENDENT)))
+    secret = current_app.config["SECRET_KEY"]
+    after, evaluated_at = None, now()
+    if query.cursor:
+        state = paging.decode(secret, query.cursor, fp)
+        after, evaluated_at = state["k"], datetime.fromisoformat(state["t"])
+    svc = services()
+    page = search_nearby(svc.index, query, evaluated_at, after, current_app.config["RANKED_RADIUS_M"])
+    stores = store_rows(svc.index, page.positions, page.distances_m, evaluated_at, query.fields)
+    cursor = None if page.last_key is None else paging.encode(secret, fp, page.last_key, evaluated_at.isoformat())
+    return jsonify(stores=stores, next_cursor=cursor, radius_m=page.radius_m,
+                   evaluated_at=evaluated_at.isoformat())
+
+
+@bp.get("/<store_id>")
+@documented(summary="One store with open_now, next_open and next_close", tags=["stores"],
+            path={"store_id": {"description": "A store_id from the catalogue, e.g. osm-n1007416273",
+                               "schema": {"type": "string", "minLength": 1, "maxLength": 128}}},
+            responses={200: StoreDetail, 404: ProblemBody})
+def detail(store_id: str):
+    """Full details of one store."""
+    index = services().index
+    pos = index.position(store_id)
+    if pos is None:
+        raise Problem(404, f"No store with id {store_id[:128]!r}. Ids come from /v1/stores/nearby.")
+    at = now()
+    row = store_rows(index, np.array([pos]), None, at, ())[0]
+    code = int(index.column("hours_code")[pos])
+    schedule = index.schedules.schedules[code] if code >= 0 else None
+    row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
+    row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
+    return jsonify(row)
+
+
+def now() -> datetime:
+    """The current instant; tests may pin it with the NOW config callable."""
+    clock = current_app.config.get("NOW")
+    return clock() if clock else datetime.now(timezone.utc)
+
+
+def store_rows(index, positions, distances, at: datetime, fields) -> list[dict]:
+    """JSON-ready store dicts; ``fields`` narrows them (id and distance_m always stay)."""
+    opened = index.schedules.open_mask(index.column("hours_code")[positions], at)
+    has_hours = index.column("hours_code")[positions] >= 0
+    wanted = set(fields) | {"id", "distance_m"} if fields else set(STORE_FIELDS)
+    rows = []
+    for i, pos in enumerate(positions):
+        rec = index.record(int(pos))
+        rec["open_now"] = bool(opened[i]) if has_hours[i] else None
+        if distances is not None:
+            rec["distance_m"] = round(float(distances[i]), 2)
+        rows.append({k: v for k, v in rec.items() if k in wanted})
+    return rows
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,367 @@
+"""An exact great-circle store index: an R-tree over unit-sphere points plus numpy columns.
+
+Coordinate order, stated once: the tree stores 3-D unit vectors ``(x, y, z)`` with
+rtree's ``interleaved=True`` bounds ``(minx, miny, minz, maxx, maxy, maxz)``; the public
+methods take degrees as ``lat, lon`` (bbox as ``min_lon, min_lat, max_lon, max_lat``, the
+GeoJSON order). Chord distance between unit vectors is monotone in great-circle distance,
+so the tree's nearest neighbours are the true nearest neighbours on the sphere: no
+antimeridian or polar special cases. Every reported distance is haversine, and ties are
+broken by ``store_id``.
+
+Tree ids are row positions in the columns. Deleted rows stay as holes (``alive`` false)
+until the next full rebuild, so positions never move under a running query.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from rtree import index as rtree_index
+
+from .geodesy import chord_for_distance, haversine_m, to_unit_xyz
+from .hours import ScheduleTable
+
+Predicate = Callable[[np.ndarray], np.ndarray]
+
+# Measured on 1M points (scripts/bench_index.py): leaves of 16 answer kNN ~30% faster
+# than rtree's default of 100, and build just as fast.
+_LEAF_CAPACITY = 16
+# Relative slack on tree-space distances: the tree sees float chords, we decide on
+# haversine metres, and a candidate must never be lost to the last bit of rounding.
+_SLACK = 1e-9
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Query result: row positions and their great-circle distances, best first."""
+
+    positions: np.ndarray
+    distances_m: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+class StoreIndex:
+    """Stores in an R-tree, with their attributes in numpy columns beside it.
+
+    Parameters
+    ----------
+    stores : pandas.DataFrame
+        Canonical rows (see ``geo_index.catalogue``), already validated.
+    """
+
+    def __init__(self, stores: pd.DataFrame):
+        self._lock = threading.RLock()
+        self.schedules = ScheduleTable()
+        self.categories: list[str] = []
+        self._category_codes: dict[str, int] = {}
+        n = len(stores)
+        self._n = n
+        self._cols = self._columns_from_frame(stores)
+        self._pos = dict(zip(self._cols["store_id"][:n].tolist(), range(n)))
+        if len(self._pos) != n:
+            raise ValueError("store_id values must be unique; validate the catalogue first")
+        self._alive_count = n
+        self._tree = self._build_tree(self._cols["xyz"][:n])
+
+    # ----------------------------------------------------------------- building
+    def _columns_from_frame(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        n = len(df)
+        lat = df["lat"].to_numpy(np.float64)
+        lon = df["lon"].to_numpy(np.float64)
+        tz = df["timezone"].astype(object).to_numpy()
+        hours = df["opening_hours"].astype(object).to_numpy()
+        price = df["price_level"].to_numpy(np.float64, na_value=np.nan)
+        cols = {
+            "store_id": df["store_id"].astype(str).to_numpy(dtype=object),
+            "merchant_id": df["merchant_id"].astype(str).to_numpy(dtype=object),
+            "name": df["name"].astype(str).to_numpy(dtype=object),
+            "timezone": tz,
+            "opening_hours": hours,
+            # A Series of tuples stays a 1-D object array (np.array would make it 2-D).
+            "tags": df["tags"].to_numpy(dtype=object),
+            "lat": lat,
+            "lon": lon,
+            "xyz": to_unit_xyz(lat, lon) if n else np.empty((0, 3)),
+            "category": self._category_codes_for(df["category"]),
+            # 0 = unknown price level, so that integer filters stay vectorised.
+            "price": np.where(np.isnan(price), 0, price).astype(np.int8),
+            "rating": df["rating"].to_numpy(np.float64, na_value=np.nan),
+            "popularity": df["popularity"].to_numpy(np.float64, na_value=0.0),
+            "hours_code": self._hours_codes_for(hours, tz),
+            "alive": np.ones(n, dtype=bool),
+        }
+        return cols
+
+    def _category_codes_for(self, categories: pd.Series) -> np.ndarray:
+        # factorize: one dict lookup per distinct category, not per store.
+        local, uniques = pd.factorize(categories.astype(str), use_na_sentinel=False)
+        mapping = np.empty(len(uniques), dtype=np.int32)
+        for i, cat in enumerate(uniques):
+            code = self._category_codes.get(cat)
+            if code is None:
+                code = self._category_codes[cat] = len(self.categories)
+                self.categories.append(cat)
+            mapping[i] = code
+        return mapping[local] if len(local) else np.empty(0, np.int32)
+
+    def _hours_codes_for(self, hours: np.ndarray, tz: np.ndarray) -> np.ndarray:
+        keys = pd.Series(hours).fillna("").astype(str) + "\x00" + pd.Series(tz).astype(str)
+        local, uniques = pd.factorize(keys, use_na_sentinel=False)
+        mapping = np.array([self.schedules.code_for(*u.split("\x00", 1)) for u in uniques], dtype=np.int32)
+        return mapping[local] if len(local) else np.empty(0, np.int32)
+
+    @staticmethod
+    def _build_tree(xyz: np.ndarray):
+        props = rtree_index.Property(dimension=3, leaf_capacity=_LEAF_CAPACITY,
+                                     index_capacity=_LEAF_CAPACITY)
+        if len(xyz) == 0:
+            return rtree_index.Index(properties=props, interleaved=True)
+        ids = np.arange(len(xyz), dtype=np.int64)
+        # Bulk (STR) load from arrays: orders of magnitude faster than one insert per row.
+        return rtree_index.Index((ids, xyz, xyz), properties=props, interleaved=True)
+
+    # ---------------------------------------------------------------- accessors
+    def __len__(self) -> int:
+        return self._alive_count
+
+    @property
+    def size(self) -> int:
+        """Number of row positions, including deleted holes."""
+        return self._n
+
+    def column(self, name: str) -> np.ndarray:
+        """A read-only view of one attribute column over all row positions."""
+        view = self._cols[name][: self._n].view()
+        view.flags.writeable = False
+        return view
+
+    def position(self, store_id: str) -> int | None:
+        return self._pos.get(store_id)
+
+    def category_code(self, category: str) -> int | None:
+        return self._category_codes.get(category)
+
+    def record(self, pos: int) -> dict:
+        """One store's canonical fields as plain Python values."""
+        c = self._cols
+        price = int(c["price"][pos])
+        rating = float(c["rating"][pos])
+        return {
+            "id": c["store_id"][pos], "merchant_id": c["merchant_id"][pos], "name": c["name"][pos],
+            "category": self.categories[c["category"][pos]],
+            "lat": float(c["lat"][pos]), "lon": float(c["lon"][pos]), "timezone": c["timezone"][pos],
+            "price_level": price or None, "rating": None if np.isnan(rating) else rating,
+            "opening_hours": c["opening_hours"][pos], "tags": list(c["tags"][pos]),
+            "popularity": float(c["popularity"][pos]),
+        }
+
+    # ------------------------------------------------------------------ queries
+    def nearest(self, lat: float, lon: float, k: int, max_distance_m: float | None = None,
+                where: Predicate | None = None) -> Hits:
+        """The ``k`` nearest stores (fewer if fewer match), filters applied before the cut.
+
+        ``where`` takes an array of positions and returns a boolean mask; it is applied to
+        candidates as they come, widening the search until ``k`` pass or none are left.
+        """
+        if k <= 0 or self._alive_count == 0:
+            return _empty()
+        q = to_unit_xyz([lat], [lon])
+        max_chord = None if max_distance_m is None else chord_for_distance(max_distance_m) * (1 + _SLACK) + 1e-15
+        with self._lock:
+            # One more than k, so the tie check below usually passes on the first round.
+            want = k + 1 if where is None else max(4 * k, 64)
+            while True:
+                if want >= self._alive_count // 4 and where is not None:
+                    return self._brute_nearest(lat, lon, k, max_distance_m, where)
+                pos = self._tree_nearest(q, want, max_chord)
+                d = haversine_m(lat, lon, self._cols["lat"][pos], self._cols["lon"][pos])
+                exhausted = len(pos) < want
+                keep = np.ones(len(pos), dtype=bool) if where is None else np.asarray(where(pos), bool)
+                if max_distance_m is not None:
+                    keep &= d <= max_distance_m
+                if keep.sum() >= k or exhausted:
+                    hits = _sorted_hits(pos[keep], d[keep], self._cols["store_id"])
+                    kth = hits.distances_m[k - 1] if len(hits) >= k else None
+                    # Safe cut only if something strictly farther was seen: then nothing unseen ties.
+                    if exhausted or kth is None or d.max() > kth * (1 + _SLACK) + 1e-9:
+                        return Hits(hits.positions[:k], hits.distances_m[:k])
+                want *= 4
+
+    def _tree_nearest(self, q: np.ndarray, want: int, max_chord: float | None) -> np.ndarray:
+        kwargs = {} if max_chord is None else {"max_dists": np.array([max_chord])}
+        ids, _counts = self._tree.nearest_v(q, q, num_results=int(min(want, self._n)), **kwargs)
+        return ids
+
+    def _brute_nearest(self, lat, lon, k, max_distance_m, where) -> Hits:
+        pos = np.flatnonzero(self._cols["alive"][: self._n])
+        pos = pos[np.asarray(where(pos), bool)]
+        d = haversine_m(lat, lon, self._cols["lat"][pos], self._cols["lon"][pos])
+        if max_distance_m is not None:
+            pos, d = pos[d <= max_distance_m], d[d <= max_distance_m]
+        hits = _sorted_hits(pos, d, self._cols["store_id"])
+        return Hits(hits.positions[:k], hits.distances_m[:k])
+
+    def within(self, lat: float, lon: float, radius_m: float, where: Predicate | None = None) -> Hits:
+        """Every store within ``radius_m`` metres, nearest first."""
+        if radius_m < 0 or self._alive_count == 0:
+            return _empty()
+        q = to_unit_xyz([lat], [lon])[0]
+        c = chord_for_distance(radius_m) * (1 + _SLACK) + 1e-15
+        with self._lock:
+            # The axis-aligned cube around the chord ball contains the whole spherical cap.
+            pos, _ = self._tree.intersection_v((q - c)[None], (q + c)[None])
+            d = haversine_m(lat, lon, self._cols["lat"][pos], self._cols["lon"][pos])
+            keep = d <= radius_m
+            pos, d = pos[keep], d[keep]
+            if where is not None and len(pos):
+                keep = np.asarray(where(pos), bool)
+                pos, d = pos[keep], d[keep]
+            return _sorted_hits(pos, d, self._cols["store_id"])
+
+    def in_bbox(self, min_lon: float, min_lat: float, max_lon: float, max_lat: float,
+                where: Predicate | None = None) -> np.ndarray:
+        """Positions of stores in a lon/lat box, ordered by ``store_id``.
+
+        ``min_lon > max_lon`` means the box crosses the antimeridian (e.g. 170 to -170).
+        """
+        if min_lat > max_lat:
+            raise ValueError("min_lat must not exceed max_lat")
+        if min_lon > max_lon:
+            parts = [(min_lon, 180.0), (-180.0, max_lon)]
+        else:
+            parts = [(min_lon, max_lon)]
+        with self._lock:
+            found = []
+            for lo0, lo1 in parts:
+                lo_box, hi_box = _cartesian_box(min_lat, max_lat, lo0, lo1)
+                pos, _ = self._tree.intersection_v(lo_box[None], hi_box[None])
+                la, lo = self._cols["lat"][pos], self._cols["lon"][pos]
+                found.append(pos[(la >= min_lat) & (la <= max_lat) & (lo >= lo0) & (lo <= lo1)])
+            pos = np.unique(np.concatenate(found)) if found else np.empty(0, np.int64)
+            if where is not None and len(pos):
+                pos = pos[np.asarray(where(pos), bool)]
+            return pos[np.argsort(self._cols["store_id"][pos], kind="stable")]
+
+    def in_polygon(self, geojson: dict, where: Predicate | None = None) -> np.ndarray:
+        """Positions of stores inside a GeoJSON Polygon or MultiPolygon, ordered by ``store_id``.
+
+        Edges are straight lines in lon/lat, as RFC 7946 defines them; a shape that crosses
+        the antimeridian must be split into a MultiPolygon, as RFC 7946 requires.
+        """
+        import shapely
+        from shapely.geometry import shape
+
+        geom = shape(geojson)
+        if geom.geom_type not in ("Polygon", "MultiPolygon"):
+            raise ValueError(f"expected a Polygon or MultiPolygon, got {geom.geom_type}")
+        if geom.is_empty or not geom.is_valid:
+            raise ValueError(f"invalid polygon: {shapely.is_valid_reason(geom)}")
+        min_lon, min_lat, max_lon, max_lat = geom.bounds
+        pos = self.in_bbox(max(min_lon, -180), max(min_lat, -90), min(max_lon, 180), min(max_lat, 90))
+        inside = shapely.intersects_xy(geom, self._cols["lon"][pos], self._cols["lat"][pos])
+        pos = pos[inside]
+        if where is not None and len(pos):
+            pos = pos[np.asarray(where(pos), bool)]
+        return pos
+
+    # ---------------------------------------------------------------- mutations
+    def upsert(self, row: dict) -> int:
+        """Insert a store, or replace the one with the same ``store_id``; no rebuild.
+
+        ``row`` has the canonical fields (validate it first); returns its new position.
+        """
+        frame = pd.DataFrame([row])
+        for col in ("price_level", "rating", "popularity", "opening_hours", "tags"):
+            if col not in frame:
+                frame[col] = [() if col == "tags" else (0.0 if col == "popularity" else None)]
+        with self._lock:
+            old = self._pos.get(str(row["store_id"]))
+            if old is not None:
+                self._remove(old)
+            new_cols = self._columns_from_frame(frame)
+            pos = self._n
+            self._reserve(pos + 1)
+            for name, values in new_cols.items():
+                self._cols[name][pos] = values[0]
+            self._n += 1
+            self._alive_count += 1
+            self._pos[str(row["store_id"])] = pos
+            self._tree.insert(pos, _point_bounds(self._cols["xyz"][pos]))
+            return pos
+
+    def delete(self, store_id: str) -> bool:
+        """Remove a store; False if there was none with that id."""
+        with self._lock:
+            pos = self._pos.get(store_id)
+            if pos is None:
+                return False
+            self._remove(pos)
+            return True
+
+    def _remove(self, pos: int) -> None:
+        self._tree.delete(pos, _point_bounds(self._cols["xyz"][pos]))
+        self._cols["alive"][pos] = False
+        del self._pos[self._cols["store_id"][pos]]
+        self._alive_count -= 1
+
+    def _reserve(self, size: int) -> None:
+        capacity = len(self._cols["lat"])
+        if size <= capacity:
+            return
+        new_cap = max(size, 2 * capacity, 16)
+        for name, arr in self._cols.items():
+            grown = np.empty((new_cap, *arr.shape[1:]), dtype=arr.dtype)
+            grown[: self._n] = arr[: self._n]
+            self._cols[name] = grown
+
+    def set_popularity(self, store_ids, values) -> None:
+        """Replace popularity scores (e.g. from order counts); unknown ids are ignored."""
+        with self._lock:
+            for sid, v in zip(store_ids, values):
+                pos = self._pos.get(sid)
+                if pos is not None:
+                    self._cols["popularity"][pos] = float(v)
+
+
+def search_text(index: "StoreIndex", pos: int) -> str:
+    """Lower-case text that ``q`` searches: name, category (spaces for _) and tags."""
+    cat = index.categories[index.column("category")[pos]].replace("_", " ")
+    return " ".join([index.column("name")[pos], cat, *index.column("tags")[pos]]).lower()
+
+
+def _point_bounds(p: np.ndarray) -> tuple[float, ...]:
+    return (float(p[0]), float(p[1]), float(p[2]), float(p[0]), float(p[1]), float(p[2]))
+
+
+def _empty() -> Hits:
+    return Hits(np.empty(0, np.int64), np.empty(0, np.float64))
+
+
+def _sorted_hits(pos: np.ndarray, d: np.ndarray, ids: np.ndarray) -> Hits:
+    order = np.lexsort((ids[pos], d)) if len(pos) else np.empty(0, np.int64)
+    return Hits(pos[order], d[order])
+
+
+def _cartesian_box(lat0: float, lat1: float, lon0: float, lon1: float):
+    """Axis-aligned 3-D box around the unit-sphere patch lat0..lat1 x lon0..lon1 (degrees).
+
+    Exact extremes, with a little slack: the patch is a product of a latitude band and a
+    longitude wedge, so each coordinate's range is a product of two 1-D ranges.
+    """
+    la0, la1 = np.radians([lat0, lat1])
+    lo0, lo1 = np.radians([lon0, lon1])
+    cos_lat = [np.cos(la0), np.cos(la1)] + ([1.0] if la0 <= 0 <= la1 else [])
+    cos_lon = [np.cos(lo0), np.cos(lo1)] + [np.cos(a) for a in (0.0, np.pi, -np.pi) if lo0 <= a <= lo1]
+    sin_lon = [np.sin(lo0), np.sin(lo1)] + [np.sin(a) for a in (np.pi / 2, -np.pi / 2) if lo0 <= a <= lo1]
+    cl = (min(cos_lat), max(cos_lat))
+    xs = [a * b for a in cl for b in cos_lon]
+    ys = [a * b for a in cl for b in sin_lon]
+    eps = 1e-12
+    lo = np.array([min(xs) - eps, min(ys) - eps, np.sin(la0) - eps])
+    hi = np.array([max(xs) + eps, max(ys) + eps, np.sin(la1) + eps])
+    return lo, hi

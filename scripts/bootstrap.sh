@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine with Python 3.11:
+#   bash scripts/bootstrap.sh serve   # set up, then run the service on 127.0.0.1:8000
+#   bash scripts/bootstrap.sh test    # set up, then run the test suite
+# Setup is a virtualenv in .venv with the pinned requirements; it is skipped when
+# requirements.txt has not changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)" >&2; return 1
+}
+
+setup() {
+  if [ ! -x .venv/bin/python ]; then
+    "$(pick_python)" -m venv .venv
+  fi
+  local stamp=.venv/.requirements.sha256
+  if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+    .venv/bin/python -m pip install --quiet -r requirements.txt
+    sha256sum requirements.txt > "$stamp"
+  fi
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+  serve)
+    setup
+    exec .venv/bin/gunicorn --preload --workers "${WORKERS:-2}" --bind "127.0.0.1:${PORT:-8000}" \
+      --access-logfile - wsgi:app "$@"
+    ;;
+  test)
+    setup
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  setup)
+    setup
+    ;;
+  *)
+    echo "usage: bash scripts/bootstrap.sh serve|test|setup [args...]" >&2; exit 2
+    ;;
+esac
