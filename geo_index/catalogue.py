@@ -36,6 +36,8 @@ COLUMNS = REQUIRED + OPTIONAL
 _ALIASES = {
     "id": "store_id", "latitude": "lat", "longitude": "lon", "lng": "lon",
     "price": "price_level", "hours": "opening_hours", "tz": "timezone", "merchant": "merchant_id",
+    # Shapefile (dBase) cuts field names to 10 characters.
+    "merchant_i": "merchant_id", "opening_ho": "opening_hours", "price_leve": "price_level",
 }
 _CATEGORY_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 _MAX_ID_LEN = 128
