@@ -22,12 +22,22 @@ def haversine_m(lat1, lon1, lat2, lon2):
     lat1, lon1, lat2, lon2 : float or array_like
         Degrees; broadcast together.
     """
-    p1 = np.radians(lat1)
     p2 = np.radians(lat2)
-    dphi = p2 - p1
-    dlmb = np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return haversine_rad(lat1, lon1, p2, np.cos(p2), lon2)
+
+
+def haversine_rad(lat1, lon1, lat2_rad, cos_lat2, lon2):
+    """``haversine_m`` with the second point's latitude given in radians and its cosine.
+
+    The index keeps both as columns; the arithmetic, and so every rounding, is the same as
+    ``haversine_m``'s, so the index and a brute-force scan agree to the last bit.
+    """
+    p1 = np.radians(lat1)
+    dphi = lat2_rad - p1
+    dlmb = np.radians(np.asarray(lon2) - lon1)
+    a = np.sin(dphi / 2) ** 2 + np.cos(p1) * cos_lat2 * np.sin(dlmb / 2) ** 2
+    # a >= 0 by construction; the cap guards asin against 1 + rounding at antipodes.
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
 def to_unit_xyz(lat, lon):

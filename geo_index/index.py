@@ -13,6 +13,7 @@ until the next full rebuild, so positions never move under a running query.
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Callable
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 from rtree import index as rtree_index
 
-from .geodesy import chord_for_distance, haversine_m, to_unit_xyz
+from .geodesy import chord_for_distance, haversine_rad, to_unit_xyz
 from .hours import ScheduleTable
 
 Predicate = Callable[[np.ndarray], np.ndarray]
@@ -87,6 +88,9 @@ class StoreIndex:
             "lat": lat,
             "lon": lon,
             "xyz": to_unit_xyz(lat, lon) if n else np.empty((0, 3)),
+            # Cached halves of the haversine, for the hot path of every query.
+            "lat_rad": np.radians(lat),
+            "cos_lat": np.cos(np.radians(lat)),
             "category": self._category_codes_for(df["category"]),
             # 0 = unknown price level, so that integer filters stay vectorised.
             "price": np.where(np.isnan(price), 0, price).astype(np.int8),
@@ -170,7 +174,7 @@ class StoreIndex:
         """
         if k <= 0 or self._alive_count == 0:
             return _empty()
-        q = to_unit_xyz([lat], [lon])
+        q = _unit_query(lat, lon)
         max_chord = None if max_distance_m is None else chord_for_distance(max_distance_m) * (1 + _SLACK) + 1e-15
         with self._lock:
             # One more than k, so the tie check below usually passes on the first round.
@@ -179,18 +183,27 @@ class StoreIndex:
                 if want >= self._alive_count // 4 and where is not None:
                     return self._brute_nearest(lat, lon, k, max_distance_m, where)
                 pos = self._tree_nearest(q, want, max_chord)
-                d = haversine_m(lat, lon, self._cols["lat"][pos], self._cols["lon"][pos])
+                d = self._distances(lat, lon, pos)
                 exhausted = len(pos) < want
-                keep = np.ones(len(pos), dtype=bool) if where is None else np.asarray(where(pos), bool)
-                if max_distance_m is not None:
-                    keep &= d <= max_distance_m
-                if keep.sum() >= k or exhausted:
-                    hits = _sorted_hits(pos[keep], d[keep], self._cols["store_id"])
-                    kth = hits.distances_m[k - 1] if len(hits) >= k else None
+                kept_pos, kept_d = pos, d
+                if where is not None or max_distance_m is not None:
+                    keep = np.ones(len(pos), dtype=bool) if where is None else np.asarray(where(pos), bool)
+                    if max_distance_m is not None:
+                        keep &= d <= max_distance_m
+                    kept_pos, kept_d = pos[keep], d[keep]
+                if len(kept_pos) >= k or exhausted:
+                    hits = _sorted_hits(kept_pos, kept_d, self._cols["store_id"])
+                    if exhausted or len(hits) < k:
+                        return Hits(hits.positions[:k], hits.distances_m[:k])
                     # Safe cut only if something strictly farther was seen: then nothing unseen ties.
-                    if exhausted or kth is None or d.max() > kth * (1 + _SLACK) + 1e-9:
+                    kth = hits.distances_m[k - 1]
+                    if d.max() > kth * (1 + _SLACK) + 1e-9:
                         return Hits(hits.positions[:k], hits.distances_m[:k])
                 want *= 4
+
+    def _distances(self, lat: float, lon: float, pos: np.ndarray) -> np.ndarray:
+        c = self._cols
+        return haversine_rad(lat, lon, c["lat_rad"][pos], c["cos_lat"][pos], c["lon"][pos])
 
     def _tree_nearest(self, q: np.ndarray, want: int, max_chord: float | None) -> np.ndarray:
         kwargs = {} if max_chord is None else {"max_dists": np.array([max_chord])}
@@ -200,7 +213,7 @@ class StoreIndex:
     def _brute_nearest(self, lat, lon, k, max_distance_m, where) -> Hits:
         pos = np.flatnonzero(self._cols["alive"][: self._n])
         pos = pos[np.asarray(where(pos), bool)]
-        d = haversine_m(lat, lon, self._cols["lat"][pos], self._cols["lon"][pos])
+        d = self._distances(lat, lon, pos)
         if max_distance_m is not None:
             pos, d = pos[d <= max_distance_m], d[d <= max_distance_m]
         hits = _sorted_hits(pos, d, self._cols["store_id"])
@@ -215,7 +228,7 @@ class StoreIndex:
         with self._lock:
             # The axis-aligned cube around the chord ball contains the whole spherical cap.
             pos, _ = self._tree.intersection_v((q - c)[None], (q + c)[None])
-            d = haversine_m(lat, lon, self._cols["lat"][pos], self._cols["lon"][pos])
+            d = self._distances(lat, lon, pos)
             keep = d <= radius_m
             pos, d = pos[keep], d[keep]
             if where is not None and len(pos):
@@ -336,6 +349,13 @@ def search_text(index: "StoreIndex", pos: int) -> str:
 
 def _point_bounds(p: np.ndarray) -> tuple[float, ...]:
     return (float(p[0]), float(p[1]), float(p[2]), float(p[0]), float(p[1]), float(p[2]))
+
+
+def _unit_query(lat: float, lon: float) -> np.ndarray:
+    """One query point as a (1, 3) unit vector; scalar math is ~5x cheaper than numpy here."""
+    la, lo = math.radians(lat), math.radians(lon)
+    cl = math.cos(la)
+    return np.array([[cl * math.cos(lo), cl * math.sin(lo), math.sin(la)]])
 
 
 def _empty() -> Hits:
