@@ -104,9 +104,14 @@ class ScheduleTable:
     Code ``-1`` means "no opening hours known"; such a store never counts as open.
     """
 
+    _MEMO_LIMIT = 200_000
+
     def __init__(self):
         self._codes: dict[tuple[str, str], int] = {}
         self.schedules: list[Schedule] = []
+        # OSM hours change state only on whole minutes, so a state holds for the whole
+        # minute: remember it per (minute, schedule) across requests.
+        self._memo: dict[tuple[datetime, int], bool] = {}
 
     def code_for(self, expression: str | None, tz: str) -> int:
         if expression is None or expression == "":
@@ -131,6 +136,16 @@ class ScheduleTable:
         if not known.any():
             return out
         uniq, inverse = np.unique(codes[known], return_inverse=True)
-        state = np.fromiter((self.schedules[c].is_open(at) for c in uniq), dtype=bool, count=len(uniq))
+        minute = at.replace(second=0, microsecond=0)
+        state = np.fromiter((self._is_open(int(c), minute) for c in uniq), dtype=bool, count=len(uniq))
         out[known] = state[inverse]
         return out
+
+    def _is_open(self, code: int, minute: datetime) -> bool:
+        key = (minute, code)
+        hit = self._memo.get(key)
+        if hit is None:
+            if len(self._memo) >= self._MEMO_LIMIT:
+                self._memo.clear()
+            hit = self._memo[key] = self.schedules[code].is_open(minute)
+        return hit

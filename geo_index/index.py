@@ -152,17 +152,25 @@ class StoreIndex:
 
     def record(self, pos: int) -> dict:
         """One store's canonical fields as plain Python values."""
+        return self.records(np.array([pos]))[0]
+
+    def records(self, positions: np.ndarray) -> list[dict]:
+        """``record`` for many positions at once (column slices converted in bulk)."""
+        pos = np.asarray(positions, dtype=np.int64)
         c = self._cols
-        price = int(c["price"][pos])
-        rating = float(c["rating"][pos])
-        return {
-            "id": c["store_id"][pos], "merchant_id": c["merchant_id"][pos], "name": c["name"][pos],
-            "category": self.categories[c["category"][pos]],
-            "lat": float(c["lat"][pos]), "lon": float(c["lon"][pos]), "timezone": c["timezone"][pos],
-            "price_level": price or None, "rating": None if np.isnan(rating) else rating,
-            "opening_hours": c["opening_hours"][pos], "tags": list(c["tags"][pos]),
-            "popularity": float(c["popularity"][pos]),
-        }
+        price = c["price"][pos].tolist()
+        rating = c["rating"][pos]
+        rating = np.where(np.isnan(rating), None, rating).tolist()
+        cats = [self.categories[x] for x in c["category"][pos].tolist()]
+        out = []
+        for i, (sid, mid, name, lat, lon, tz, hours, tags, pop) in enumerate(zip(
+                c["store_id"][pos], c["merchant_id"][pos], c["name"][pos], c["lat"][pos].tolist(),
+                c["lon"][pos].tolist(), c["timezone"][pos], c["opening_hours"][pos], c["tags"][pos],
+                c["popularity"][pos].tolist())):
+            out.append({"id": sid, "merchant_id": mid, "name": name, "category": cats[i], "lat": lat, "lon": lon,
+                        "timezone": tz, "price_level": price[i] or None, "rating": rating[i],
+                        "opening_hours": hours, "tags": list(tags), "popularity": pop})
+        return out
 
     # ------------------------------------------------------------------ queries
     def nearest(self, lat: float, lon: float, k: int, max_distance_m: float | None = None,

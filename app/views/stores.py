@@ -11,7 +11,7 @@ from ..errors import Problem
 from ..extensions import services
 from ..openapi import documented
 from ..params import parse_query
-from ..schemas import STORE_FIELDS, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
+from ..schemas import NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
 from ..search import nearby as search_nearby
 
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
@@ -67,16 +67,18 @@ def now() -> datetime:
 
 def store_rows(index, positions, distances, at: datetime, fields) -> list[dict]:
     """JSON-ready store dicts; ``fields`` narrows them (id and distance_m always stay)."""
-    opened = index.schedules.open_mask(index.column("hours_code")[positions], at)
-    has_hours = index.column("hours_code")[positions] >= 0
-    wanted = set(fields) | {"id", "distance_m"} if fields else set(STORE_FIELDS)
-    rows = []
-    for i, pos in enumerate(positions):
-        rec = index.record(int(pos))
-        rec["open_now"] = bool(opened[i]) if has_hours[i] else None
-        if distances is not None:
-            rec["distance_m"] = round(float(distances[i]), 2)
-        rows.append({k: v for k, v in rec.items() if k in wanted})
+    codes = index.column("hours_code")[positions]
+    opened = index.schedules.open_mask(codes, at).tolist()
+    has_hours = (codes >= 0).tolist()
+    rows = index.records(positions)
+    dist = None if distances is None else np.round(distances, 2).tolist()
+    wanted = (set(fields) | {"id", "distance_m"}) if fields else None
+    for i, rec in enumerate(rows):
+        rec["open_now"] = opened[i] if has_hours[i] else None
+        if dist is not None:
+            rec["distance_m"] = dist[i]
+        if wanted is not None:
+            rows[i] = {k: v for k, v in rec.items() if k in wanted}
     return rows
 
 
