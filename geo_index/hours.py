@@ -131,12 +131,15 @@ class ScheduleTable:
         schedule's own timezone ("open at 20:00 local").
         """
         codes = np.asarray(codes)
+        minute = at.replace(second=0, microsecond=0)
+        if len(codes) <= 256:
+            # A page of results: a memo lookup per row beats np.unique's fixed cost.
+            return np.array([c >= 0 and self._is_open(c, minute) for c in codes.tolist()], dtype=bool)
         out = np.zeros(codes.shape, dtype=bool)
         known = codes >= 0
         if not known.any():
             return out
         uniq, inverse = np.unique(codes[known], return_inverse=True)
-        minute = at.replace(second=0, microsecond=0)
         state = np.fromiter((self._is_open(int(c), minute) for c in uniq), dtype=bool, count=len(uniq))
         out[known] = state[inverse]
         return out
