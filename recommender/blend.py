@@ -1,0 +1,41 @@
+"""The served ranking: LightFM preference blended with distance.
+
+    score = preference / pref_scale + weight * gauss(distance)
+    gauss(d) = exp(-max(0, d - offset)^2 / (2 sigma^2)),  sigma^2 = -scale^2 / (2 ln(decay))
+
+``gauss`` is Elasticsearch's ``gauss`` decay function: at ``offset + scale`` metres it
+equals ``decay`` (0.5 by default). ``pref_scale`` is the standard deviation of the model's
+scores over training pairs, fixed at training time, so the blend does not depend on which
+candidates a request happens to have. Offline the distance is from the candidate to the
+nearest of the user's usual places (their most-weighted training stores); online it is
+from the request's point. ``weight`` and ``scale`` are chosen on a validation split
+carved from training, never on the test split.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Blend:
+    weight: float = 1.0
+    scale_m: float = 1000.0
+    decay: float = 0.5
+    offset_m: float = 0.0
+    pref_scale: float = 1.0
+
+    def distance_term(self, distance_m) -> np.ndarray:
+        d = np.maximum(0.0, np.asarray(distance_m, dtype=float) - self.offset_m)
+        sigma2 = -(self.scale_m ** 2) / (2.0 * np.log(self.decay))
+        return np.exp(-(d ** 2) / (2.0 * sigma2))
+
+    def preference_term(self, preference) -> np.ndarray:
+        return np.asarray(preference, dtype=float) / self.pref_scale
+
+    def combine(self, preference, distance_m) -> np.ndarray:
+        return self.preference_term(preference) + self.weight * self.distance_term(distance_m)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,138 @@
+"""Compare rankers under one protocol: the engine of ``scripts.evaluate``.
+
+Rankers: ``popularity``; ``geo_popularity`` (popularity plus closeness to the user's
+usual places, its weight tuned on validation like the blend); ``lightfm_cf`` (identity
+features only); ``lightfm_hybrid`` (identity + user/item features); ``served`` (the hybrid
+blended with distance by ``recommender.blend.Blend``, exactly as serving blends it).
+Every tunable choice is made on a validation split carved from TRAIN, never on TEST.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .blend import Blend
+from .evaluation import evaluate, interaction_matrix
+from .features import FeatureConfig
+from .training import (TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors)
+
+SERVED = "served"
+
+
+def compare(stores: pd.DataFrame, train_pairs: pd.DataFrame, test_pairs: pd.DataFrame, k: int = 10,
+            config: TrainConfig | None = None, log: Callable[[str], None] = print,
+            models: tuple[str, ...] = ("popularity", "geo_popularity", "lightfm_cf", "lightfm_hybrid", SERVED)) -> dict:
+    """Metrics for each ranker on TEST, every ranker seeing only TRAIN."""
+    cfg = replace(config or TrainConfig(), k=k)
+    stores = stores.assign(store_id=stores["store_id"].astype(str)).drop_duplicates("store_id").reset_index(drop=True)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    train_pairs = _clean(train_pairs, items)
+    test_pairs = _clean(test_pairs, items)
+    users = sorted(set(train_pairs["user_id"]) | set(test_pairs["user_id"]))
+    uidx = {u: i for i, u in enumerate(users)}
+    shape = (len(users), len(items))
+    train_m = interaction_matrix(train_pairs["user_id"].map(uidx).to_numpy(),
+                                 train_pairs["store_id"].map(items).to_numpy(), shape)
+    test_m = interaction_matrix(test_pairs["user_id"].map(uidx).to_numpy(),
+                                test_pairs["store_id"].map(items).to_numpy(), shape)
+    lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
+    pop = np.asarray(train_m.sum(axis=0)).ravel()
+    results: dict[str, dict] = {}
+
+    if "popularity" in models:
+        results["popularity"] = evaluate(lambda rows: np.broadcast_to(np.log1p(pop), (len(rows), len(pop))),
+                                         train_m, test_m, k)
+    anchors_all = None
+    if "geo_popularity" in models or SERVED in models:
+        anchors_all = _global_anchors(users, uidx, stores, train_pairs)
+    if "geo_popularity" in models:
+        geo = _tune_geo_popularity(stores, train_pairs, cfg, log)
+        norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
+        results["geo_popularity"] = evaluate(
+            lambda rows: norm[None, :] + geo.weight * geo.distance_term(anchor_distances(anchors_all[rows], lat, lon)),
+            train_m, test_m, k)
+        results["geo_popularity"]["blend"] = geo.to_dict()
+    if "lightfm_cf" in models:
+        cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False))
+        cf = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
+        results["lightfm_cf"] = evaluate(_lightfm_scores(cf, users), train_m, test_m, k)
+    if "lightfm_hybrid" in models or SERVED in models:
+        hybrid = train(stores, train_pairs, None, cfg, log=lambda m: log("[hybrid] " + m))
+        pref = _lightfm_scores(hybrid, users)
+        if "lightfm_hybrid" in models:
+            results["lightfm_hybrid"] = evaluate(pref, train_m, test_m, k)
+        if SERVED in models:
+            b = hybrid.blend
+            results[SERVED] = evaluate(
+                lambda rows: b.combine(pref(rows), anchor_distances(anchors_all[rows], lat, lon)), train_m, test_m, k)
+            results[SERVED]["blend"] = b.to_dict()
+    return {"k": k, "served": SERVED, "models": results,
+            "data": {"stores": len(items), "users": len(users), "train_pairs": int(train_m.nnz),
+                     "test_pairs": int(test_m.nnz)}}
+
+
+def _clean(pairs: pd.DataFrame, items: dict) -> pd.DataFrame:
+    p = pairs.assign(user_id=pairs["user_id"].astype(str), store_id=pairs["store_id"].astype(str))
+    p = p[p["store_id"].isin(items)]
+    if "weight" not in p:
+        p = p.assign(weight=1.0)
+    agg = {"weight": "sum"}
+    if "ts" in p:
+        agg["ts"] = "max"
+    return p.groupby(["user_id", "store_id"], as_index=False, sort=True).agg(agg)
+
+
+def _global_anchors(users, uidx, stores, train_pairs):
+    class _Space:  # the anchors helper needs only the user index
+        user_ids_ = users
+        user_index_ = uidx
+    return user_anchors(_Space, stores, train_pairs)
+
+
+def _lightfm_scores(trained, users: list[str]):
+    """Scores in the comparison's user order; users the model never saw take the cold path
+    (no history, no features: item biases only)."""
+    uv, ub, iv, ib = representations(trained)
+    rows = np.array([trained.space.user_index_.get(u, -1) for u in users])
+    k = uv.shape[1]
+
+    def score(global_rows: np.ndarray) -> np.ndarray:
+        r = rows[global_rows]
+        known = r >= 0
+        vec = np.zeros((len(r), k), dtype=np.float32)
+        vec[known] = uv[r[known]]
+        bias = np.where(known, ub[np.maximum(r, 0)], 0.0)
+        return vec @ iv.T + ib[None, :] + bias[:, None]
+
+    return score
+
+
+def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:
+    """The geo baseline gets the same tuning effort as the served blend: a grid on validation."""
+    fit_part, val_part = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    users = sorted(set(fit_part["user_id"]) | set(val_part["user_id"]))
+    uidx = {u: i for i, u in enumerate(users)}
+    shape = (len(users), len(items))
+    fit_m = interaction_matrix(fit_part["user_id"].map(uidx).to_numpy(), fit_part["store_id"].map(items).to_numpy(),
+                               shape)
+    val_m = interaction_matrix(val_part["user_id"].map(uidx).to_numpy(), val_part["store_id"].map(items).to_numpy(),
+                               shape)
+    pop = np.log1p(np.asarray(fit_m.sum(axis=0)).ravel())
+    pop = pop / max(pop.max(), 1e-9)
+    anchors = _global_anchors(users, uidx, stores, fit_part)
+    lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
+    best, best_blend = -1.0, Blend(weight=0.0)
+    for w in cfg.blend_weights:
+        for s in cfg.blend_scales_m:
+            b = Blend(weight=w, scale_m=s)
+            ndcg = evaluate(lambda rows: pop[None, :] + b.weight * b.distance_term(
+                anchor_distances(anchors[rows], lat, lon)), fit_m, val_m, cfg.k)["ndcg"] or 0.0
+            if ndcg > best + 1e-9:
+                best, best_blend = ndcg, b
+    log(f"[geo_popularity] weight={best_blend.weight} scale={best_blend.scale_m:.0f} m "
+        f"(validation NDCG@{cfg.k} {best:.4f})")
+    return best_blend

@@ -1,0 +1,187 @@
+"""Canonical interaction files: read, validate row by row, report what was refused.
+
+==========  ==========================================================================
+file        columns (optional in brackets)
+==========  ==========================================================================
+orders      user_id, store_id, [deal_id], ts, amount
+reviews     user_id, store_id, ts, rating (1-5), [text]
+deals       deal_id, store_id, title, discount_pct, starts_at, ends_at, [tags], [quota]
+generic     user_id, store_id, [weight], [rating], [ts]   (the evaluate command's input)
+stores      store_id, lat, lon, [category], [tags], [price_level], [rating]
+==========  ==========================================================================
+
+CSV or Parquet. ``ts`` and the deal window are ISO 8601 (UTC if no offset). Problems are
+reported as ``file:row: field: reason`` with ``row`` the 1-based data row, exactly like the
+store catalogue's reports; strict mode refuses a file with any bad row.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+_MAX_ID = 128
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    file: str
+    row: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.row}: {self.field}: {self.reason}"
+
+
+@dataclass
+class Report:
+    file: str
+    rows_read: int = 0
+    rows_loaded: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self, limit: int = 50) -> str:
+        lines = [f"{self.file}: read {self.rows_read} rows, loaded {self.rows_loaded}, "
+                 f"{len({p.row for p in self.problems})} bad rows"]
+        lines += [f"  {p}" for p in self.problems[:limit]]
+        if len(self.problems) > limit:
+            lines.append(f"  ... and {len(self.problems) - limit} more")
+        return "\n".join(lines)
+
+
+class DataError(ValueError):
+    """A file refused whole; ``report`` lists the rows at fault."""
+
+    def __init__(self, message: str, report: Report):
+        super().__init__(message)
+        self.report = report
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}\n{self.report.summary()}"
+
+
+# name -> (required columns, optional columns)
+SCHEMAS = {
+    "orders": (("user_id", "store_id", "ts", "amount"), ("deal_id",)),
+    "reviews": (("user_id", "store_id", "ts", "rating"), ("text",)),
+    "deals": (("deal_id", "store_id", "title", "discount_pct", "starts_at", "ends_at"), ("tags", "quota")),
+    "interactions": (("user_id", "store_id"), ("weight", "rating", "ts")),
+    "stores": (("store_id", "lat", "lon"), ("category", "tags", "price_level", "rating")),
+}
+
+
+def read_table(path, kind: str, *, strict: bool = False, known_stores=None) -> tuple[pd.DataFrame, Report]:
+    """Read and validate one canonical file of ``kind`` (a key of ``SCHEMAS``)."""
+    name = os.path.basename(str(path))
+    report = Report(name)
+    raw = _read(path, report)
+    frame = validate(raw, kind, report, known_stores=known_stores)
+    if strict and not report.ok:
+        raise DataError(f"{name}: refused in strict mode", report)
+    return frame, report
+
+
+def _read(path, report: Report) -> pd.DataFrame:
+    suffix = os.path.splitext(str(path).lower())[1]
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".tsv", ".txt"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
+                               encoding="utf-8", encoding_errors="strict")
+    except FileNotFoundError:
+        raise DataError(f"{report.file}: no such file", report) from None
+    except Exception as exc:  # noqa: BLE001 - parsers raise many types on corrupt input
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise DataError(f"{report.file}: cannot read file: {first}", report) from exc
+    raise DataError(f"{report.file}: unsupported file type {suffix!r}; use .csv or .parquet", report)
+
+
+def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) -> pd.DataFrame:
+    """Canonical rows of ``raw``; every refused value goes to ``report``."""
+    required, optional = SCHEMAS[kind]
+    raw = raw.rename(columns=lambda c: str(c).strip().lower())
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise DataError(f"{report.file}: missing column(s) {', '.join(missing)}; found "
+                        f"{', '.join(map(str, raw.columns)) or 'none'}", report)
+    n = len(raw)
+    report.rows_read = n
+    bad = np.zeros(n, dtype=bool)
+    rows = np.arange(1, n + 1)
+
+    def flag(mask, col, reason):
+        mask = np.asarray(mask, dtype=bool)
+        for r in rows[mask]:
+            report.problems.append(RowProblem(report.file, int(r), col,
+                                              reason if isinstance(reason, str) else reason(int(r) - 1)))
+        bad[mask] = True
+
+    out = pd.DataFrame(index=raw.index)
+    for col in [c for c in required + optional if c in raw.columns]:
+        if col in ("user_id", "store_id", "deal_id", "title", "text", "tags", "category"):
+            text = _text(raw[col])
+            if col in required:
+                flag(text == "", col, f"missing {col}")
+            if col.endswith("_id"):
+                flag(text.str.len() > _MAX_ID, col, f"longer than {_MAX_ID} characters")
+            out[col] = text.where(text != "", None) if col not in required else text
+        elif col in ("ts", "starts_at", "ends_at"):
+            out[col] = _times(raw[col], col, flag, required=col in required)
+        else:
+            out[col] = _numbers(raw[col], col, flag, *_RANGES[col], required=col in required)
+    if known_stores is not None and "store_id" in out:
+        unknown = ~out["store_id"].isin(known_stores) & (out["store_id"] != "")
+        flag(unknown, "store_id", lambda i: f"unknown store {out['store_id'].iat[i]!r}")
+    if kind == "deals":
+        flag(out["ends_at"] <= out["starts_at"], "ends_at", "ends_at must be after starts_at")
+        flag(out["deal_id"].duplicated(keep="first") & (out["deal_id"] != ""), "deal_id", "duplicate deal_id")
+    if kind == "stores":
+        flag(out["store_id"].duplicated(keep="first") & (out["store_id"] != ""), "store_id", "duplicate store_id")
+    good = out.loc[~bad].reset_index(drop=True)
+    report.rows_loaded = len(good)
+    return good
+
+
+# column -> (low, high, whole numbers only)
+_RANGES = {"amount": (0, 1e7, False), "rating": (0, 5, False), "discount_pct": (0, 100, False),
+           "quota": (0, 1e9, True), "weight": (0, 1e9, False), "lat": (-90, 90, False),
+           "lon": (-180, 180, False), "price_level": (1, 4, True)}
+
+
+def _text(series: pd.Series) -> pd.Series:
+    return series.astype(object).where(series.notna(), "").map(str).str.strip().astype(object)
+
+
+def _numbers(series, col, flag, lo, hi, whole, required):
+    text = _text(series)
+    values = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(dtype=float)
+    present = text != ""
+    flag(present & np.isnan(values), col, lambda i: f"{col} {str(series.iat[i])[:40]!r} is not a number")
+    if required:
+        flag(~present, col, f"missing {col}")
+    ok = ~np.isnan(values)
+    flag(ok & ((values < lo) | (values > hi) | ~np.isfinite(values)), col,
+         lambda i: f"{col} {values[i]} out of range [{lo:g}, {hi:g}]")
+    if whole:
+        flag(ok & np.isfinite(values) & (values != np.round(values)), col,
+             lambda i: f"{col} {values[i]} is not a whole number")
+    return values
+
+
+def _times(series, col, flag, required):
+    text = _text(series)
+    parsed = pd.to_datetime(text.where(text != "", None), errors="coerce", utc=True, format="ISO8601")
+    present = (text != "").to_numpy()
+    flag(present & parsed.isna().to_numpy(), col,
+         lambda i: f"{col} {str(series.iat[i])[:40]!r} is not an ISO 8601 time")
+    if required:
+        flag(~present, col, f"missing {col}")
+    return parsed

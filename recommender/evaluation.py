@@ -1,0 +1,91 @@
+"""Offline ranking evaluation: plain functions, always given the training interactions.
+
+Protocol: for each user with test items, rank every store **not** in that user's
+training set (so a known positive can never count as a hit), take the top ``k``, and
+score binary relevance: precision@k, recall@k and NDCG@k, averaged over users, plus
+catalogue coverage (the share of stores that appear in anyone's top ``k``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+ScoreFn = Callable[[np.ndarray], np.ndarray]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` best scores per row, best first (ties: lower index first)."""
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    vals = np.take_along_axis(scores, part, axis=1)
+    order = np.lexsort((part, -vals), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+def user_metrics(ranked: np.ndarray, test: sp.csr_matrix, rows: np.ndarray, k: int, valid: np.ndarray):
+    """Precision, recall and NDCG at ``k`` for each row of ``ranked`` (items already ranked).
+
+    ``valid`` marks which ranked entries are real candidates (a user may have fewer than k).
+    """
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    hits = np.zeros(ranked.shape, dtype=bool)
+    n_rel = np.diff(test.indptr)[rows]
+    for i, r in enumerate(rows):
+        rel = test.indices[test.indptr[r]:test.indptr[r + 1]]
+        hits[i] = np.isin(ranked[i], rel) & valid[i]
+    dcg = (hits * discounts[: ranked.shape[1]]).sum(axis=1)
+    ideal = np.array([discounts[: min(n, k)].sum() for n in n_rel])
+    n_hits = hits.sum(axis=1)
+    return n_hits / k, n_hits / np.maximum(n_rel, 1), np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1), 0.0)
+
+
+def evaluate(score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10,
+             chunk: int = 512, cold_max_train: int = 5) -> dict:
+    """Metrics of one ranker.
+
+    Parameters
+    ----------
+    score_fn : callable
+        ``score_fn(user_rows) -> (len(user_rows), n_items)`` scores, higher is better.
+    train, test : csr_matrix
+        Users x items; non-zeros are interactions. Training items are excluded from each
+        user's ranking, which is what makes a training store impossible to count as a hit.
+    """
+    train = sp.csr_matrix(train)
+    test = sp.csr_matrix(test)
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    prec, rec, ndcg = (np.zeros(len(users)) for _ in range(3))
+    seen_items = np.zeros(train.shape[1], dtype=bool)
+    for start in range(0, len(users), chunk):
+        rows = users[start:start + chunk]
+        scores = np.array(score_fn(rows), dtype=np.float64, copy=True)
+        block = train[rows]
+        scores[np.repeat(np.arange(len(rows)), np.diff(block.indptr)), block.indices] = -np.inf
+        ranked = top_k(scores, k)
+        valid = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
+        p, r, n = user_metrics(ranked, test, rows, k, valid)
+        sl = slice(start, start + len(rows))
+        prec[sl], rec[sl], ndcg[sl] = p, r, n
+        seen_items[ranked[valid]] = True
+    n_train = np.diff(train.indptr)[users]
+    cold = n_train <= cold_max_train
+    return {
+        "users": int(len(users)), "cold_users": int(cold.sum()),
+        "precision": _mean(prec), "recall": _mean(rec), "ndcg": _mean(ndcg),
+        "cold_precision": _mean(prec[cold]), "cold_recall": _mean(rec[cold]), "cold_ndcg": _mean(ndcg[cold]),
+        "coverage": round(float(seen_items.mean()), 4),
+    }
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return round(float(values.mean()), 4) if len(values) else None
+
+
+def interaction_matrix(pairs_user: np.ndarray, pairs_item: np.ndarray, shape) -> sp.csr_matrix:
+    """Binary users x items matrix from index pairs (duplicates collapse)."""
+    m = sp.csr_matrix((np.ones(len(pairs_user), dtype=np.float32), (pairs_user, pairs_item)), shape=shape)
+    m.data[:] = 1.0
+    return m

@@ -1,0 +1,230 @@
+"""Feature space: id mappings and the user / item feature matrices LightFM trains on.
+
+Items are **stores**. A deal is ranked by its store's score (plus its own discount in the
+serving blend), so a new deal is rankable the moment it exists, and a new store is
+rankable from its attributes alone: its row has no identity column, only features.
+
+Every feature is a named column, built with scikit-learn's ``DictVectorizer`` (names
+to columns) and ``TfidfVectorizer`` (review keywords). The vocabulary is saved as a list
+of names, so serving rebuilds any row, old or new, by name, without pickles.
+
+Item features: ``category=``, ``price=``, ``rating_band=``, ``tag=``, ``cell=`` (area),
+``kw=`` (top TF-IDF keywords of the store's reviews).
+User features, derived from the user's own history (never from the generator's hidden
+parameters): ``ucell=`` (most frequent area), ``ucat=`` (top categories), ``uprice=``
+(typical price level), ``uact=`` (activity band). A new user can be described by the
+same names at request time (e.g. ``ucell=`` of where they are).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction import DictVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from .geo import area_cell
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    cell_deg: float = 0.01
+    keywords_per_item: int = 5
+    max_keywords: int = 500
+    top_user_categories: int = 3
+    identity: bool = True
+    item_features: bool = True
+    user_features: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FeatureSpace:
+    """Fitted id mappings and feature vocabularies.
+
+    ``fit`` learns them from training data; afterwards ``item_matrix``/``user_matrix`` give
+    the training matrices and ``item_rows``/``user_rows`` encode anything by name.
+    """
+
+    def __init__(self, config: FeatureConfig | None = None):
+        self.config = config or FeatureConfig()
+
+    # --------------------------------------------------------------- fitting
+    def fit(self, stores: pd.DataFrame, interactions: pd.DataFrame, reviews: pd.DataFrame | None = None):
+        """Learn ids and vocabularies.
+
+        ``stores``: store_id, lat, lon, [category, tags, price_level, rating].
+        ``interactions``: user_id, store_id, weight (training positives only).
+        ``reviews``: store_id, text (optional; only training-period reviews).
+        """
+        self.item_ids_ = list(dict.fromkeys(stores["store_id"].astype(str)))
+        self.item_index_ = {s: i for i, s in enumerate(self.item_ids_)}
+        users = interactions["user_id"].astype(str)
+        self.user_ids_ = sorted(set(users))
+        self.user_index_ = {u: i for i, u in enumerate(self.user_ids_)}
+        self._stores = (stores.assign(store_id=stores["store_id"].astype(str))
+                        .drop_duplicates("store_id").set_index("store_id", drop=False))
+        keywords = self._fit_keywords(reviews)
+        item_dicts = [self.item_feature_dict(self._stores.loc[s], keywords.get(s)) for s in self.item_ids_]
+        user_dicts = self._history_user_dicts(interactions)
+        # DictVectorizer: sorted, stable names -> columns. Identity columns come first.
+        self.item_vectorizer_ = DictVectorizer(sort=True).fit(item_dicts if self.config.item_features else [{}])
+        self.user_vectorizer_ = DictVectorizer(sort=True).fit(user_dicts if self.config.user_features else [{}])
+        self._item_dicts, self._user_dicts = item_dicts, user_dicts
+        return self
+
+    @property
+    def item_feature_names(self) -> list[str]:
+        return list(self.item_vectorizer_.feature_names_)
+
+    @property
+    def user_feature_names(self) -> list[str]:
+        return list(self.user_vectorizer_.feature_names_)
+
+    def item_matrix(self) -> sp.csr_matrix:
+        return self._matrix(self._item_dicts, self.item_vectorizer_, len(self.item_ids_))
+
+    def user_matrix(self) -> sp.csr_matrix:
+        return self._matrix(self._user_dicts, self.user_vectorizer_, len(self.user_ids_))
+
+    def _matrix(self, dicts, vectorizer, n_ids) -> sp.csr_matrix:
+        feats = vectorizer.transform(dicts) if vectorizer.feature_names_ else sp.csr_matrix((n_ids, 0))
+        return compose_rows(feats, np.arange(n_ids), n_ids, self.config.identity)
+
+    # --------------------------------------------------------------- features
+    def item_feature_dict(self, store, keywords=None) -> dict[str, float]:
+        """Named features of one store (a mapping with the catalogue fields)."""
+        cfg = self.config
+        out: dict[str, float] = {}
+        cat = _clean(store.get("category"))
+        if cat:
+            out[f"category={cat}"] = 1.0
+        price = _number(store.get("price_level"))
+        if price is not None:
+            out[f"price={int(price)}"] = 1.0
+        rating = _number(store.get("rating"))
+        if rating is not None:
+            out[f"rating_band={math.floor(rating * 2) / 2:.1f}"] = 1.0
+        for tag in _tags(store.get("tags")):
+            out[f"tag={tag}"] = 1.0
+        lat, lon = _number(store.get("lat")), _number(store.get("lon"))
+        if lat is not None and lon is not None:
+            out[f"cell={area_cell([lat], [lon], cfg.cell_deg)[0]}"] = 1.0
+        for word, weight in (keywords or {}).items():
+            out[f"kw={word}"] = float(weight)
+        return out
+
+    def _fit_keywords(self, reviews) -> dict[str, dict[str, float]]:
+        if reviews is None or not len(reviews) or "text" not in reviews:
+            self.keyword_vocab_ = []
+            return {}
+        text = reviews.dropna(subset=["text"]).groupby(reviews["store_id"].astype(str))["text"].apply(" ".join)
+        if text.empty:
+            self.keyword_vocab_ = []
+            return {}
+        tfidf = TfidfVectorizer(max_features=self.config.max_keywords, stop_words="english", min_df=2,
+                                token_pattern=r"(?u)\b[a-z][a-z]+\b")
+        try:
+            m = tfidf.fit_transform(text.to_numpy())
+        except ValueError:  # an empty vocabulary after stop words and min_df
+            self.keyword_vocab_ = []
+            return {}
+        words = tfidf.get_feature_names_out()
+        self.keyword_vocab_ = list(words)
+        out = {}
+        k = self.config.keywords_per_item
+        for row, store_id in enumerate(text.index):
+            vals = m.getrow(row)
+            top = np.argsort(-vals.data)[:k]
+            out[store_id] = {words[vals.indices[j]]: round(float(vals.data[j]), 4) for j in top}
+        return out
+
+    def _history_user_dicts(self, interactions: pd.DataFrame) -> list[dict[str, float]]:
+        frame = interactions.assign(user_id=interactions["user_id"].astype(str),
+                                    store_id=interactions["store_id"].astype(str))
+        frame = frame[frame["store_id"].isin(self.item_index_)]
+        attrs = self._stores.reindex(frame["store_id"].to_numpy())
+        frame = frame.assign(category=attrs.get("category", pd.Series(index=attrs.index, dtype=object)).to_numpy(),
+                             price=attrs.get("price_level", pd.Series(index=attrs.index, dtype=float)).to_numpy(),
+                             lat=attrs["lat"].to_numpy(), lon=attrs["lon"].to_numpy())
+        dicts = {u: {} for u in self.user_ids_}
+        for user, g in frame.groupby("user_id", sort=False):
+            dicts[user] = user_feature_dict(g, self.config)
+        return [dicts[u] for u in self.user_ids_]
+
+    def item_rows(self, stores: list[dict]) -> sp.csr_matrix:
+        """Feature rows for any stores, by name: known stores get their identity column too."""
+        feats = self.item_vectorizer_.transform([self.item_feature_dict(s) for s in stores]) \
+            if self.item_vectorizer_.feature_names_ else sp.csr_matrix((len(stores), 0))
+        idx = np.array([self.item_index_.get(str(s.get("store_id")), -1) for s in stores])
+        return compose_rows(feats, idx, len(self.item_ids_), self.config.identity)
+
+    def user_rows(self, feature_dicts: list[dict[str, float]]) -> sp.csr_matrix:
+        """Feature rows for users described only by features (no identity column)."""
+        feats = self.user_vectorizer_.transform(feature_dicts) if self.user_vectorizer_.feature_names_ \
+            else sp.csr_matrix((len(feature_dicts), 0))
+        return compose_rows(feats, np.full(len(feature_dicts), -1), len(self.user_ids_), self.config.identity)
+
+
+def user_feature_dict(history: pd.DataFrame, config: FeatureConfig) -> dict[str, float]:
+    """Features of one user from their weighted history (columns: weight, category, price, lat, lon)."""
+    w = history["weight"].to_numpy(float) if "weight" in history else np.ones(len(history))
+    out: dict[str, float] = {}
+    cells = area_cell(history["lat"].to_numpy(float), history["lon"].to_numpy(float), config.cell_deg)
+    by_cell = pd.Series(w).groupby(cells).sum()
+    out[f"ucell={by_cell.idxmax()}"] = 1.0
+    cats = history["category"]
+    if cats.notna().any():
+        top = pd.Series(w).groupby(cats.fillna("").to_numpy()).sum().drop("", errors="ignore")
+        for c in top.sort_values(ascending=False).index[: config.top_user_categories]:
+            out[f"ucat={c}"] = 1.0
+    price = history["price"].to_numpy(float)
+    if np.isfinite(price).any():
+        out[f"uprice={int(round(np.nanmedian(price)))}"] = 1.0
+    out[f"uact={min(int(math.log2(len(history))), 6)}"] = 1.0
+    return out
+
+
+def compose_rows(feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, identity: bool) -> sp.csr_matrix:
+    """[identity | features], each row L1-normalised.
+
+    A known id gets weight on its identity column and its features; an unknown id (index
+    -1) has features only. Normalising keeps the scale of a row's representation
+    independent of how many features it happens to have.
+    """
+    n = feats.shape[0]
+    if identity:
+        known = identity_idx >= 0
+        ident = sp.csr_matrix((np.ones(int(known.sum())), (np.flatnonzero(known), identity_idx[known])),
+                              shape=(n, n_ids))
+        feats = normalize(feats, norm="l1") if feats.shape[1] else feats
+        rows = sp.hstack([ident, feats], format="csr")
+    else:
+        rows = feats.tocsr()
+    return normalize(rows, norm="l1").astype(np.float32).tocsr()
+
+
+def _clean(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value).strip().lower()
+
+
+def _number(value):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _tags(value) -> list[str]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    items = value if isinstance(value, (list, tuple, np.ndarray)) else str(value).replace(";", "|").split("|")
+    return sorted({str(t).strip().lower() for t in items if str(t).strip()})
