@@ -87,10 +87,33 @@ class FeatureSpace:
         return list(self.user_vectorizer_.feature_names_)
 
     def item_matrix(self) -> sp.csr_matrix:
-        return self._matrix(self._item_dicts, self.item_vectorizer_, len(self.item_ids_))
+        if getattr(self, "_item_m", None) is None:
+            self._item_m = self._matrix(self._item_dicts, self.item_vectorizer_, len(self.item_ids_))
+        return self._item_m
 
     def user_matrix(self) -> sp.csr_matrix:
-        return self._matrix(self._user_dicts, self.user_vectorizer_, len(self.user_ids_))
+        if getattr(self, "_user_m", None) is None:
+            self._user_m = self._matrix(self._user_dicts, self.user_vectorizer_, len(self.user_ids_))
+        return self._user_m
+
+    @classmethod
+    def from_vocabulary(cls, config: FeatureConfig, vocab: dict, item_matrix: sp.csr_matrix,
+                        user_matrix: sp.csr_matrix) -> "FeatureSpace":
+        """A fitted space rebuilt from saved names and matrices (no pickle, no refit)."""
+        space = cls(config)
+        space.item_ids_, space.user_ids_ = list(vocab["item_ids"]), list(vocab["user_ids"])
+        space.item_index_ = {s: i for i, s in enumerate(space.item_ids_)}
+        space.user_index_ = {u: i for i, u in enumerate(space.user_ids_)}
+        space.keyword_vocab_ = list(vocab.get("keyword_vocab", []))
+        space.item_vectorizer_ = _vectorizer(vocab["item_feature_names"])
+        space.user_vectorizer_ = _vectorizer(vocab["user_feature_names"])
+        space._item_m, space._user_m = item_matrix.tocsr(), user_matrix.tocsr()
+        return space
+
+    def vocabulary(self) -> dict:
+        return {"item_ids": self.item_ids_, "user_ids": self.user_ids_,
+                "item_feature_names": self.item_feature_names, "user_feature_names": self.user_feature_names,
+                "keyword_vocab": list(getattr(self, "keyword_vocab_", []))}
 
     def _matrix(self, dicts, vectorizer, n_ids) -> sp.csr_matrix:
         feats = vectorizer.transform(dicts) if vectorizer.feature_names_ else sp.csr_matrix((n_ids, 0))
@@ -172,22 +195,36 @@ class FeatureSpace:
 
 
 def user_feature_dict(history: pd.DataFrame, config: FeatureConfig) -> dict[str, float]:
-    """Features of one user from their weighted history (columns: weight, category, price, lat, lon)."""
+    """Features of one user from their weighted history (columns: weight, category, price, lat, lon).
+
+    Categories and areas are the user's whole weighted distribution over them (shares
+    that sum to 1 per group), not just the top few: a user who splits time between
+    cafés and bookshops should look like both.
+    """
     w = history["weight"].to_numpy(float) if "weight" in history else np.ones(len(history))
+    w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
+    total = w.sum() or 1.0
     out: dict[str, float] = {}
     cells = area_cell(history["lat"].to_numpy(float), history["lon"].to_numpy(float), config.cell_deg)
-    by_cell = pd.Series(w).groupby(cells).sum()
-    out[f"ucell={by_cell.idxmax()}"] = 1.0
+    for cell, share in (pd.Series(w).groupby(cells).sum() / total).items():
+        out[f"ucell={cell}"] = round(float(share), 4)
     cats = history["category"]
     if cats.notna().any():
-        top = pd.Series(w).groupby(cats.fillna("").to_numpy()).sum().drop("", errors="ignore")
-        for c in top.sort_values(ascending=False).index[: config.top_user_categories]:
-            out[f"ucat={c}"] = 1.0
+        shares = pd.Series(w).groupby(cats.fillna("").to_numpy()).sum().drop("", errors="ignore") / total
+        for c, share in shares.sort_values(ascending=False).items():
+            out[f"ucat={c}"] = round(float(share), 4)
     price = history["price"].to_numpy(float)
     if np.isfinite(price).any():
         out[f"uprice={int(round(np.nanmedian(price)))}"] = 1.0
     out[f"uact={min(int(math.log2(len(history))), 6)}"] = 1.0
     return out
+
+
+def _vectorizer(names: list[str]) -> DictVectorizer:
+    vec = DictVectorizer(sort=True)
+    vec.feature_names_ = list(names)
+    vec.vocabulary_ = {n: i for i, n in enumerate(names)}
+    return vec
 
 
 def compose_rows(feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, identity: bool) -> sp.csr_matrix:

@@ -49,7 +49,8 @@ class BehaviourConfig:
     orders_per_user_month: float = 5.0
     deal_store_share: float = 0.3
     review_rate: float = 0.25
-    decay_km: float = 1.0
+    # Walking scale: the bundled catalogue is central Helsinki, about 2 km across.
+    decay_km: float = 0.3
     seed: int = 0
 
 
@@ -114,12 +115,12 @@ class _World:
         # Homes and workplaces near real stores: people live and work where shops are.
         home = rng.integers(0, len(self.lat), n_users)
         work = rng.integers(0, len(self.lat), n_users)
-        jitter = lambda k: rng.normal(0, 0.006, k)  # noqa: E731 - ~600 m
+        jitter = lambda k: rng.normal(0, 0.002, k)  # noqa: E731 - ~200 m
         share = np.bincount(self.cat_of, minlength=len(self.cats)) / len(self.cat_of)
         return {
             "home": np.column_stack([self.lat[home] + jitter(n_users), self.lon[home] + 2 * jitter(n_users)]),
             "work": np.column_stack([self.lat[work] + jitter(n_users), self.lon[work] + 2 * jitter(n_users)]),
-            "taste": np.vstack([rng.dirichlet(0.25 + 3 * share) for _ in range(n_users)]),
+            "taste": np.vstack([rng.dirichlet(0.1 + 2 * share) for _ in range(n_users)]),
             "price": rng.choice([1, 2, 3, 4], size=n_users, p=[0.25, 0.45, 0.22, 0.08]),
             "activity": rng.lognormal(np.log(cfg.orders_per_user_month), 0.6, n_users),
             "decay_km": cfg.decay_km * rng.lognormal(0, 0.35, n_users),
@@ -180,8 +181,8 @@ class _World:
     def _utility(self, u: int, where) -> np.ndarray:
         p = self._users
         d_km = pairwise_m([where[0]], [where[1]], self.lat, self.lon)[0] / 1000
-        price_fit = -0.7 * np.abs(self.price - p["price"][u])
-        return 0.8 * self.quality + price_fit - d_km / p["decay_km"][u]
+        price_fit = -1.0 * np.abs(self.price - p["price"][u])
+        return 0.5 * self.quality + price_fit - d_km / p["decay_km"][u]
 
     def _pick_category(self, u: int, when: float, last_buy: np.ndarray) -> int:
         due = np.clip((when - last_buy) / self.interval, 0.05, 1.0)

@@ -52,6 +52,8 @@ class TrainedModel:
     user_biases: np.ndarray
     blend: Blend
     meta: dict
+    #: The fitted LightFM object when trained in this process (not saved; for checks).
+    lightfm: object | None = None
 
 
 def interaction_weights(orders: pd.DataFrame | None, reviews: pd.DataFrame | None, now=None,
@@ -118,6 +120,7 @@ def train(stores: pd.DataFrame, interactions: pd.DataFrame, reviews: pd.DataFram
     final = _new_model(cfg)
     final.fit(*_fit_args(full_space, interactions), epochs=best_epoch, num_threads=cfg.threads)
     trained = _package(final, full_space, blend, cfg)
+    trained.lightfm = final
     trained.blend = replace(blend, pref_scale=_score_scale(trained, interactions))
     trained.meta.update({
         "best_epoch": best_epoch, "validation_curve": curve,
