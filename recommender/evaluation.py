@@ -16,13 +16,23 @@ ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the ``k`` best scores per row, best first (ties: lower index first)."""
+    """Column indices of the ``k`` best scores per row, best first; ties go to the lower index.
+
+    argpartition finds the top k+1; only rows where the k-th and (k+1)-th scores tie (so
+    the cut would be arbitrary) are sorted in full.
+    """
     n_items = scores.shape[1]
     k = min(k, n_items)
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    if k == n_items:
+        return np.lexsort((np.broadcast_to(np.arange(n_items), scores.shape), -scores), axis=1)
+    part = np.argpartition(-scores, k, axis=1)[:, : k + 1]
     vals = np.take_along_axis(scores, part, axis=1)
     order = np.lexsort((part, -vals), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+    part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+    out = part[:, :k].copy()
+    for r in np.flatnonzero(vals[:, k - 1] == vals[:, k]):
+        out[r] = np.lexsort((np.arange(n_items), -scores[r]))[:k]
+    return out
 
 
 def user_metrics(ranked: np.ndarray, test: sp.csr_matrix, rows: np.ndarray, k: int, valid: np.ndarray):
