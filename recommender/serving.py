@@ -16,7 +16,7 @@ Cold-start paths, each explicit:
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,12 @@ class UserState:
     kind: str  # "known" | "features" | "anonymous"
     vector: np.ndarray
     bias: float
+    #: [vector | 1], to multiply with the scorer's [vector | bias] item table.
+    extended: np.ndarray = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if self.extended is None:
+            object.__setattr__(self, "extended", np.append(self.vector, 1.0).astype(np.float32))
 
 
 class Scorer:
@@ -49,8 +55,10 @@ class Scorer:
         uv, ub, iv, ib = representations(trained)
         self._user_vectors, self._user_biases = uv.astype(np.float32), ub.astype(np.float32)
         self._item_vectors, self._item_biases = iv.astype(np.float32), ib.astype(np.float32)
-        self._item_row = dict(self.space.item_index_)
         self._mean_bias = float(self._item_biases.mean()) if len(self._item_biases) else 0.0
+        # Table row of each id: row 0 is the neutral row, so item i lives at row i + 1.
+        self._item_row = {sid: i + 1 for sid, i in self.space.item_index_.items()}
+        self._table = self._item_table()
         self._lock = threading.Lock()
 
     @classmethod
@@ -74,8 +82,18 @@ class Scorer:
             self._item_vectors = np.vstack([self._item_vectors, iv.astype(np.float32)])
             self._item_biases = np.concatenate([self._item_biases, ib.astype(np.float32)])
             for j, s in enumerate(new):
-                self._item_row[str(s["store_id"])] = base + j
+                self._item_row[str(s["store_id"])] = base + j + 1
+            self._table = self._item_table()
         return len(new)
+
+    def _item_table(self) -> np.ndarray:
+        """Row 0: a neutral item (zero vector, mean bias) that unknown ids map to; then
+        [vector | bias] per item. A request is one gather and one product, no masking, and
+        rows stay valid when ``add_items`` appends."""
+        neutral = np.zeros((1, self._item_vectors.shape[1] + 1), dtype=np.float32)
+        neutral[0, -1] = self._mean_bias
+        table = np.vstack([neutral, np.hstack([self._item_vectors, self._item_biases[:, None]])])
+        return np.ascontiguousarray(table, dtype=np.float32)
 
     def knows_item(self, store_id: str) -> bool:
         return store_id in self._item_row
@@ -107,18 +125,12 @@ class Scorer:
         return self.score_rows(state, self.rows_for(candidate_ids))
 
     def rows_for(self, candidate_ids) -> np.ndarray:
-        """Scorer rows of store ids (-1 for unknown). Resolve a catalogue once, then use ``score_rows``."""
-        return np.fromiter((self._item_row.get(c, -1) for c in candidate_ids), dtype=np.int64)
+        """Scorer rows of store ids (unknown ids: the neutral row). Resolve once, then ``score_rows``."""
+        return np.fromiter((self._item_row.get(c, 0) for c in candidate_ids), dtype=np.int64)
 
     def score_rows(self, state: UserState, rows: np.ndarray) -> np.ndarray:
-        """The hot path: scores for pre-resolved rows; a gather and one matrix-vector product."""
-        known = rows >= 0
-        safe = np.where(known, rows, 0)
-        vectors, biases = self._item_vectors, self._item_biases
-        scores = vectors[safe] @ state.vector + biases[safe] + state.bias
-        if not known.all():
-            scores[~known] = self._mean_bias + state.bias
-        return scores
+        """The hot path: scores for rows from ``rows_for``; one gather and one product."""
+        return np.dot(np.take(self._table, rows, axis=0), state.extended) + state.bias
 
     def item_features_of(self, store_id: str) -> list[str]:
         """Names of the features a trained store carries (for explanations)."""
