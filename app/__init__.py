@@ -22,6 +22,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(config or {})
     _configure_logging(app)
     build_store_index(app)
+    connect_services(app)
     register_blueprints(app)
     register_error_handlers(app)
     return app
@@ -46,14 +47,28 @@ def build_store_index(app: Flask) -> None:
     log.info("catalogue %s: %d stores indexed in %.2f s", os.path.basename(path), len(index),
              time.perf_counter() - t0)
     app.extensions[KEY] = Services(index=index, catalogue_report=report,
-                                   catalogue_name=os.path.basename(path))
+                                   catalogue_name=os.path.basename(path), config=app.config)
+
+
+def connect_services(app: Flask) -> None:
+    """Redis (embedded or REDIS_URL), the deal book and the model in use."""
+    from .extensions import KEY
+    from .wiring import connect_redis, load_deals_and_model
+
+    svc = app.extensions[KEY]
+    connect_redis(app, svc)
+    load_deals_and_model(app, svc)
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import meta, stores
+    from .views import admin, deals, events, meta, stores
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(stores.bp)
+    app.register_blueprint(deals.bp)
+    app.register_blueprint(events.bp)
+    if app.config["ADMIN_KEY"]:  # admin endpoints are off unless a key is configured
+        app.register_blueprint(admin.bp)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -22,6 +22,23 @@ DEFAULTS = {
     "MAX_LIMIT": 50,
     "MAX_CONTENT_LENGTH": 1 * 1024 * 1024,
     "DEBUG_ERRORS": False,
+    # Redis: REDIS_URL (or O2O_REDIS_URL) wins; else an embedded server under DATA_DIR/redis.
+    # "none" turns Redis off (events answer 503, impressions are dropped and counted).
+    "REDIS_URL": None,
+    "DATA_DIR": os.path.join(ROOT, "var"),
+    "REDIS_TIMEOUT_S": 0.25,
+    "IMPRESSIONS": True,
+    "STREAM_MAXLEN": 5_000_000,
+    "EVENT_MAX_AGE_DAYS": 30,
+    # Deals and the recommender.
+    "DEALS": os.path.join(ROOT, "data", "generated", "helsinki", "deals.csv"),
+    "BASE_ORDERS": os.path.join(ROOT, "data", "generated", "helsinki", "orders.csv"),
+    "ARTIFACTS": os.path.join(ROOT, "artifacts"),
+    "MODEL_CHECK_S": 2.0,
+    "DEALS_PER_STORE": 1,
+    "DEALS_PER_CATEGORY": 3,
+    # Admin endpoints exist only when a key is configured.
+    "ADMIN_KEY": None,
 }
 
 _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
@@ -31,6 +48,8 @@ def from_environment(environ=None, prefix: str = "O2O_") -> dict:
     """Settings found in ``environ`` under ``prefix``, converted to the defaults' types."""
     environ = os.environ if environ is None else environ
     found = {}
+    if environ.get("REDIS_URL"):
+        found["REDIS_URL"] = environ["REDIS_URL"]
     for key, default in DEFAULTS.items():
         raw = environ.get(prefix + key)
         if raw is None:
@@ -40,6 +59,8 @@ def from_environment(environ=None, prefix: str = "O2O_") -> dict:
 
 
 def _convert(key: str, raw: str, default):
+    if default is None:
+        return raw
     if isinstance(default, bool):
         try:
             return _BOOL[raw.strip().lower()]

@@ -17,6 +17,13 @@ class Services:
     index: StoreIndex
     catalogue_report: LoadReport
     catalogue_name: str
+    config: dict = field(default_factory=dict)
+    redis: object | None = None           # redis.Redis, or None when turned off
+    redis_server: object | None = None    # the embedded server we started, if any
+    breaker: object | None = None         # app.redis_store.Breaker for best-effort writes
+    deals: object | None = None           # app.deals.DealBook
+    models: object | None = None          # app.models.ModelHolder
+    history: dict = field(default_factory=dict)  # user_id -> stores ordered at (base data)
     extra: dict = field(default_factory=dict)
 
 

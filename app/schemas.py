@@ -3,7 +3,7 @@ from these models, so the documentation cannot drift from what the code accepts.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -39,8 +39,11 @@ class NearbyQuery(_Query):
                                      description="Lowest rating, 0 to 5; unrated stores are dropped.")
     q: str | None = Field(None, min_length=1, max_length=100,
                           description="Text in name, category or tags (case-insensitive).")
-    sort: Literal["distance", "rating", "popularity"] = Field(
-        "distance", description="distance (default), rating or popularity; ties by distance, then id.")
+    sort: Literal["distance", "rating", "popularity", "personalised"] = Field(
+        "distance", description="distance (default), rating, popularity, or personalised (with user_id: the "
+                                "recommender's preference blended with distance); ties by distance, then id.")
+    user_id: str | None = Field(None, min_length=1, max_length=128,
+                                description="For sort=personalised; unknown users get popular-nearby.")
     fields: list[StoreField] = Field(default_factory=list,
                                      description="Store fields to return; id and distance_m always come.")
 
@@ -79,6 +82,9 @@ class Health(BaseModel):
     stores: int
     catalogue: str
     model_version: str | None = None
+    redis: Literal["up", "down", "off"] = "off"
+    deals: int = 0
+    impressions_dropped: int = 0
 
 
 class FieldError(BaseModel):
@@ -95,3 +101,100 @@ class ProblemBody(BaseModel):
     status: int
     detail: str
     errors: list[FieldError] | None = None
+
+
+EventType = Literal["click", "detail_view", "redeem", "order", "review", "directions", "call", "website"]
+Surface = Literal["nearby", "recommended", "map", "detail"]
+
+
+class EventIn(BaseModel):
+    """One client event. ``event_id`` makes retries safe: the same id is counted once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    event_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    type: EventType
+    ts: datetime = Field(description="When it happened, ISO 8601; UTC if no offset.")
+    store_id: str | None = Field(None, min_length=1, max_length=128)
+    deal_id: str | None = Field(None, min_length=1, max_length=128)
+    user_id: str | None = Field(None, min_length=1, max_length=128)
+    anon_id: str | None = Field(None, min_length=1, max_length=128)
+    surface: Surface | None = None
+    rank: int | None = Field(None, ge=1, le=10_000)
+    rating: int | None = Field(None, ge=1, le=5)
+    text: str | None = Field(None, max_length=2000)
+    amount: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
+
+
+class EventBatch(BaseModel):
+    """Up to 500 events. Each is validated and reported on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[EventIn] = Field(min_length=1, max_length=500)
+
+
+class RawEventBatch(BaseModel):
+    """What the view parses first: the envelope, leaving each event to be judged alone."""
+
+    model_config = ConfigDict(extra="forbid")
+    events: list[Any] = Field(min_length=1, max_length=500)
+
+
+class EventResult(BaseModel):
+    index: int
+    event_id: str | None
+    status: Literal["accepted", "duplicate", "rejected"]
+    errors: list[FieldError] | None = None
+
+
+class EventsResponse(BaseModel):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventResult]
+
+
+class RecommendedQuery(_Query):
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in WGS84 degrees, -90 to 90.")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in WGS84 degrees, -180 to 180.")
+    user_id: str | None = Field(None, min_length=1, max_length=128,
+                                description="The signed-in user; omit for anonymous (popular nearby).")
+    radius_m: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
+                                   description="Only deals at stores within this many metres; without it, "
+                                               "deals at the nearest stores that have any.")
+    limit: int = Field(20, ge=1, le=50, description="Page size, 1 to 50.")
+    cursor: str | None = Field(None, min_length=1, max_length=2048, description="next_cursor of the previous page.")
+    category: list[Slug] = Field(default_factory=list, description="Only stores of these categories.")
+    explain: bool = Field(False, description="Add machine-readable reasons and the score's parts.")
+
+
+class DealOut(BaseModel):
+    deal_id: str
+    store_id: str
+    store_name: str
+    category: str
+    title: str
+    discount_pct: float
+    starts_at: str
+    ends_at: str
+    distance_m: float
+    score: float
+    open_now: bool | None
+    opens_at: str | None = Field(None, description="Next opening when the store is closed now.")
+    quota_left: int | None = None
+    reasons: list[dict] | None = None
+
+
+class RecommendedResponse(BaseModel):
+    deals: list[DealOut]
+    next_cursor: str | None
+    model_version: str | None
+
+
+class ModelActivate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+
+
+class ModelState(BaseModel):
+    version: str | None
+    available: list[str]

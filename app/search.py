@@ -32,14 +32,19 @@ def store_filter(query: NearbyQuery, evaluated_at: datetime) -> StoreFilter:
 
 
 def nearby(index: StoreIndex, query: NearbyQuery, evaluated_at: datetime, after: list | None,
-           ranked_radius_m: float) -> NearbyPage:
-    """One page of stores for ``query``, strictly after sort key ``after`` (None: first page)."""
+           ranked_radius_m: float, personal=None) -> NearbyPage:
+    """One page of stores for ``query``, strictly after sort key ``after`` (None: first page).
+
+    ``personal(positions, distances) -> primary`` supplies the sort key for
+    ``sort=personalised`` (without a model it falls back to distance order).
+    """
     where = store_filter(query, evaluated_at).predicate(index)
-    if query.sort == "distance":
+    if query.sort == "distance" or (query.sort == "personalised" and personal is None):
         return _nearest_page(index, query, where, after)
     radius = query.radius_m if query.radius_m is not None else ranked_radius_m
     hits = index.within(query.lat, query.lon, radius, where=where)
-    primary = sort_primary(index, hits.positions, query.sort)
+    primary = personal(hits.positions, hits.distances_m) if query.sort == "personalised" else \
+        sort_primary(index, hits.positions, query.sort)
     ids = index.column("store_id")[hits.positions]
     order = np.lexsort((ids, hits.distances_m, primary))
     pos, d, p, ids = hits.positions[order], hits.distances_m[order], primary[order], ids[order]

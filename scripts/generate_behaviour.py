@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import date, timedelta
 
 from geo_index import LoadError, load_catalogue
 from recommender.generator import BehaviourConfig, generate
@@ -24,7 +25,9 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--orders-per-month", type=float, default=5.0)
-    parser.add_argument("--start", default="2026-06-01")
+    parser.add_argument("--start", default=None,
+                        help="first simulated day (default: --days before today, so the data ends now and "
+                             "the newest deals are running)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="data/generated/helsinki")
     args = parser.parse_args(argv)
@@ -38,7 +41,8 @@ def main(argv=None) -> int:
     if not report.ok:
         print(report.summary(), file=sys.stderr)
     t0 = time.perf_counter()
-    cfg = BehaviourConfig(n_users=args.users, days=args.days, start=args.start, seed=args.seed,
+    start = args.start or (date.today() - timedelta(days=args.days)).isoformat()
+    cfg = BehaviourConfig(n_users=args.users, days=args.days, start=start, seed=args.seed,
                           orders_per_user_month=args.orders_per_month)
     b = generate(stores, cfg)
     os.makedirs(os.path.join(args.out, "hidden"), exist_ok=True)

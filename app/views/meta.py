@@ -15,8 +15,23 @@ bp = Blueprint("meta", __name__)
 def healthz():
     """Up, with the catalogue size and the model version in use."""
     svc = services()
+    svc.models.maybe_reload(svc.redis)
     return jsonify(status="ok", stores=len(svc.index), catalogue=svc.catalogue_name,
-                   model_version=svc.extra.get("model_version"))
+                   model_version=svc.models.version, redis=_redis_state(svc), deals=len(svc.deals),
+                   impressions_dropped=svc.breaker.dropped)
+
+
+def _redis_state(svc) -> str:
+    if svc.redis is None:
+        return "off"
+    if not svc.breaker.closed:
+        return "down"
+    try:
+        svc.redis.ping()
+        return "up"
+    except Exception as exc:  # noqa: BLE001 - any failure means down, and health must answer
+        svc.breaker.failed(exc, "health check")
+        return "down"
 
 
 @bp.get("/openapi.json")

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from .. import paging
 from ..errors import Problem
 from ..extensions import services
+from ..impressions import log_impressions, viewer_id
 from ..openapi import documented
 from ..params import parse_query
 from ..schemas import NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
@@ -32,9 +33,17 @@ def nearby():
         state = paging.decode(secret, query.cursor, fp)
         after, evaluated_at = state["k"], datetime.fromisoformat(state["t"])
     svc = services()
-    page = search_nearby(svc.index, query, evaluated_at, after, current_app.config["RANKED_RADIUS_M"])
+    personal = _personal_primary(svc, query) if query.sort == "personalised" else None
+    page = search_nearby(svc.index, query, evaluated_at, after, current_app.config["RANKED_RADIUS_M"], personal)
     stores = store_rows(svc.index, page.positions, page.distances_m, evaluated_at, query.fields)
-    cursor = None if page.last_key is None else paging.encode(secret, fp, page.last_key, evaluated_at.isoformat())
+    # The cursor key is (primary, distance, id, rows shown so far): the count ranks impressions.
+    rank0 = 0 if after is None else int(after[3]) if len(after) > 3 else 0
+    cursor = None if page.last_key is None else paging.encode(
+        secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
+    viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr,
+                       evaluated_at.date().isoformat())
+    log_impressions(svc, "nearby", viewer, query.lat, query.lon,
+                    [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)], now())
     return jsonify(stores=stores, next_cursor=cursor, radius_m=page.radius_m,
                    evaluated_at=evaluated_at.isoformat())
 
@@ -57,6 +66,24 @@ def detail(store_id: str):
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
     return jsonify(row)
+
+
+def _personal_primary(svc, query):
+    """sort=personalised: minus the served blend of preference and distance (lower sorts first)."""
+    svc.models.maybe_reload(svc.redis)
+    scorer = svc.models.scorer
+    if scorer is None:
+        return None
+    state = scorer.user_state(query.user_id)
+    ids = svc.index.column("store_id")
+
+    def primary(positions, distances):
+        store_ids = ids[positions].tolist()
+        svc.models.ensure_items(scorer, store_ids)
+        pref = scorer.score_rows(state, scorer.rows_for(store_ids)).astype(float)
+        return -np.round(scorer.blend.combine(pref, distances), 9)
+
+    return primary
 
 
 def now() -> datetime:

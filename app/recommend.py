@@ -1,0 +1,144 @@
+"""Personalised deal lists: spatial candidates, business rules, the served blend, diversity.
+
+score(deal) = Blend.combine(preference(user, store), distance(point, store)): the formula
+``scripts.evaluate`` measures as ``served``. Ties go to the bigger discount, then deal_id.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from geo_index import StoreFilter
+from recommender import Blend
+
+# Without radius_m, deals come from this many nearest stores that have one.
+NEAREST_STORES = 200
+
+
+@dataclass
+class Ranked:
+    rows: np.ndarray          # deal rows in the deal book, best first
+    distances: np.ndarray     # metres to each deal's store
+    preference: np.ndarray    # model preference per deal (0 without a model)
+    distance_term: np.ndarray
+    score: np.ndarray
+    blend: Blend
+    user_kind: str
+
+
+def rank_deals(index, deals, scorer, models, query, now: datetime, redeemed: set, quota_used: dict,
+               user_features: dict | None) -> Ranked:
+    """Every eligible deal for the query, ranked (diversity is applied per page later)."""
+    active = deals.active(now)
+    if quota_used:
+        used = np.array([quota_used.get(deals.ids[r], 0) for r in active], dtype=float)
+        active = active[~(used >= deals.quota[active])]  # NaN quota: unlimited
+    if redeemed:
+        active = active[~np.isin(deals.ids[active], list(redeemed))]
+    has_deal = deals.stores_with(active, index.size)
+    base = StoreFilter(categories=tuple(query.category)).predicate(index)
+
+    def where(pos):
+        mask = has_deal[pos]
+        return mask if base is None else mask & base(pos)
+
+    if query.radius_m is not None:
+        hits = index.within(query.lat, query.lon, query.radius_m, where=where)
+    else:
+        hits = index.nearest(query.lat, query.lon, NEAREST_STORES, where=where)
+    store_dist = dict(zip(hits.positions.tolist(), hits.distances_m.tolist()))
+    rows = active[np.isin(deals.store_pos[active], hits.positions)]
+    rows = rows[_opens_in_window(index, deals, rows, now)]
+    dist = np.array([store_dist[p] for p in deals.store_pos[rows].tolist()], dtype=float)
+    blend = scorer.blend if scorer else Blend(weight=1.0, scale_m=1000.0)
+    if scorer is not None:
+        store_ids = deals.store_ids[rows].tolist()
+        models.ensure_items(scorer, set(store_ids))
+        state = scorer.user_state(query.user_id, user_features)
+        pref = scorer.score_rows(state, scorer.rows_for(store_ids)).astype(float)
+        kind = state.kind
+    else:
+        pref, kind = np.zeros(len(rows)), "no_model"
+    dterm = blend.distance_term(dist)
+    score = blend.preference_term(pref) + blend.weight * dterm
+    order = np.lexsort((deals.ids[rows], -deals.discount[rows], -np.round(score, 9)))
+    return Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind)
+
+
+def _opens_in_window(index, deals, rows, now) -> np.ndarray:
+    """Drop deals whose store, by its known hours, does not open before the deal ends."""
+    keep = np.ones(len(rows), dtype=bool)
+    codes = index.column("hours_code")
+    for j, r in enumerate(rows.tolist()):
+        code = int(codes[deals.store_pos[r]])
+        if code < 0:
+            continue  # hours unknown: shown, with open_now null
+        sched = index.schedules.schedules[code]
+        if sched.is_open(now):
+            continue
+        nxt = sched.next_open(now)
+        keep[j] = nxt is not None and _before(nxt, deals.ends[r])
+    return keep
+
+
+def _before(moment: datetime, end: np.datetime64) -> bool:
+    from datetime import timezone
+
+    return np.datetime64(moment.astimezone(timezone.utc).replace(tzinfo=None), "ns") < end
+
+
+def paginate(ranked: Ranked, deals, index, limit: int, page: int, per_store: int,
+             per_category: int) -> tuple[np.ndarray, bool]:
+    """Positions (into ``ranked``) of page ``page``, and whether more pages follow.
+
+    Pages are filled in rank order; a deal that would exceed ``per_store`` deals of one
+    store or ``per_category`` of one category on this page waits for the next page. The
+    walk is deterministic, so a page number is a stable cursor.
+    """
+    remaining = list(range(len(ranked.rows)))
+    cats = index.column("category")
+    for p in range(page + 1):
+        taken, deferred, by_store, by_cat = [], [], {}, {}
+        for j in remaining:
+            r = ranked.rows[j]
+            s = deals.store_pos[r]
+            c = int(cats[s])
+            if len(taken) < limit and by_store.get(s, 0) < per_store and by_cat.get(c, 0) < per_category:
+                taken.append(j)
+                by_store[s] = by_store.get(s, 0) + 1
+                by_cat[c] = by_cat.get(c, 0) + 1
+            else:
+                deferred.append(j)
+        if not taken and deferred:  # caps would starve the page: relax them rather than stall
+            taken, deferred = deferred[:limit], deferred[limit:]
+        if p == page:
+            return np.array(taken, dtype=np.int64), bool(deferred)
+        remaining = deferred
+    return np.empty(0, np.int64), False
+
+
+def reasons(ranked: Ranked, j: int, deals, index, scorer, ordered_at: set, taste: dict) -> list[dict]:
+    """Machine-readable reasons for ranked deal ``j``; the parts add up to its score."""
+    r = ranked.rows[j]
+    store = deals.store_ids[r]
+    category = index.categories[index.column("category")[deals.store_pos[r]]]
+    out = []
+    if store in ordered_at:
+        out.append({"because": "ordered_at", "store_id": store})
+    share = taste.get(category, 0.0)
+    if share >= 0.15:
+        out.append({"because": f"matches_taste:{category}", "share": round(share, 3)})
+    if ranked.user_kind in ("anonymous", "no_model"):
+        out.append({"because": "popular_nearby"})
+    if ranked.distance_term[j] >= 0.5:
+        out.append({"because": "close_by", "distance_m": round(float(ranked.distances[j]), 1)})
+    if scorer is not None and not scorer.is_trained_item(store):
+        out.append({"because": "new_store", "store_id": store})
+    b = ranked.blend
+    out.append({"because": "score", "preference": round(float(ranked.preference[j]), 6),
+                "preference_term": round(float(ranked.preference[j] / b.pref_scale), 6),
+                "distance_term": round(float(ranked.distance_term[j]), 6), "distance_weight": b.weight,
+                "score": round(float(ranked.score[j]), 6)})
+    return out

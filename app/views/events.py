@@ -1,0 +1,58 @@
+"""Client events: clicks, redemptions, orders, reviews and the rest."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import redis
+from flask import Blueprint, current_app, jsonify, request
+from pydantic import ValidationError
+
+from ..errors import Problem
+from ..events import validate_batch, write_events
+from ..extensions import services
+from ..openapi import documented
+from ..params import validation_errors
+from ..schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
+
+bp = Blueprint("events", __name__, url_prefix="/v1")
+
+
+@bp.post("/events")
+@documented(summary="Record a batch of up to 500 events, idempotently", body=EventBatch, tags=["events"],
+            responses={200: EventsResponse, 400: ProblemBody, 413: ProblemBody, 503: ProblemBody})
+def post_events():
+    """Each event is validated and reported on its own; a retried event_id is counted once."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Problem(400, "Body must be a JSON object: {\"events\": [...]} (Content-Type: application/json).")
+    try:
+        batch = RawEventBatch.model_validate(body)
+    except ValidationError as exc:
+        raise Problem(400, "Invalid event batch.", validation_errors(RawEventBatch, exc)) from None
+    svc = services()
+    index, deals = svc.index, svc.deals
+    checked = validate_batch(batch.events, lambda s: index.position(s) is not None, deals.store_of,
+                             datetime.now(timezone.utc), current_app.config["EVENT_MAX_AGE_DAYS"])
+    good = [(i, ev) for i, ev, err in checked if ev is not None]
+    if good and svc.redis is None:
+        raise Problem(503, "Events cannot be stored right now (Redis is off); retry later.",
+                      headers={"Retry-After": "5"})
+    try:
+        written = write_events(svc.redis, good, deals.store_of, current_app.config["STREAM_MAXLEN"]) if good else {}
+    except (redis.RedisError, OSError) as exc:
+        svc.breaker.failed(exc, "events")
+        # Nothing was acknowledged: the client keeps the batch and retries; event_ids make that safe.
+        raise Problem(503, "Events cannot be stored right now; retry the same batch later.",
+                      headers={"Retry-After": "5"}) from None
+    results = []
+    for i, ev, err in checked:
+        if ev is None:
+            raw_id = batch.events[i].get("event_id") if isinstance(batch.events[i], dict) else None
+            results.append({"index": i, "event_id": raw_id if isinstance(raw_id, str) else None,
+                            "status": "rejected", "errors": err})
+        else:
+            results.append({"index": i, "event_id": ev.event_id,
+                            "status": "accepted" if written[i] else "duplicate"})
+    count = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+    return jsonify(accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"],
+                   results=results)
