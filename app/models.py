@@ -91,9 +91,11 @@ def _read_current(r: redis.Redis | None) -> str | None:
 def activate(r: redis.Redis, root: str, version: str) -> None:
     """Point every worker at ``version`` (after checking it loads here)."""
     Scorer.load(os.path.join(root, version))
+    top = r.lindex(HISTORY_KEY, -1)
     pipe = r.pipeline()
     pipe.set(CURRENT_KEY, version)
-    pipe.rpush(HISTORY_KEY, version)
+    if top is None or top.decode() != version:
+        pipe.rpush(HISTORY_KEY, version)
     pipe.execute()
 
 
@@ -119,5 +121,9 @@ def rollback(r: redis.Redis, root: str) -> str:
         raise ValueError("no earlier version to roll back to")
     target = earlier[-1]
     Scorer.load(os.path.join(root, target))
-    r.set(CURRENT_KEY, target)
+    pipe = r.pipeline()
+    pipe.set(CURRENT_KEY, target)
+    pipe.delete(HISTORY_KEY)
+    pipe.rpush(HISTORY_KEY, target)
+    pipe.execute()
     return target

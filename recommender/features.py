@@ -172,12 +172,15 @@ class FeatureSpace:
                                     store_id=interactions["store_id"].astype(str))
         frame = frame[frame["store_id"].isin(self.item_index_)]
         attrs = self._stores.reindex(frame["store_id"].to_numpy())
-        frame = frame.assign(category=attrs.get("category", pd.Series(index=attrs.index, dtype=object)).to_numpy(),
-                             price=attrs.get("price_level", pd.Series(index=attrs.index, dtype=float)).to_numpy(),
-                             lat=attrs["lat"].to_numpy(), lon=attrs["lon"].to_numpy())
+        frame = frame.assign(category=attrs["category"].to_numpy() if "category" in attrs else None,
+                             price=attrs["price_level"].to_numpy(float) if "price_level" in attrs else np.nan,
+                             lat=attrs["lat"].to_numpy(float), lon=attrs["lon"].to_numpy(float))
+        if "weight" not in frame:
+            frame = frame.assign(weight=1.0)
+        feats = user_features_table(frame, self.config)
         dicts = {u: {} for u in self.user_ids_}
-        for user, g in frame.groupby("user_id", sort=False):
-            dicts[user] = user_feature_dict(g, self.config)
+        for user, name, value in zip(feats["user_id"], feats["name"], feats["value"]):
+            dicts[user][name] = value
         return [dicts[u] for u in self.user_ids_]
 
     def item_rows(self, stores: list[dict]) -> sp.csr_matrix:
@@ -194,30 +197,33 @@ class FeatureSpace:
         return compose_rows(feats, np.full(len(feature_dicts), -1), len(self.user_ids_), self.config.identity)
 
 
-def user_feature_dict(history: pd.DataFrame, config: FeatureConfig) -> dict[str, float]:
-    """Features of one user from their weighted history (columns: weight, category, price, lat, lon).
+def user_features_table(history: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """User features from weighted histories, vectorised over all users.
 
-    Categories and areas are the user's whole weighted distribution over them (shares
-    that sum to 1 per group), not just the top few: a user who splits time between
-    cafés and bookshops should look like both.
+    ``history``: user_id, weight, category, price, lat, lon (one row per user-store pair).
+    Categories and areas are each user's whole weighted distribution over them (shares
+    summing to 1 per group), not just the top few: a user who splits time between cafés
+    and bookshops should look like both. Returns rows (user_id, name, value).
     """
-    w = history["weight"].to_numpy(float) if "weight" in history else np.ones(len(history))
-    w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
-    total = w.sum() or 1.0
-    out: dict[str, float] = {}
-    cells = area_cell(history["lat"].to_numpy(float), history["lon"].to_numpy(float), config.cell_deg)
-    for cell, share in (pd.Series(w).groupby(cells).sum() / total).items():
-        out[f"ucell={cell}"] = round(float(share), 4)
-    cats = history["category"]
-    if cats.notna().any():
-        shares = pd.Series(w).groupby(cats.fillna("").to_numpy()).sum().drop("", errors="ignore") / total
-        for c, share in shares.sort_values(ascending=False).items():
-            out[f"ucat={c}"] = round(float(share), 4)
-    price = history["price"].to_numpy(float)
-    if np.isfinite(price).any():
-        out[f"uprice={int(round(np.nanmedian(price)))}"] = 1.0
-    out[f"uact={min(int(math.log2(len(history))), 6)}"] = 1.0
-    return out
+    h = history.assign(weight=np.where(np.isfinite(history["weight"].to_numpy(float)) &
+                                       (history["weight"].to_numpy(float) > 0), history["weight"], 0.0))
+    h = h.assign(cell=area_cell(h["lat"].to_numpy(float), h["lon"].to_numpy(float), config.cell_deg))
+    total = h.groupby("user_id")["weight"].transform("sum").replace(0, 1.0)
+    h = h.assign(share=h["weight"] / total)
+    parts = []
+    for col, prefix in (("cell", "ucell="), ("category", "ucat=")):
+        sub = h.dropna(subset=[col]) if col == "category" else h
+        g = sub.groupby(["user_id", col], sort=False)["share"].sum().round(4).reset_index()
+        parts.append(pd.DataFrame({"user_id": g["user_id"], "name": prefix + g[col].astype(str),
+                                   "value": g["share"].to_numpy(float)}))
+    price = h.dropna(subset=["price"]).groupby("user_id")["price"].median()
+    parts.append(pd.DataFrame({"user_id": price.index, "name": "uprice=" + price.round().astype(int).astype(str),
+                               "value": 1.0}))
+    n = h.groupby("user_id").size()
+    parts.append(pd.DataFrame({"user_id": n.index,
+                               "name": "uact=" + np.minimum(np.log2(n.to_numpy()).astype(int), 6).astype(str),
+                               "value": 1.0}))
+    return pd.concat(parts, ignore_index=True)
 
 
 def _vectorizer(names: list[str]) -> DictVectorizer:

