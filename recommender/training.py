@@ -29,6 +29,9 @@ class TrainConfig:
     max_sampled: int = 30
     max_epochs: int = 40
     patience: int = 4
+    # Validation scores only stores new to each user, so it peaks within an epoch or two;
+    # serving also ranks the user's own favourites, which take more epochs to learn.
+    min_epochs: int = 10
     k: int = 10
     validation_fraction: float = 0.2
     threads: int = 1
@@ -118,12 +121,15 @@ def train(stores: pd.DataFrame, interactions: pd.DataFrame, reviews: pd.DataFram
     # Refit on everything for the epochs that validation chose.
     full_space = FeatureSpace(cfg.features).fit(stores, interactions, reviews)
     final = _new_model(cfg)
-    final.fit(*_fit_args(full_space, interactions), epochs=best_epoch, num_threads=cfg.threads)
+    interactions_m, uf, itf, weights = _fit_args(full_space, interactions)
+    epochs = max(best_epoch, cfg.min_epochs)
+    final.fit(interactions_m, user_features=uf, item_features=itf, sample_weight=weights, epochs=epochs,
+              num_threads=cfg.threads)
     trained = _package(final, full_space, blend, cfg)
     trained.lightfm = final
     trained.blend = replace(blend, pref_scale=_score_scale(trained, interactions))
     trained.meta.update({
-        "best_epoch": best_epoch, "validation_curve": curve,
+        "best_epoch": best_epoch, "final_epochs": epochs, "validation_curve": curve,
         "blend_validation": {f"{w}@{s:.0f}": v for (w, s), v in blend_table.items()},
         "fingerprint": fingerprint(stores, interactions), "train_seconds": round(time.perf_counter() - t0, 1),
         "n_users": len(full_space.user_ids_), "n_items": len(full_space.item_ids_), "n_pairs": int(len(interactions)),

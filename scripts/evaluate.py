@@ -38,6 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--components", type=int, default=TrainConfig.no_components)
     parser.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs)
+    parser.add_argument("--min-epochs", type=int, default=TrainConfig.min_epochs,
+                        help="at least this many epochs in the final fit, whatever validation chose")
     parser.add_argument("--strict", action="store_true", help="refuse files with any bad row")
     args = parser.parse_args(argv)
     if bool(args.interactions) == bool(args.train or args.test) or (args.train is None) != (args.test is None):
@@ -51,7 +53,7 @@ def main(argv=None) -> int:
         return 2
     t0 = time.perf_counter()
     cfg = TrainConfig(threads=args.threads, seed=args.seed, no_components=args.components,
-                      max_epochs=args.max_epochs)
+                      max_epochs=args.max_epochs, min_epochs=args.min_epochs)
     result = compare(stores, train, test, k=args.k, config=cfg, log=lambda m: print(m, file=sys.stderr))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(table(result))
