@@ -18,16 +18,17 @@ from .redis_store import PREFIX
 from .schemas import EventIn
 
 STREAM = PREFIX + "events"
+DEAL_REDEMPTIONS = PREFIX + "deal_redemptions"
 DEDUPE_TTL_S = 14 * 86400
 
-# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 deal redeemed counter, 5 user stores set
+# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 redemptions per deal (hash), 5 user stores set
 # ARGV: 1 ttl, 2 stream maxlen, 3 type, 4 store_id, 5 deal_id, 6 json fields
 _WRITE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3], 'store_id', ARGV[4],
            'deal_id', ARGV[5], 'body', ARGV[6])
 if ARGV[3] == 'redeem' and ARGV[5] ~= '' then
-  redis.call('INCR', KEYS[4])
+  redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
   if KEYS[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[5]) end
 end
 if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[5] ~= '' then redis.call('SADD', KEYS[5], ARGV[4]) end
@@ -97,7 +98,7 @@ def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, 
         user = ev.user_id or ""
         keys = [PREFIX + "event:" + ev.event_id, STREAM,
                 PREFIX + f"user:{user}:redeemed" if user else "",
-                PREFIX + f"deal:{ev.deal_id}:redeemed" if ev.deal_id else "",
+                DEAL_REDEMPTIONS,
                 PREFIX + f"user:{user}:stores" if user else ""]
         body = ev.model_dump(mode="json", exclude_none=True)
         body["store_id"] = store

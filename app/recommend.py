@@ -28,15 +28,15 @@ class Ranked:
     user_kind: str
 
 
-def rank_deals(index, deals, scorer, models, query, now: datetime, redeemed: set, quota_used: dict,
-               user_features: dict | None) -> Ranked:
-    """Every eligible deal for the query, ranked (diversity is applied per page later)."""
+def rank_deals(index, deals, scorer, models, query, now: datetime, fetch_state,
+               user_features: dict | None = None) -> tuple[Ranked, dict]:
+    """Every eligible deal for the query, ranked (diversity is applied per page later).
+
+    ``fetch_state(deal_ids) -> (redeemed_by_user, redemptions_per_deal)`` is asked only
+    about the deals at candidate stores, so a request reads a handful of Redis fields.
+    Returns the ranking and the redemption counts (for ``quota_left``).
+    """
     active = deals.active(now)
-    if quota_used:
-        used = np.array([quota_used.get(deals.ids[r], 0) for r in active], dtype=float)
-        active = active[~(used >= deals.quota[active])]  # NaN quota: unlimited
-    if redeemed:
-        active = active[~np.isin(deals.ids[active], list(redeemed))]
     has_deal = deals.stores_with(active, index.size)
     base = StoreFilter(categories=tuple(query.category)).predicate(index)
 
@@ -50,6 +50,12 @@ def rank_deals(index, deals, scorer, models, query, now: datetime, redeemed: set
         hits = index.nearest(query.lat, query.lon, NEAREST_STORES, where=where)
     store_dist = dict(zip(hits.positions.tolist(), hits.distances_m.tolist()))
     rows = active[np.isin(deals.store_pos[active], hits.positions)]
+    redeemed, quota_used = fetch_state(deals.ids[rows].tolist())
+    if quota_used:
+        used = np.array([quota_used.get(deals.ids[r], 0) for r in rows], dtype=float)
+        rows = rows[~(used >= deals.quota[rows])]  # NaN quota: unlimited
+    if redeemed:
+        rows = rows[~np.isin(deals.ids[rows], list(redeemed))]
     rows = rows[_opens_in_window(index, deals, rows, now)]
     dist = np.array([store_dist[p] for p in deals.store_pos[rows].tolist()], dtype=float)
     blend = scorer.blend if scorer else Blend(weight=1.0, scale_m=1000.0)
@@ -64,21 +70,19 @@ def rank_deals(index, deals, scorer, models, query, now: datetime, redeemed: set
     dterm = blend.distance_term(dist)
     score = blend.preference_term(pref) + blend.weight * dterm
     order = np.lexsort((deals.ids[rows], -deals.discount[rows], -np.round(score, 9)))
-    return Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind)
+    return Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind), quota_used
 
 
 def _opens_in_window(index, deals, rows, now) -> np.ndarray:
     """Drop deals whose store, by its known hours, does not open before the deal ends."""
     keep = np.ones(len(rows), dtype=bool)
     codes = index.column("hours_code")
+    table = index.schedules
     for j, r in enumerate(rows.tolist()):
         code = int(codes[deals.store_pos[r]])
-        if code < 0:
-            continue  # hours unknown: shown, with open_now null
-        sched = index.schedules.schedules[code]
-        if sched.is_open(now):
-            continue
-        nxt = sched.next_open(now)
+        if code < 0 or table.is_open(code, now):
+            continue  # open, or hours unknown (shown with open_now null)
+        nxt = table.next_open(code, now)
         keep[j] = nxt is not None and _before(nxt, deals.ends[r])
     return keep
 

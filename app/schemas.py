@@ -77,6 +77,10 @@ class StoreDetail(StoreOut):
     next_close: str | None = Field(None, description="End of the current or next open period.")
 
 
+class Live(BaseModel):
+    status: Literal["ok"]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     stores: int

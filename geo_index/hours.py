@@ -144,6 +144,22 @@ class ScheduleTable:
         out[known] = state[inverse]
         return out
 
+    def is_open(self, code: int, at: datetime) -> bool:
+        """Whether schedule ``code`` is open at ``at`` (memoised per minute); False for -1."""
+        return code >= 0 and self._is_open(code, at.replace(second=0, microsecond=0))
+
+    def next_open(self, code: int, at: datetime) -> datetime | None:
+        """The schedule's next opening after ``at``'s minute (memoised per minute)."""
+        if code < 0:
+            return None
+        minute = at.replace(second=0, microsecond=0)
+        key = (minute, code, "next_open")
+        if key not in self._memo:
+            if len(self._memo) >= self._MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[key] = self.schedules[code].next_open(minute)
+        return self._memo[key]
+
     def _is_open(self, code: int, minute: datetime) -> bool:
         key = (minute, code)
         hit = self._memo.get(key)

@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     try:
         runs = {"trivial": [], "nearby": [], "nearby_radius_filtered": []}
         for _ in range(args.rounds):
-            runs["trivial"].append(run_load(port, ["/healthz"], args.seconds, args.clients))
+            runs["trivial"].append(run_load(port, ["/livez"], args.seconds, args.clients))
             runs["nearby"].append(run_load(port, nearby_paths(points), args.seconds, args.clients))
             runs["nearby_radius_filtered"].append(run_load(
                 port, nearby_paths(points, {"radius_m": 1000, "category": "cafe,restaurant", "open_now": "true"}),

@@ -12,6 +12,7 @@ from ..impressions import log_impressions, viewer_id
 from ..openapi import documented
 from ..params import parse_query
 from ..recommend import paginate, rank_deals, reasons
+from ..events import DEAL_REDEMPTIONS
 from ..redis_store import PREFIX
 from ..schemas import ProblemBody, RecommendedQuery, RecommendedResponse
 from .stores import now
@@ -33,10 +34,15 @@ def recommended():
     if query.cursor:
         state = paging.decode(current_app.config["SECRET_KEY"], query.cursor, fp)
         page, evaluated_at = int(state["k"][0]), datetime.fromisoformat(state["t"])
-    redeemed, quota_used, ordered = _user_state(svc, query.user_id)
+    ordered = set()
     taste = _taste(scorer, query.user_id)
-    ranked = rank_deals(svc.index, svc.deals, scorer, svc.models, query, evaluated_at, redeemed, quota_used,
-                        user_features=None)
+
+    def fetch_state(deal_ids):
+        redeemed, used, stores = _user_state(svc, query.user_id, deal_ids)
+        ordered.update(stores)
+        return redeemed, used
+
+    ranked, quota_used = rank_deals(svc.index, svc.deals, scorer, svc.models, query, evaluated_at, fetch_state)
     picked, more = paginate(ranked, svc.deals, svc.index, query.limit, page,
                             current_app.config["DEALS_PER_STORE"], current_app.config["DEALS_PER_CATEGORY"])
     out = [_deal_json(svc, ranked, j, evaluated_at, quota_used) for j in picked]
@@ -52,8 +58,9 @@ def recommended():
     return jsonify(deals=out, next_cursor=cursor, model_version=scorer.version if scorer else None)
 
 
-def _user_state(svc, user_id):
-    """Deals the user redeemed, quota used per deal, stores the user ordered at; empty if Redis is down."""
+def _user_state(svc, user_id, deal_ids):
+    """(deals the user redeemed, redemptions per deal, stores the user ordered at), in one
+    round trip; without Redis only the base history is known and every quota counts as free."""
     ordered = set(svc.history.get(user_id, ())) if user_id else set()
     if svc.redis is None or not svc.breaker.closed:
         return set(), {}, ordered
@@ -62,12 +69,13 @@ def _user_state(svc, user_id):
         if user_id:
             pipe.smembers(PREFIX + f"user:{user_id}:redeemed")
             pipe.smembers(PREFIX + f"user:{user_id}:stores")
-        pipe.mget([PREFIX + f"deal:{d}:redeemed" for d in svc.deals.ids] or ["_"])
+        if deal_ids:
+            pipe.hmget(DEAL_REDEMPTIONS, deal_ids)
         res = pipe.execute()
     except (redis.RedisError, OSError) as exc:
         svc.breaker.failed(exc, "quota and redemption checks")
         return set(), {}, ordered
-    used = {d: int(v) for d, v in zip(svc.deals.ids, res[-1]) if v is not None}
+    used = {d: int(v) for d, v in zip(deal_ids, res[-1]) if v is not None} if deal_ids else {}
     if user_id:
         return {x.decode() for x in res[0]}, used, ordered | {x.decode() for x in res[1]}
     return set(), used, ordered
@@ -95,9 +103,8 @@ def _deal_json(svc, ranked, j, at, quota_used) -> dict:
     r = ranked.rows[j]
     pos = int(deals.store_pos[r])
     code = int(index.column("hours_code")[pos])
-    sched = index.schedules.schedules[code] if code >= 0 else None
-    is_open = sched.is_open(at) if sched else None
-    opens = sched.next_open(at) if sched and not is_open else None
+    is_open = index.schedules.is_open(code, at) if code >= 0 else None
+    opens = index.schedules.next_open(code, at) if code >= 0 and not is_open else None
     quota = deals.quota[r]
     return {
         "deal_id": deals.ids[r], "store_id": deals.store_ids[r], "store_name": index.column("name")[pos],

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 
 from ..extensions import services
 from ..openapi import build_spec, documented
-from ..schemas import Health
+from ..schemas import Health, Live
 
 bp = Blueprint("meta", __name__)
 
@@ -32,6 +32,13 @@ def _redis_state(svc) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure means down, and health must answer
         svc.breaker.failed(exc, "health check")
         return "down"
+
+
+@bp.get("/livez")
+@documented(summary="Liveness only: the process answers", tags=["meta"], responses={200: Live})
+def livez():
+    """No dependencies touched: for load balancers, and the trivial baseline of the benchmarks."""
+    return jsonify(status="ok")
 
 
 @bp.get("/openapi.json")
