@@ -21,6 +21,7 @@ class Services:
     redis: object | None = None           # redis.Redis, or None when turned off
     redis_server: object | None = None    # the embedded server we started, if any
     breaker: object | None = None         # app.redis_store.Breaker for best-effort writes
+    impressions: object | None = None     # app.impressions.ImpressionLog
     deals: object | None = None           # app.deals.DealBook
     models: object | None = None          # app.models.ModelHolder
     history: dict = field(default_factory=dict)  # user_id -> stores ordered at (base data)

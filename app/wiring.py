@@ -11,9 +11,11 @@ log = logging.getLogger("app")
 
 def connect_redis(app, svc) -> None:
     """REDIS_URL if given (``none`` turns Redis off), else the embedded server."""
+    from .impressions import ImpressionLog
     from .redis_store import Breaker, EmbeddedRedis, client
 
     svc.breaker = Breaker()
+    svc.impressions = ImpressionLog(svc, app.config["STREAM_MAXLEN"])
     url = app.config["REDIS_URL"]
     if url and url.lower() == "none":
         log.warning("Redis turned off: events answer 503, impressions are dropped")

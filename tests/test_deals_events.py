@@ -217,13 +217,26 @@ def test_malformed_batches_are_400(wclient, body):
     assert r.status_code == 400 and r.mimetype == "application/problem+json"
 
 
+def _wait_len(r, n, timeout_s=3.0):
+    """Impressions reach Redis from a background flush (every 0.2 s): wait for them."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while r.xlen(IMPRESSIONS) < n:
+        assert time.monotonic() < deadline, f"impressions not flushed within {timeout_s} s"
+        time.sleep(0.02)
+
+
 def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
-    body = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 4}).get_json()
     r = redis.Redis.from_url(redis_url)
+    before = r.xlen(IMPRESSIONS)
+    body = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 4}).get_json()
+    _wait_len(r, before + 1)
     (_id, fields), = r.xrevrange(IMPRESSIONS, count=1)
     assert fields[b"surface"] == b"nearby"
     assert json.loads(fields[b"items"]) == [[s["id"], i + 1, None] for i, s in enumerate(body["stores"])]
     deals = recommended(wclient, user_id=world["user"], limit=3)["deals"]
+    _wait_len(r, before + 2)
     (_id, fields), = r.xrevrange(IMPRESSIONS, count=1)
     assert fields[b"surface"] == b"recommended" and fields[b"viewer"] == f"u:{world['user']}".encode()
     assert [x[2] for x in json.loads(fields[b"items"])] == ids(deals)
@@ -244,6 +257,7 @@ def test_redis_down_mid_test_keeps_search_answering(world, tmp_path):
     for _ in range(3):
         assert c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0}).status_code == 200
         assert c.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).status_code == 200
+    app.extensions["o2o"].impressions.flush()  # what the flusher thread would do
     health = c.get("/healthz").get_json()
     assert health["redis"] == "down" and health["impressions_dropped"] >= 1
     status, body = post(c, event("click", store_id="n100"))
