@@ -6,7 +6,7 @@ score(deal) = Blend.combine(preference(user, store), distance(point, store)): th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import numpy as np
 
@@ -74,23 +74,23 @@ def rank_deals(index, deals, scorer, models, query, now: datetime, fetch_state,
 
 
 def _opens_in_window(index, deals, rows, now) -> np.ndarray:
-    """Drop deals whose store, by its known hours, does not open before the deal ends."""
-    keep = np.ones(len(rows), dtype=bool)
-    codes = index.column("hours_code")
+    """Drop deals whose store, by its known hours, does not open before the deal ends.
+
+    Evaluated once per distinct schedule among the candidates, not once per deal.
+    """
+    codes = index.column("hours_code")[deals.store_pos[rows]]
     table = index.schedules
-    for j, r in enumerate(rows.tolist()):
-        code = int(codes[deals.store_pos[r]])
+    never = np.datetime64("NaT")
+    opens_by = {}
+    for code in np.unique(codes).tolist():
         if code < 0 or table.is_open(code, now):
-            continue  # open, or hours unknown (shown with open_now null)
-        nxt = table.next_open(code, now)
-        keep[j] = nxt is not None and _before(nxt, deals.ends[r])
-    return keep
-
-
-def _before(moment: datetime, end: np.datetime64) -> bool:
-    from datetime import timezone
-
-    return np.datetime64(moment.astimezone(timezone.utc).replace(tzinfo=None), "ns") < end
+            opens_by[code] = np.datetime64("1970-01-01T00:00:00", "ns")  # open now, or hours unknown
+        else:
+            nxt = table.next_open(code, now)
+            opens_by[code] = never if nxt is None else np.datetime64(
+                nxt.astimezone(timezone.utc).replace(tzinfo=None), "ns")
+    opens = np.array([opens_by[c] for c in codes.tolist()], dtype="datetime64[ns]")
+    return ~np.isnat(opens) & (opens < deals.ends[rows])
 
 
 def paginate(ranked: Ranked, deals, index, limit: int, page: int, per_store: int,
