@@ -37,6 +37,10 @@ DEFAULTS = {
     "MODEL_CHECK_S": 2.0,
     "DEALS_PER_STORE": 1,
     "DEALS_PER_CATEGORY": 3,
+    # Merchant statistics.
+    "STATS_LOCAL_RADIUS_M": 1000.0,
+    "STATS_PEER_RADIUS_M": 2000.0,
+    "STATS_PRIVACY_THRESHOLD": 5,
     # Admin endpoints exist only when a key is configured.
     "ADMIN_KEY": None,
 }

@@ -15,14 +15,16 @@ import redis
 from pydantic import ValidationError
 
 from .redis_store import PREFIX
+from .stats_keys import ROLLUP_TTL_S, local_day, sd, up
 from .schemas import EventIn
 
 STREAM = PREFIX + "events"
 DEAL_REDEMPTIONS = PREFIX + "deal_redemptions"
 DEDUPE_TTL_S = 14 * 86400
 
-# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 redemptions per deal (hash), 5 user stores set
-# ARGV: 1 ttl, 2 stream maxlen, 3 type, 4 store_id, 5 deal_id, 6 json fields
+# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 redemptions per deal (hash), 5 user stores set,
+#       6 store-day stats hash, 7 people-per-type HLL
+# ARGV: 1 ttl, 2 stream maxlen, 3 type, 4 store_id, 5 deal_id, 6 json fields, 7 amount, 8 person, 9 stats ttl
 _WRITE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3], 'store_id', ARGV[4],
@@ -32,6 +34,13 @@ if ARGV[3] == 'redeem' and ARGV[5] ~= '' then
   if KEYS[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[5]) end
 end
 if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[5] ~= '' then redis.call('SADD', KEYS[5], ARGV[4]) end
+redis.call('HINCRBY', KEYS[6], 'ev:' .. ARGV[3], 1)
+if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[6], 'amount', ARGV[7]) end
+redis.call('EXPIRE', KEYS[6], ARGV[9])
+if ARGV[8] ~= '' then
+  redis.call('PFADD', KEYS[7], ARGV[8])
+  redis.call('EXPIRE', KEYS[7], ARGV[9])
+end
 return 1
 """
 
@@ -87,8 +96,12 @@ def _semantic_errors(ev: EventIn, known_store, deal_store, now, max_age_days) ->
     return errors
 
 
-def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, stream_maxlen: int) -> dict:
-    """Write accepted events in one pipeline; returns {index: True (new) | False (duplicate)}."""
+def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, stream_maxlen: int,
+                 store_tz=lambda store: "UTC") -> dict:
+    """Write accepted events in one pipeline; returns {index: True (new) | False (duplicate)}.
+
+    The same script updates the merchant statistics of the store's local day.
+    """
     if not events:
         return {}
     script = r.register_script(_WRITE)
@@ -96,13 +109,19 @@ def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, 
     for _i, ev in events:
         store = ev.store_id or deal_store(ev.deal_id) or ""
         user = ev.user_id or ""
+        ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=timezone.utc)
+        day = local_day(ts, store_tz(store))
+        person = f"u:{ev.user_id}" if ev.user_id else (f"a:{ev.anon_id}" if ev.anon_id else "")
         keys = [PREFIX + "event:" + ev.event_id, STREAM,
                 PREFIX + f"user:{user}:redeemed" if user else "",
                 DEAL_REDEMPTIONS,
-                PREFIX + f"user:{user}:stores" if user else ""]
+                PREFIX + f"user:{user}:stores" if user else "",
+                sd(store, day), up(store, day, ev.type)]
         body = ev.model_dump(mode="json", exclude_none=True)
         body["store_id"] = store
+        amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
         script(keys=keys, args=[DEDUPE_TTL_S, stream_maxlen, ev.type, store, ev.deal_id or "",
-                                json.dumps(body, separators=(",", ":"))], client=pipe)
+                                json.dumps(body, separators=(",", ":")), amount, person, ROLLUP_TTL_S],
+               client=pipe)
     results = pipe.execute()
     return {i: bool(res) for (i, _ev), res in zip(events, results)}

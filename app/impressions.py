@@ -16,6 +16,7 @@ import json
 import os
 import threading
 import time
+import uuid
 from datetime import datetime
 
 import redis
@@ -86,7 +87,9 @@ class ImpressionLog:
         try:
             pipe = r.pipeline(transaction=False)
             for fields in batch:
-                pipe.xadd(STREAM, fields, maxlen=self.maxlen, approximate=True)
+                pipe.xadd(STREAM, {k: v for k, v in fields.items() if not k.startswith("_")},
+                          maxlen=self.maxlen, approximate=True)
+            rollup_commands(pipe, batch, self.svc.index, self.svc.config["STATS_LOCAL_RADIUS_M"])
             pipe.execute()
         except (redis.RedisError, OSError) as exc:
             breaker.dropped += len(batch)
@@ -97,9 +100,70 @@ class ImpressionLog:
 
 
 def log_impressions(svc, surface: str, viewer: str, lat: float, lon: float, items: list, now: datetime) -> None:
-    """Queue one impression record. ``items``: [(store_id, rank, deal_id)]."""
-    if not svc.config.get("IMPRESSIONS", True) or not items or svc.impressions is None:
+    """Queue one impression record. ``items``: [(store_id, rank, deal_id)].
+
+    Fields starting with ``_`` feed the rollups and are not written to the stream.
+    """
+    if not svc.config.get("IMPRESSIONS", True) or svc.impressions is None:
+        return
+    if not items and surface not in LOCAL_SURFACES:
         return
     svc.impressions.add({"surface": surface, "viewer": viewer, "cell": query_cell(lat, lon),
                          "lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "ts": now.isoformat(),
-                         "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":"))})
+                         "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":")),
+                         "_lat": lat, "_lon": lon, "_now": now, "_items": items})
+
+
+LOCAL_SURFACES = ("nearby", "recommended")
+
+
+def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
+    """Queue the statistics updates for a batch of impression records, aggregated first:
+    one HINCRBY per (key, field), one PFADD per HLL key, one GEOADD per day."""
+    from collections import defaultdict
+
+    from geo_index import haversine_m
+
+    from .stats_keys import REQUEST_TTL_S, ROLLUP_TTL_S, cell_of, local_day, req, sd, uv, vc
+
+    counts: dict = defaultdict(int)
+    hll: dict = defaultdict(set)
+    points: dict = defaultdict(list)
+    tz_col, lat_col, lon_col = index.column("timezone"), index.column("lat"), index.column("lon")
+    for rec in batch:
+        surface, viewer, lat, lon, now = rec["surface"], rec["viewer"], rec["_lat"], rec["_lon"], rec["_now"]
+        cell = cell_of(lat, lon)
+        first_tz = None
+        for store, rank, _deal in rec["_items"]:
+            pos = index.position(store)
+            if pos is None:
+                continue
+            tz = tz_col[pos]
+            first_tz = first_tz or tz
+            day = local_day(now, tz)
+            key = sd(store, day)
+            counts[(key, "imp")] += 1
+            counts[(key, f"imp:{surface}")] += 1
+            counts[(key, f"rk:{min(int(rank), 101)}")] += 1
+            counts[(key, "rank_sum")] += int(rank)
+            counts[(key, "rank_n")] += 1
+            if surface in LOCAL_SURFACES and haversine_m(lat, lon, lat_col[pos], lon_col[pos]) <= local_radius_m:
+                counts[(key, "loc")] += 1
+            counts[(vc(store, day), cell)] += 1
+            hll[uv(store, day, surface)].add(viewer)
+            hll[uv(store, day, "all")].add(viewer)
+        if surface in LOCAL_SURFACES and abs(lat) <= 85.05:  # Redis GEO's latitude limit
+            day = local_day(now, first_tz or "UTC")
+            points[req(day)].extend([lon, lat, uuid.uuid4().hex[:16]])
+    touched = set()
+    for (key, field), n in counts.items():
+        pipe.hincrby(key, field, n)
+        touched.add(key)
+    for key, members in hll.items():
+        pipe.pfadd(key, *members)
+        touched.add(key)
+    for key in touched:
+        pipe.expire(key, ROLLUP_TTL_S)
+    for key, flat in points.items():
+        pipe.geoadd(key, flat)
+        pipe.expire(key, REQUEST_TTL_S)

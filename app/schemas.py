@@ -2,7 +2,7 @@
 from these models, so the documentation cannot drift from what the code accepts."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -202,3 +202,57 @@ class ModelActivate(BaseModel):
 class ModelState(BaseModel):
     version: str | None
     available: list[str]
+
+
+class StatsQuery(_Query):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
+    from_: date = Field(alias="from", description="First day (YYYY-MM-DD, the stores' local dates).")
+    to: date = Field(description="Last day, inclusive; at most 366 days after from.")
+    store_id: str | None = Field(None, min_length=1, max_length=128,
+                                 description="One of the merchant's stores; default all of them.")
+    surface: Literal["nearby", "recommended", "map", "detail"] | None = Field(
+        None, description="Impressions and viewers of one surface only.")
+    format: Literal["json", "csv"] = Field("json", description="csv: the daily rows as CSV (or send Accept: text/csv).")
+
+
+Count = int | str  # a number, or "<5" under the privacy threshold
+
+
+class StoreStats(BaseModel):
+    store_id: str
+    name: str
+    category: str
+    days: list[dict]
+    totals: dict
+    previous: dict
+    change: dict
+    peers: dict
+
+
+class StatsResponse(BaseModel):
+    """Daily figures per store; unique counts under the threshold read "<N"."""
+
+    merchant_id: str
+    from_: str = Field(alias="from")
+    to: str
+    surface: str | None
+    privacy_threshold: int
+    local_radius_m: float
+    stores: list[StoreStats]
+
+
+class ViewerCell(BaseModel):
+    cell: str
+    min_lat: float
+    min_lon: float
+    max_lat: float
+    max_lon: float
+    impressions: int
+
+
+class ViewersResponse(BaseModel):
+    merchant_id: str
+    cell_deg: float
+    privacy_threshold: int
+    cells: list[ViewerCell]
+    other: int = Field(description="Impressions from cells under the threshold, merged and not located.")

@@ -38,7 +38,9 @@ def post_events():
         raise Problem(503, "Events cannot be stored right now (Redis is off); retry later.",
                       headers={"Retry-After": "5"})
     try:
-        written = write_events(svc.redis, good, deals.store_of, current_app.config["STREAM_MAXLEN"]) if good else {}
+        tz = index.column("timezone")
+        written = write_events(svc.redis, good, deals.store_of, current_app.config["STREAM_MAXLEN"],
+                               lambda s: tz[index.position(s)]) if good else {}
     except (redis.RedisError, OSError) as exc:
         svc.breaker.failed(exc, "events")
         # Nothing was acknowledged: the client keeps the batch and retries; event_ids make that safe.
