@@ -154,7 +154,7 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             hll[uv(store, day, "all")].add(viewer)
         if surface in LOCAL_SURFACES and abs(lat) <= 85.05:  # Redis GEO's latitude limit
             day = local_day(now, first_tz or "UTC")
-            points[req(day)].extend([lon, lat, uuid.uuid4().hex[:16]])
+            points[req(day)].extend([float(lon), float(lat), uuid.uuid4().hex[:16]])
     touched = set()
     for (key, field), n in counts.items():
         pipe.hincrby(key, field, n)

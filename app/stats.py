@@ -15,21 +15,45 @@ import redis
 from .redis_store import PREFIX
 from .stats_keys import SURFACES, uv
 
-# ARGV: 1 prefix, 2 store, 3 surface|all, 4 lon, 5 lat, 6 radius_m, 7 today, 8 ttl, 9.. days
-# Returns, per day: {flat hash, viewers, clickers, orderers, redeemers, local requests},
-# then the period's union counts: viewers, clickers, orderers, redeemers.
+# Fields summed per day, in this order (the Lua script and _parse share it).
+FIELDS = ("imp", "imp:nearby", "imp:recommended", "imp:map", "imp:detail", "ev:click", "ev:detail_view",
+          "ev:directions", "ev:call", "ev:website", "ev:redeem", "ev:order", "ev:review", "amount", "rank_sum",
+          "rank_n", "loc")
+MAX_RANK = 101
+
+# ARGV: 1 prefix, 2 store, 3 surface|all, 4 lon, 5 lat, 6 radius_m, 7 today, 8 ttl, 9 totals_only (0|1),
+#       10 fields (space-separated), 11.. days
+# Per day (unless totals_only): {FIELDS values..., local requests, viewers, clickers, orderers, redeemers,
+# median rank*2}; then the period: {summed FIELDS..., local requests, union viewers, clickers, orderers,
+# redeemers, median rank*2}. Aggregation happens here so only a few numbers cross the wire.
 _READ = """
-local p, store, surface = ARGV[1], ARGV[2], ARGV[3]
+local p, store, surface, totals_only = ARGV[1], ARGV[2], ARGV[3], ARGV[9] == '1'
+local fields = {}
+for f in string.gmatch(ARGV[10], '%S+') do table.insert(fields, f) end
+local function median2(hist)
+  local n = 0
+  for r = 1, 101 do n = n + hist[r] end
+  if n == 0 then return -1 end
+  local lo_i, hi_i = math.floor((n - 1) / 2), math.floor(n / 2)
+  local seen, lo, hi = 0, nil, nil
+  for r = 1, 101 do
+    seen = seen + hist[r]
+    if lo == nil and seen > lo_i then lo = r end
+    if hi == nil and seen > hi_i then hi = r end
+  end
+  return lo + hi
+end
+local out, sums, period_hist = {}, {}, {}
+for j = 1, #fields + 1 do sums[j] = 0 end
+for r = 1, 101 do period_hist[r] = 0 end
+local uvk, ck, ok, rdk = {}, {}, {}, {}
 local lreq_field = 'lreq:' .. ARGV[6]
-local out = {}
-local uvk, ck, ok, rk = {}, {}, {}, {}
-for i = 9, #ARGV do
+for i = 11, #ARGV do
   local day = ARGV[i]
   local sdk = p .. 'sd:' .. store .. ':' .. day
   local base = p .. 'up:' .. store .. ':' .. day .. ':'
-  local vkey = p .. 'uv:' .. store .. ':' .. day .. ':' .. surface
-  table.insert(uvk, vkey); table.insert(ck, base .. 'click'); table.insert(ok, base .. 'order')
-  table.insert(rk, base .. 'redeem')
+  table.insert(uvk, p .. 'uv:' .. store .. ':' .. day .. ':' .. surface)
+  table.insert(ck, base .. 'click'); table.insert(ok, base .. 'order'); table.insert(rdk, base .. 'redeem')
   local lreq = redis.call('HGET', sdk, lreq_field)
   if not lreq then
     local rkey = p .. 'req:' .. day
@@ -40,11 +64,44 @@ for i = 9, #ARGV do
       redis.call('EXPIRE', sdk, ARGV[8])
     end
   end
-  table.insert(out, {redis.call('HGETALL', sdk), redis.call('PFCOUNT', vkey), redis.call('PFCOUNT', base .. 'click'),
-                     redis.call('PFCOUNT', base .. 'order'), redis.call('PFCOUNT', base .. 'redeem'), tonumber(lreq)})
+  -- One HGETALL: the fields and the rank histogram (rk:N) are in the same small hash.
+  local flat = redis.call('HGETALL', sdk)
+  local h, day_hist = {}, {}
+  for r = 1, 101 do day_hist[r] = 0 end
+  for k = 1, #flat, 2 do
+    local name = flat[k]
+    if string.sub(name, 1, 3) == 'rk:' then
+      local r = tonumber(string.sub(name, 4))
+      day_hist[r] = tonumber(flat[k + 1]); period_hist[r] = period_hist[r] + day_hist[r]
+    else
+      h[name] = flat[k + 1]
+    end
+  end
+  local row = {}
+  for j = 1, #fields do
+    local v = tonumber(h[fields[j]]) or 0
+    sums[j] = sums[j] + v
+    row[j] = tostring(v)
+  end
+  sums[#fields + 1] = sums[#fields + 1] + tonumber(lreq)
+  if not totals_only then
+    table.insert(row, tostring(lreq))
+    table.insert(row, redis.call('PFCOUNT', uvk[#uvk]))
+    table.insert(row, redis.call('PFCOUNT', ck[#ck]))
+    table.insert(row, redis.call('PFCOUNT', ok[#ok]))
+    table.insert(row, redis.call('PFCOUNT', rdk[#rdk]))
+    table.insert(row, median2(day_hist))
+    table.insert(out, row)
+  end
 end
-table.insert(out, {redis.call('PFCOUNT', unpack(uvk)), redis.call('PFCOUNT', unpack(ck)),
-                   redis.call('PFCOUNT', unpack(ok)), redis.call('PFCOUNT', unpack(rk))})
+local total = {}
+for j = 1, #fields + 1 do total[j] = tostring(sums[j]) end
+table.insert(total, redis.call('PFCOUNT', unpack(uvk)))
+table.insert(total, redis.call('PFCOUNT', unpack(ck)))
+table.insert(total, redis.call('PFCOUNT', unpack(ok)))
+table.insert(total, redis.call('PFCOUNT', unpack(rdk)))
+table.insert(total, median2(period_hist))
+table.insert(out, total)
 return out
 """
 
@@ -57,67 +114,34 @@ def days_between(start: date, end: date) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def read_store(r: redis.Redis, store: str, lat: float, lon: float, days: list[str], surface: str | None,
-               radius_m: float, today: str, ttl_s: int) -> tuple[list[dict], dict]:
-    """Per-day raw figures and the period's unique counts for one store."""
-    script = r.register_script(_READ)
-    res = script(args=[PREFIX, store, surface or "all", lon, lat, radius_m, today, ttl_s, *days])
-    return _parse(res, days, surface)
-
-
 def read_many(r: redis.Redis, stores: list[tuple[str, float, float]], days: list[str], surface: str | None,
-              radius_m: float, today: str, ttl_s: int) -> list[tuple[list[dict], dict]]:
-    """``read_store`` for several stores in one pipeline."""
+              radius_m: float, today: str, ttl_s: int, totals_only: bool = False) -> list[tuple[list[dict], dict]]:
+    """Per-day figures (empty with ``totals_only``) and period totals for several stores, one pipeline."""
     script = r.register_script(_READ)
     pipe = r.pipeline(transaction=False)
     for store, lat, lon in stores:
-        script(args=[PREFIX, store, surface or "all", lon, lat, radius_m, today, ttl_s, *days], client=pipe)
+        script(args=[PREFIX, store, surface or "all", float(lon), float(lat), radius_m, today, ttl_s, int(totals_only),
+                     " ".join(FIELDS), *days], client=pipe)
     return [_parse(res, days, surface) for res in pipe.execute()]
 
 
 def _parse(res, days, surface):
-    out = []
-    for day, (flat, viewers, clickers, orderers, redeemers, lreq) in zip(days, res[:-1]):
-        h = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
-        out.append(_day_figures(day, h, viewers, clickers, orderers, redeemers, lreq, surface))
-    v, c, o, rd = res[-1]
-    return out, {"unique_viewers": v, "unique_clickers": c, "unique_orderers": o, "unique_redeemers": rd}
+    per_day = [_figures(row, day, surface) for day, row in zip(days, res[:-1])]
+    return per_day, _figures(res[-1], None, surface)
 
 
-def _day_figures(day, h, viewers, clickers, orderers, redeemers, lreq, surface) -> dict:
-    num = lambda k: int(float(h.get(k, 0)))  # noqa: E731
-    per_surface = {s: num(f"imp:{s}") for s in SURFACES}
-    hist = {int(k[3:]): int(v) for k, v in h.items() if k.startswith("rk:")}
-    fig = {"date": day, "impressions": per_surface[surface] if surface else num("imp"),
-           "impressions_by_surface": per_surface, "unique_viewers": viewers, "unique_clickers": clickers,
-           "unique_orderers": orderers, "unique_redeemers": redeemers,
-           "order_amount": round(float(h.get("amount", 0.0)), 2),
-           "local_requests": int(lreq or 0), "local_appeared": num("loc"),
-           "_rank_sum": num("rank_sum"), "_rank_n": num("rank_n"), "_rank_hist": hist}
-    fig.update({name: num(f"ev:{kind}") for name, kind in EVENT_FIELDS.items()})
-    return fig
-
-
-def summarise(days: list[dict], uniques: dict) -> dict:
-    """Period totals from per-day figures (unique counts are the period's unions)."""
-    tot = {"impressions": sum(d["impressions"] for d in days),
-           "impressions_by_surface": {s: sum(d["impressions_by_surface"][s] for d in days) for s in SURFACES},
-           "order_amount": round(sum(d["order_amount"] for d in days), 2),
-           "local_requests": sum(d["local_requests"] for d in days),
-           "local_appeared": sum(d["local_appeared"] for d in days),
-           "_rank_sum": sum(d["_rank_sum"] for d in days), "_rank_n": sum(d["_rank_n"] for d in days),
-           "_rank_hist": _merge_hist(d["_rank_hist"] for d in days)}
-    tot.update({name: sum(d[name] for d in days) for name in EVENT_FIELDS})
-    tot.update(uniques)
-    return tot
-
-
-def _merge_hist(hists) -> dict:
-    out: dict = {}
-    for h in hists:
-        for k, v in h.items():
-            out[k] = out.get(k, 0) + v
-    return out
+def _figures(row, day, surface) -> dict:
+    vals = dict(zip(FIELDS, (float(x) for x in row[: len(FIELDS)])))
+    lreq, viewers, clickers, orderers, redeemers, median2 = row[len(FIELDS):]
+    per_surface = {s: int(vals[f"imp:{s}"]) for s in SURFACES}
+    fig = {"impressions": per_surface[surface] if surface else int(vals["imp"]),
+           "impressions_by_surface": per_surface, "unique_viewers": int(viewers), "unique_clickers": int(clickers),
+           "unique_orderers": int(orderers), "unique_redeemers": int(redeemers),
+           "order_amount": round(vals["amount"], 2), "local_requests": int(float(lreq)),
+           "local_appeared": int(vals["loc"]), "_rank_sum": vals["rank_sum"], "_rank_n": vals["rank_n"],
+           "_rank_median": None if int(median2) < 0 else int(median2) / 2}
+    fig.update({name: int(vals[f"ev:{kind}"]) for name, kind in EVENT_FIELDS.items()})
+    return fig if day is None else {"date": day, **fig}
 
 
 def finish(fig: dict, threshold: int) -> dict:
@@ -129,7 +153,7 @@ def finish(fig: dict, threshold: int) -> dict:
                      "people": {"click_rate": _rate(fig["unique_clickers"], fig["unique_viewers"]),
                                 "order_rate": _rate(fig["unique_orderers"], fig["unique_clickers"])}}
     out["rank"] = {"mean": round(fig["_rank_sum"] / fig["_rank_n"], 3) if fig["_rank_n"] else None,
-                   "median": _hist_median(fig["_rank_hist"])}
+                   "median": fig["_rank_median"]}
     out["local_search_share"] = _rate(fig["local_appeared"], fig["local_requests"])
     for k in UNIQUE_FIELDS:
         if 0 < out[k] < threshold:
@@ -141,17 +165,6 @@ def finish(fig: dict, threshold: int) -> dict:
 
 def _rate(a, b):
     return round(a / b, 4) if b else None
-
-
-def _hist_median(hist: dict):
-    n = sum(hist.values())
-    if not n:
-        return None
-    ranks = sorted(hist)
-    cum = np.cumsum([hist[k] for k in ranks])
-    lo = ranks[int(np.searchsorted(cum, (n + 1) // 2))]
-    hi = ranks[int(np.searchsorted(cum, n // 2 + 1))]
-    return (lo + hi) / 2
 
 
 NUMERIC = ("impressions", "clicks", "detail_views", "directions", "calls", "website", "redemptions", "orders",

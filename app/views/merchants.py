@@ -46,12 +46,11 @@ def merchant_stats(merchant_id: str):
     try:
         current = stats.read_many(svc.redis, coords, days, query.surface, cfg["STATS_LOCAL_RADIUS_M"], today,
                                   ROLLUP_TTL_S)
-        previous = stats.read_many(svc.redis, coords, prev_days, query.surface, cfg["STATS_LOCAL_RADIUS_M"],
-                                   today, ROLLUP_TTL_S)
+        previous = _previous_totals(svc, coords, prev_days, query.surface, today)
         out = []
-        for (store, pos), (per_day, uniq), (prev_day, prev_uniq) in zip(stores, current, previous):
-            totals = stats.finish(stats.summarise(per_day, uniq), threshold)
-            before = stats.finish(stats.summarise(prev_day, prev_uniq), threshold)
+        for (store, pos), (per_day, period), (_none, prev_period) in zip(stores, current, previous):
+            totals = stats.finish(period, threshold)
+            before = stats.finish(prev_period, threshold)
             out.append({"store_id": store, "name": index.column("name")[pos],
                         "category": index.categories[index.column("category")[pos]],
                         "days": [stats.finish(d, threshold) for d in per_day], "totals": totals,
@@ -125,6 +124,18 @@ def _prepare(merchant_id: str):
     return svc, query, stores, start, end
 
 
+def _previous_totals(svc, coords, days, surface, today) -> list:
+    """The previous period's totals; cached 10 minutes, since past days change only by late events."""
+    key = f"o2o:v1:prevcache:{days[0]}:{days[-1]}:{surface or 'all'}:" + ",".join(c[0] for c in coords)
+    cached = stats.cache_get(svc.redis, key)
+    if cached is not None:
+        return [(None, period) for period in cached]
+    res = stats.read_many(svc.redis, coords, days, surface, current_app.config["STATS_LOCAL_RADIUS_M"], today,
+                          ROLLUP_TTL_S, totals_only=True)
+    stats.cache_set(svc.redis, key, [period for _none, period in res], 600)
+    return res
+
+
 def _peers(svc, pos: int, merchant_id: str, days, surface, today, threshold) -> dict:
     """Median of each figure over same-category stores of other merchants within the peer radius."""
     cfg = current_app.config
@@ -144,8 +155,9 @@ def _peers(svc, pos: int, merchant_id: str, days, surface, today, threshold) -> 
                          max_distance_m=cfg["STATS_PEER_RADIUS_M"], where=same_category_other_merchant)
     coords = [(index.column("store_id")[p], float(index.column("lat")[p]), float(index.column("lon")[p]))
               for p in hits.positions.tolist()]
-    totals = [stats.finish(stats.summarise(d, u), 0) for d, u in
-              stats.read_many(svc.redis, coords, days, surface, cfg["STATS_LOCAL_RADIUS_M"], today, ROLLUP_TTL_S)]
+    totals = [stats.finish(period, 0) for _none, period in
+              stats.read_many(svc.redis, coords, days, surface, cfg["STATS_LOCAL_RADIUS_M"], today, ROLLUP_TTL_S,
+                              totals_only=True)]
     result = {"stores": len(coords), "radius_m": cfg["STATS_PEER_RADIUS_M"], "median": stats.peer_median(totals)}
     if len(coords) < threshold:  # too few peers to show a median without exposing one of them
         result["median"] = None
