@@ -1,8 +1,6 @@
 """Client events: clicks, redemptions, orders, reviews and the rest."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import redis
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
@@ -13,6 +11,7 @@ from ..extensions import services
 from ..openapi import documented
 from ..params import validation_errors
 from ..schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
+from .stores import now
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -32,7 +31,7 @@ def post_events():
     svc = services()
     index, deals = svc.index, svc.deals
     checked = validate_batch(batch.events, lambda s: index.position(s) is not None, deals.store_of,
-                             datetime.now(timezone.utc), current_app.config["EVENT_MAX_AGE_DAYS"])
+                             now(), current_app.config["EVENT_MAX_AGE_DAYS"])
     good = [(i, ev) for i, ev, err in checked if ev is not None]
     if good and svc.redis is None:
         raise Problem(503, "Events cannot be stored right now (Redis is off); retry later.",
