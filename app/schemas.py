@@ -48,6 +48,11 @@ class NearbyQuery(_Query):
                                      description="Store fields to return; id and distance_m always come.")
 
 
+class DetailQuery(_Query):
+    user_id: str | None = Field(None, min_length=1, max_length=128,
+                                description="The signed-in user, so the view counts toward their unique views.")
+
+
 class StoreOut(BaseModel):
     id: str
     name: str | None = None

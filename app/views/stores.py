@@ -12,7 +12,7 @@ from ..extensions import services
 from ..impressions import log_impressions, viewer_id
 from ..openapi import documented
 from ..params import parse_query
-from ..schemas import NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
+from ..schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
 from ..search import nearby as search_nearby
 
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
@@ -49,12 +49,13 @@ def nearby():
 
 
 @bp.get("/<store_id>")
-@documented(summary="One store with open_now, next_open and next_close", tags=["stores"],
+@documented(summary="One store with open_now, next_open and next_close", tags=["stores"], query=DetailQuery,
             path={"store_id": {"description": "A store_id from the catalogue, e.g. osm-n1007416273",
                                "schema": {"type": "string", "minLength": 1, "maxLength": 128}}},
             responses={200: StoreDetail, 404: ProblemBody})
 def detail(store_id: str):
     """Full details of one store."""
+    parse_query(DetailQuery, request.args)
     index = services().index
     pos = index.position(store_id)
     if pos is None:
@@ -65,6 +66,10 @@ def detail(store_id: str):
     schedule = index.schedules.schedules[code] if code >= 0 else None
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
+    svc = services()
+    viewer = viewer_id(request.args.get("user_id"), request.headers.get("X-Client-Id"), request.remote_addr,
+                       at.date().isoformat())
+    log_impressions(svc, "detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
     return jsonify(row)
 
 
