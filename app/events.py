@@ -15,8 +15,8 @@ import redis
 from pydantic import ValidationError
 
 from .redis_store import PREFIX
-from .stats_keys import ROLLUP_TTL_S, local_day, sd, up
 from .schemas import EventIn
+from .stats_keys import ROLLUP_TTL_S, local_day, sd, up
 
 STREAM = PREFIX + "events"
 DEAL_REDEMPTIONS = PREFIX + "deal_redemptions"

@@ -13,7 +13,7 @@ import numpy as np
 import redis
 
 from .redis_store import PREFIX
-from .stats_keys import SURFACES, uv
+from .stats_keys import SURFACES
 
 # Fields summed per day, in this order (the Lua script and _parse share it).
 FIELDS = ("imp", "imp:nearby", "imp:recommended", "imp:map", "imp:detail", "ev:click", "ev:detail_view",

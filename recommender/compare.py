@@ -17,7 +17,7 @@ import pandas as pd
 from .blend import Blend
 from .evaluation import evaluate, interaction_matrix
 from .features import FeatureConfig
-from .training import (TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors)
+from .training import TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors
 
 SERVED = "served"
 

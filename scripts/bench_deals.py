@@ -10,15 +10,14 @@ logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
-from urllib.parse import urlencode
 
+from scripts.common import emit_json
 from scripts.loadgen import nearby_paths, run_load, start_gunicorn
 from scripts.redis_server import free_port
 
@@ -67,12 +66,7 @@ def main(argv=None) -> int:
               "impressions_cost_pct": round(100 * (1 - med["nearby_impressions_on"]["rps"] /
                                                    med["nearby_impressions_off"]["rps"]), 1),
               "runs": runs}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            fh.write(text)
+    emit_json(result, args.json)
     return 0
 
 

@@ -9,13 +9,13 @@ stores. Runs are interleaved (trivial, nearby, trivial, nearby) and the medians 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
 import numpy as np
 import pandas as pd
 
+from scripts.common import emit_json
 from scripts.loadgen import nearby_paths, run_load, start_gunicorn
 from scripts.redis_server import free_port
 
@@ -54,12 +54,7 @@ def main(argv=None) -> int:
               "errors": sum(r["errors"] for v in runs.values() for r in v),
               "ratio_nearby_to_trivial_rps": round(med["nearby"]["rps"] / med["trivial"]["rps"], 2),
               "ratio_filtered_to_trivial_rps": round(med["nearby_radius_filtered"]["rps"] / med["trivial"]["rps"], 2)}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            fh.write(text)
+    emit_json(result, args.json)
     return 0
 
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
-import os
 import sys
 import time
 
@@ -23,6 +21,7 @@ from geo_index import StoreIndex, haversine_m, validate_stores
 from geo_index.geodesy import chord_for_distance, to_unit_xyz
 from geo_index.report import LoadReport
 from geo_index.synthetic import synthetic_catalogue
+from scripts.common import emit_json
 
 
 def _rss_mb() -> float:
@@ -169,12 +168,7 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     res = run(args.n, args.queries, redis_on=not args.no_redis)
-    text = json.dumps(res, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            fh.write(text)
+    emit_json(res, args.json)
     return 0
 
 

@@ -23,6 +23,7 @@ from geo_index import load_catalogue
 from recommender import Scorer, TrainConfig, interaction_weights, save, train
 from recommender.artifact import load
 from recommender.generator import BehaviourConfig, generate
+from scripts.common import emit_json
 
 
 def _median_us(fn, n=2000) -> float:
@@ -92,12 +93,7 @@ def main(argv=None) -> int:
             loads.append(time.perf_counter() - t)
         result["artifact_load_and_precompute_s_median"] = round(float(np.median(loads)), 3)
         result["artifact_mb"] = round(sum(os.path.getsize(os.path.join(path, f)) for f in os.listdir(path)) / 2**20, 1)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            fh.write(text)
+    emit_json(result, args.json)
     return 0
 
 

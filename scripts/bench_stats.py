@@ -10,7 +10,6 @@ app in this process: the first (cold) read, and the median and p99 of repeated r
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pandas as pd
 
+from scripts.common import emit_json
 from scripts.redis_server import start
 
 
@@ -104,12 +104,7 @@ def main(argv=None) -> int:
                   "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 2**20, 1)}
     finally:
         proc.terminate()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as fh:
-            fh.write(text)
+    emit_json(result, args.json)
     return 0
 
 

@@ -27,7 +27,8 @@ from urllib.parse import urlencode
 
 import pandas as pd
 
-from scripts import export_events, train as train_cmd
+from scripts import export_events
+from scripts import train as train_cmd
 from scripts.loadgen import start_gunicorn
 from scripts.redis_server import free_port
 

@@ -15,7 +15,6 @@ import argparse
 import http.client
 import io
 import json
-import os
 import sys
 import tempfile
 import uuid

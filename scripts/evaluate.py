@@ -16,8 +16,6 @@ import os
 import sys
 import time
 
-import pandas as pd
-
 from recommender.compare import compare
 from recommender.data import DataError, read_table
 from recommender.training import TrainConfig, split_per_user

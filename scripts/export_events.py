@@ -17,6 +17,8 @@ import sys
 import pandas as pd
 import redis
 
+from scripts.common import add_redis_arguments, redis_url
+
 STREAM = "o2o:v1:events"
 
 
@@ -45,11 +47,10 @@ def to_frames(events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
-    parser.add_argument("--data-dir", default="var", help="where the embedded Redis keeps its socket")
+    add_redis_arguments(parser)
     parser.add_argument("--out", default="data/generated/events")
     args = parser.parse_args(argv)
-    url = args.redis_url or f"unix://{os.path.abspath(os.path.join(args.data_dir, 'redis', 'redis.sock'))}"
+    url = redis_url(args)
     try:
         events = read_events(redis.Redis.from_url(url, socket_timeout=5))
     except (redis.RedisError, OSError) as exc:

@@ -9,23 +9,22 @@ server under O2O_DATA_DIR, default var/). The key is shown once; it cannot be re
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 
 import redis
 
 from app.auth import create_key, revoke_key
+from scripts.common import add_redis_arguments, redis_url
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["create-key", "revoke-key"])
     parser.add_argument("value", help="MERCHANT_ID for create-key, KEY for revoke-key")
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
-    parser.add_argument("--data-dir", default=os.environ.get("O2O_DATA_DIR", "var"))
+    add_redis_arguments(parser)
     args = parser.parse_args(argv)
-    url = args.redis_url or f"unix://{os.path.abspath(os.path.join(args.data_dir, 'redis', 'redis.sock'))}"
+    url = redis_url(args)
     r = redis.Redis.from_url(url, socket_timeout=5)
     try:
         if args.action == "create-key":

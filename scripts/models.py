@@ -16,6 +16,7 @@ import redis
 
 from app.models import CURRENT_KEY, activate, rollback
 from recommender import ArtifactError, versions
+from scripts.common import add_redis_arguments, redis_url
 
 
 def main(argv=None) -> int:
@@ -23,10 +24,9 @@ def main(argv=None) -> int:
     parser.add_argument("action", choices=["list", "activate", "rollback"])
     parser.add_argument("version", nargs="?")
     parser.add_argument("--artifacts", default=os.environ.get("O2O_ARTIFACTS", "artifacts"))
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
-    parser.add_argument("--data-dir", default=os.environ.get("O2O_DATA_DIR", "var"))
+    add_redis_arguments(parser)
     args = parser.parse_args(argv)
-    url = args.redis_url or f"unix://{os.path.abspath(os.path.join(args.data_dir, 'redis', 'redis.sock'))}"
+    url = redis_url(args)
     r = redis.Redis.from_url(url, socket_timeout=5)
     try:
         current = (r.get(CURRENT_KEY) or b"").decode() or None

@@ -2,7 +2,8 @@
 import numpy as np
 import pandas as pd
 import shapely
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from geo_index import StoreFilter, StoreIndex, haversine_m, validate_stores
 from geo_index.report import LoadReport

@@ -7,12 +7,12 @@ import redis
 from flask import Blueprint, current_app, jsonify, request
 
 from .. import paging
+from ..events import DEAL_REDEMPTIONS
 from ..extensions import services
 from ..impressions import log_impressions, viewer_id
 from ..openapi import documented
 from ..params import parse_query
 from ..recommend import paginate, rank_deals, reasons
-from ..events import DEAL_REDEMPTIONS
 from ..redis_store import PREFIX
 from ..schemas import ProblemBody, RecommendedQuery, RecommendedResponse
 from .stores import now
