@@ -61,13 +61,14 @@ def connect_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import admin, deals, events, merchants, meta, stores
+    from .views import admin, deals, events, map as map_views, merchants, meta, stores
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(stores.bp)
     app.register_blueprint(deals.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(merchants.bp)
+    app.register_blueprint(map_views.bp)
     if app.config["ADMIN_KEY"]:  # admin endpoints are off unless a key is configured
         app.register_blueprint(admin.bp)
 

@@ -22,10 +22,33 @@ def fingerprint(params: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def encode(secret: str, fp: str, key: list, evaluated_at: str) -> str:
-    payload = json.dumps({"v": _VERSION, "f": fp, "k": key, "t": evaluated_at}, separators=(",", ":")).encode()
+def sign(secret: str, data: dict) -> str:
+    """An opaque, tamper-evident token carrying ``data`` (cursors, cluster ids)."""
+    payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
     sig = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
     return _b64(payload) + "." + _b64(sig)
+
+
+def verify(secret: str, token: str) -> dict | None:
+    """The data of a token from ``sign``, or None if it is malformed or was altered."""
+    try:
+        body, sig = token.split(".", 1)
+        payload = _unb64(body)
+        given = _unb64(sig)
+    except (ValueError, TypeError):
+        return None
+    expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
+    if not hmac.compare_digest(given, expected):
+        return None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def encode(secret: str, fp: str, key: list, evaluated_at: str) -> str:
+    return sign(secret, {"v": _VERSION, "f": fp, "k": key, "t": evaluated_at})
 
 
 def decode(secret: str, cursor: str, fp: str) -> dict:
@@ -34,16 +57,9 @@ def decode(secret: str, cursor: str, fp: str) -> dict:
         return Problem(400, "Invalid cursor.", [field_error(
             "cursor", message, "pass next_cursor exactly as returned, with the same other parameters")])
 
-    try:
-        body, sig = cursor.split(".", 1)
-        payload = _unb64(body)
-        given = _unb64(sig)
-    except (ValueError, TypeError):
-        raise bad("not a cursor issued by this service") from None
-    expected = hmac.new(secret.encode(), payload, hashlib.sha256).digest()[:12]
-    if not hmac.compare_digest(given, expected):
-        raise bad("cursor signature does not match")
-    data = json.loads(payload)
+    data = verify(secret, cursor)
+    if data is None:
+        raise bad("not a cursor issued by this service, or altered")
     if data.get("v") != _VERSION:
         raise bad("cursor from an older version; start again without cursor")
     if data.get("f") != fp:

@@ -2,10 +2,11 @@
 from these models, so the documentation cannot drift from what the code accepts."""
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 PriceLevel = Annotated[int, Field(ge=1, le=4)]
@@ -261,3 +262,64 @@ class ViewersResponse(BaseModel):
     privacy_threshold: int
     cells: list[ViewerCell]
     other: int = Field(description="Impressions from cells under the threshold, merged and not located.")
+
+
+def _parse_bbox(value):
+    if isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [p.strip() for p in str(value).split(",")]
+    if len(parts) != 4:
+        raise ValueError("bbox needs 4 numbers: minLon,minLat,maxLon,maxLat")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError("bbox values must be numbers") from None
+    if not all(math.isfinite(n) for n in nums):
+        raise ValueError("bbox values must be finite")
+    min_lon, min_lat, max_lon, max_lat = nums
+    if not (-180 <= min_lon <= 180 and -180 <= max_lon <= 180):
+        raise ValueError("bbox longitudes must be within -180..180 (minLon > maxLon crosses the antimeridian)")
+    if not (-90 <= min_lat <= 90 and -90 <= max_lat <= 90):
+        raise ValueError("bbox latitudes must be within -90..90")
+    if min_lat > max_lat:
+        raise ValueError("bbox minLat must not exceed maxLat")
+    return (min_lon, min_lat, max_lon, max_lat)
+
+
+BBox = Annotated[tuple[float, float, float, float], BeforeValidator(_parse_bbox),
+                 WithJsonSchema({"type": "string", "pattern": r"^[^,]+,[^,]+,[^,]+,[^,]+$",
+                                 "example": "24.90,60.15,24.98,60.19"})]
+
+
+class MapQuery(_Query):
+    bbox: BBox = Field(description="minLon,minLat,maxLon,maxLat in WGS84; minLon > maxLon crosses the antimeridian.")
+    zoom: int = Field(ge=0, le=22, description="Map zoom 0-22; from 17 on, stores come one by one.")
+    category: list[Slug] = Field(default_factory=list, description="Keep these categories.")
+    exclude_category: list[Slug] = Field(default_factory=list, description="Drop these categories.")
+    price: list[PriceLevel] = Field(default_factory=list, description="Keep these price levels, 1 to 4.")
+    open_now: bool = Field(False, description="Only stores open now, in each store's timezone.")
+    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False, description="Lowest rating, 0 to 5.")
+    q: str | None = Field(None, min_length=1, max_length=100, description="Text in name, category or tags.")
+    has_deals: bool = Field(False, description="Only stores with a deal running now.")
+    user_id: str | None = Field(None, min_length=1, max_length=128, description="Counts the view toward the user.")
+
+
+class LeavesQuery(_Query):
+    limit: int = Field(50, ge=1, le=500, description="Stores per page, 1 to 500.")
+    offset: int = Field(0, ge=0, le=10_000_000, description="Stores to skip.")
+
+
+class GeoFeature(BaseModel):
+    type: Literal["Feature"]
+    geometry: dict
+    properties: dict
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON FeatureCollection (RFC 7946)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[GeoFeature]
+    total: int | None = None
+    truncated: bool | None = None

@@ -1,0 +1,133 @@
+"""Map widgets: stores in the visible area as GeoJSON, clustered at low zoom."""
+from __future__ import annotations
+
+import numpy as np
+from flask import Blueprint, current_app, jsonify, request
+
+from geo_index import StoreFilter
+
+from .. import clusters, paging
+from ..errors import Problem
+from ..extensions import services
+from ..impressions import log_impressions, viewer_id
+from ..openapi import documented
+from ..params import parse_query
+from ..schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
+from .stores import now
+
+bp = Blueprint("map", __name__, url_prefix="/v1/map")
+#: At POINTS_FROM_ZOOM and above, at most this many stores come back (ordered by id).
+MAX_POINTS = 5000
+
+
+@bp.get("/stores")
+@documented(summary="Stores in a bounding box as GeoJSON, clustered below zoom 17", query=MapQuery, tags=["map"],
+            responses={200: FeatureCollection, 400: ProblemBody})
+def map_stores():
+    """Filters apply before clustering; clusters sit on a world-anchored grid, so panning keeps them."""
+    query = parse_query(MapQuery, request.args)
+    svc = services()
+    at = now()
+    positions = _filtered(svc, query, at)
+    lat, lon = svc.index.column("lat")[positions], svc.index.column("lon")[positions]
+    groups, singles = clusters.cluster(positions, lat, lon, query.zoom)
+    secret = current_app.config["SECRET_KEY"]
+    params = _filter_params(query)
+    has_deal = _deal_mask(svc, at)
+    features = [_cluster_feature(svc, g, secret, params, has_deal) for g in groups]
+    truncated = len(singles) > MAX_POINTS
+    singles = singles[:MAX_POINTS]
+    features += [_point_feature(svc, int(p), has_deal, at) for p in singles]
+    viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, at.date().isoformat())
+    centre_lat = (query.bbox[1] + query.bbox[3]) / 2
+    log_impressions(svc, "map", viewer, centre_lat, _centre_lon(query.bbox),
+                    [(svc.index.column("store_id")[p], i + 1, None) for i, p in enumerate(singles.tolist())], at)
+    return jsonify(type="FeatureCollection", features=features, total=int(len(positions)), truncated=truncated)
+
+
+@bp.get("/clusters/<cluster_id>/leaves")
+@documented(summary="The stores of one cluster, paged", query=LeavesQuery, tags=["map"],
+            path={"cluster_id": {"description": "cluster_id from /v1/map/stores", "schema": {
+                "type": "string", "minLength": 1, "maxLength": 2048}}},
+            responses={200: FeatureCollection, 400: ProblemBody, 404: ProblemBody})
+def cluster_leaves(cluster_id: str):
+    """Exactly the cluster's members (same filters, same cell), ordered by store id."""
+    page = parse_query(LeavesQuery, request.args)
+    svc = services()
+    data = paging.verify(current_app.config["SECRET_KEY"], cluster_id)
+    if data is None or not {"z", "x", "y", "q"} <= set(data):
+        raise Problem(404, "No such cluster: pass a cluster_id exactly as /v1/map/stores returned it.")
+    query = parse_query(MapQuery, _multidict(data["q"]))
+    at = now()
+    positions = _filtered(svc, query, at)
+    members = clusters.members_of(positions, svc.index.column("lat")[positions], svc.index.column("lon")[positions],
+                                  int(data["z"]), int(data["x"]), int(data["y"]))
+    members = np.sort(members)
+    has_deal = _deal_mask(svc, at)
+    chunk = members[page.offset:page.offset + page.limit]
+    return jsonify(type="FeatureCollection", features=[_point_feature(svc, int(p), has_deal, at) for p in chunk],
+                   total=int(len(members)), truncated=False)
+
+
+def _filtered(svc, query: MapQuery, at) -> np.ndarray:
+    index = svc.index
+    base = StoreFilter(categories=tuple(query.category), exclude_categories=tuple(query.exclude_category),
+                       price_levels=tuple(query.price), min_rating=query.min_rating,
+                       open_at=at if query.open_now else None, text=query.q).predicate(index)
+    deals = _deal_mask(svc, at) if query.has_deals else None
+
+    def where(pos):
+        mask = np.ones(len(pos), dtype=bool) if base is None else base(pos)
+        return mask if deals is None else mask & deals[pos]
+
+    min_lon, min_lat, max_lon, max_lat = query.bbox
+    return index.in_bbox(min_lon, min_lat, max_lon, max_lat, where=where)
+
+
+def _deal_mask(svc, at) -> np.ndarray:
+    return svc.deals.stores_with(svc.deals.active(at), svc.index.size)
+
+
+def _filter_params(query: MapQuery) -> dict:
+    return {k: v for k, v in request.args.lists() if k not in ("user_id",)}
+
+
+def _multidict(params: dict):
+    from werkzeug.datastructures import MultiDict
+
+    return MultiDict([(k, v) for k, values in params.items() for v in values])
+
+
+def _cluster_feature(svc, g: clusters.Cluster, secret: str, params: dict, has_deal: np.ndarray) -> dict:
+    index = svc.index
+    lat, lon = index.column("lat")[g.members], index.column("lon")[g.members]
+    cats = index.column("category")[g.members]
+    top = int(np.bincount(cats).argmax())
+    n = len(g.members)
+    token = paging.sign(secret, {"z": g.zoom, "x": g.cx, "y": g.cy, "q": params})
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(lon.mean()), float(lat.mean())]},
+            "properties": {"cluster": True, "cluster_id": token, "point_count": n,
+                           "point_count_abbreviated": clusters.abbreviate(n),
+                           "expansion_zoom": clusters.expansion_zoom(lat, lon, g.zoom),
+                           "with_deals": int(has_deal[g.members].sum()),
+                           "top_category": index.categories[top]}}
+
+
+def _point_feature(svc, pos: int, has_deal: np.ndarray, at) -> dict:
+    index = svc.index
+    rec = index.record(pos)
+    code = int(index.column("hours_code")[pos])
+    props = {"cluster": False, "id": rec["id"], "name": rec["name"], "category": rec["category"],
+             "price_level": rec["price_level"], "rating": rec["rating"], "has_deal": bool(has_deal[pos]),
+             "open_now": index.schedules.is_open(code, at) if code >= 0 else None}
+    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [rec["lon"], rec["lat"]]},
+            "properties": props}
+
+
+def _centre_lon(bbox) -> float:
+    min_lon, _a, max_lon, _b = bbox
+    if min_lon <= max_lon:
+        return (min_lon + max_lon) / 2
+    centre = (min_lon + max_lon + 360) / 2
+    return centre - 360 if centre > 180 else centre
+
