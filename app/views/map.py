@@ -81,7 +81,7 @@ def _filtered(svc, query: MapQuery, at) -> np.ndarray:
         return mask if deals is None else mask & deals[pos]
 
     min_lon, min_lat, max_lon, max_lat = query.bbox
-    return index.in_bbox(min_lon, min_lat, max_lon, max_lat, where=where)
+    return index.in_bbox(min_lon, min_lat, max_lon, max_lat, where=where, ordered=False)
 
 
 def _deal_mask(svc, at) -> np.ndarray:
