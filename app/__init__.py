@@ -61,7 +61,7 @@ def connect_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import admin, deals, events, map as map_views, merchants, meta, stores
+    from .views import admin, deals, events, map as map_views, merchants, meta, pages, stores
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(stores.bp)
@@ -69,6 +69,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events.bp)
     app.register_blueprint(merchants.bp)
     app.register_blueprint(map_views.bp)
+    app.register_blueprint(pages.bp)
     if app.config["ADMIN_KEY"]:  # admin endpoints are off unless a key is configured
         app.register_blueprint(admin.bp)
 

@@ -41,6 +41,9 @@ DEFAULTS = {
     "STATS_LOCAL_RADIUS_M": 1000.0,
     "STATS_PEER_RADIUS_M": 2000.0,
     "STATS_PRIVACY_THRESHOLD": 5,
+    # Map widget tiles (OpenStreetMap's standard tiles by default; markers work without them).
+    "TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "TILE_ATTRIBUTION": "&copy; <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap</a> contributors",
     # Admin endpoints exist only when a key is configured.
     "ADMIN_KEY": None,
 }

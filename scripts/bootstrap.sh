@@ -27,6 +27,26 @@ setup() {
     .venv/bin/python -m pip install --quiet -r requirements.txt
     sha256sum requirements.txt > "$stamp"
   fi
+  # Browser libraries for the two web pages (Leaflet, Chart.js), pinned by app/web/package-lock.json.
+  local web_stamp=app/web/node_modules/.lock.sha256
+  if command -v npm >/dev/null 2>&1; then
+    if ! sha256sum --status -c "$web_stamp" 2>/dev/null; then
+      npm ci --prefix app/web --no-audit --no-fund --loglevel=error
+      sha256sum app/web/package-lock.json > "$web_stamp"
+    fi
+  else
+    echo "npm not found: the map widget and dashboard pages need it (their browser tests will skip)" >&2
+  fi
+}
+
+browser() {
+  # CI runs the browser tests in Debian's Chromium; elsewhere they skip when it is missing.
+  if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 ||
+        echo "could not install chromium: browser tests will skip" >&2
+    fi
+  fi
 }
 
 prepare() {
@@ -50,6 +70,7 @@ case "$cmd" in
     ;;
   test)
     setup
+    browser
     exec .venv/bin/python -m pytest "$@"
     ;;
   setup)

@@ -1,0 +1,145 @@
+"""The two web pages in headless Chromium (Debian's package, driven by Playwright).
+
+Skipped with a reason when Chromium or Playwright is missing; CI installs both. Screenshots
+land in test-artifacts/.
+"""
+import os
+import shutil
+import threading
+
+import pytest
+import redis
+
+from .conftest import app_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts")
+WEB_LIBS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "app", "web", "node_modules", "leaflet")
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); "
+                                                "CI installs it"),
+    pytest.mark.skipif(not os.path.isdir(WEB_LIBS), reason="browser libraries missing: npm ci --prefix app/web"),
+]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, redis_server):
+    from werkzeug.serving import make_server
+
+    from app import create_app
+    from app.auth import create_key
+    from geo_index import load_catalogue
+    from recommender.generator import BehaviourConfig, generate
+
+    d = tmp_path_factory.mktemp("site")
+    stores, _ = load_catalogue("data/stores_helsinki.csv")
+    behaviour = generate(stores, BehaviourConfig(n_users=200, days=40, seed=3,
+                                                 start=(__import__("datetime").date.today() -
+                                                        __import__("datetime").timedelta(days=40)).isoformat()))
+    behaviour.deals.to_csv(d / "deals.csv", index=False)
+    r = redis.Redis.from_url(redis_server)
+    r.flushdb()
+    app = create_app(app_config(d, redis_server, DEALS=str(d / "deals.csv"), TILE_URL="/no-tiles/{z}/{x}/{y}.png",
+                                NOW=None))
+    keys = {m: create_key(r, m) for m in ("m-unicafe", "m-restamax")}
+    client = app.test_client()
+    unicafe = stores[stores["merchant_id"] == "m-unicafe"]
+    for i, row in enumerate(unicafe.itertuples()):
+        for k in range(6):  # replayed traffic: searches near each Unicafe store by several people
+            client.get("/v1/stores/nearby", query_string={"lat": row.lat + 0.0005 * k, "lon": row.lon, "limit": 10},
+                       headers={"X-Client-Id": f"viewer-{i}-{k}"})
+    now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    events = [{"event_id": f"e{i}-{j}", "type": kind, "ts": now, "store_id": sid, "user_id": f"u{i}",
+               **({"amount": 12.5} if kind == "order" else {})}
+              for i, sid in enumerate(unicafe["store_id"])
+              for j, kind in enumerate(("click", "click", "order", "directions"))]
+    assert client.post("/v1/events", json={"events": events}).get_json()["accepted"] == len(events)
+    app.extensions["o2o"].impressions.flush()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", keys, stores
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    pw = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        yield b
+        b.close()
+
+
+def _wait_loaded(page, since="0"):
+    page.wait_for_function(f"() => Number(document.body.dataset.loaded || 0) > {since}", timeout=15000)
+    return page.evaluate("() => document.body.dataset.loaded")
+
+
+def test_widget_shows_markers_filters_and_details(site, browser):
+    base, _keys, _stores = site
+    page = browser.new_page(viewport={"width": 1000, "height": 700})
+    page.goto(f"{base}/widget/map?lat=60.1699&lon=24.9384&zoom=16")
+    stamp = _wait_loaded(page)
+    stores_all = page.locator("#map .store").count()
+    clusters_all = page.locator("#map .cluster").count()
+    assert stores_all + clusters_all > 10
+    status_all = page.locator("#status").inner_text()
+    page.screenshot(path=os.path.join(ARTIFACTS, "widget-all.png"))
+    page.select_option("select[name=category]", "cafe")
+    stamp = _wait_loaded(page, stamp)
+    status_cafe = page.locator("#status").inner_text()
+    assert int(status_cafe.split()[0]) < int(status_all.split()[0])
+    page.screenshot(path=os.path.join(ARTIFACTS, "widget-cafes.png"))
+    marker = page.locator("#map .store").first
+    name = marker.get_attribute("title")
+    marker.click(force=True)
+    page.wait_for_selector(".popup h3")
+    assert page.locator(".popup h3").inner_text() == name
+    page.screenshot(path=os.path.join(ARTIFACTS, "widget-popup.png"))
+    page.close()
+
+
+def test_dashboard_signs_in_and_draws_real_stats(site, browser):
+    base, keys, stores = site
+    page = browser.new_page(viewport={"width": 1200, "height": 1100})
+    page.goto(f"{base}/merchant")
+    page.fill("input[name=merchant]", "m-unicafe")
+    page.fill("input[name=key]", keys["m-unicafe"])
+    page.click("button[type=submit]")
+    page.wait_for_function("() => document.body.dataset.drawn", timeout=15000)
+    summary = page.locator("#summary").inner_text()
+    own = set(stores.loc[stores["merchant_id"] == "m-unicafe", "name"])
+    assert summary.startswith(f"{len(own)} store(s)")
+    assert " 0 impressions" not in summary and " 0 clicks" not in summary
+    assert page.locator("canvas").count() == 5
+    assert page.locator("#viewers-map path.leaflet-interactive").count() >= 1
+    # The key never reaches persistent storage.
+    assert page.evaluate("() => localStorage.length + sessionStorage.length + document.cookie.length") == 0
+    page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-unicafe.png"), full_page=True)
+    page.close()
+
+
+def test_another_merchant_sees_only_its_own_stores(site, browser):
+    base, keys, stores = site
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    page.goto(f"{base}/merchant")
+    page.fill("input[name=merchant]", "m-unicafe")
+    page.fill("input[name=key]", keys["m-restamax"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("#message.error")
+    assert "another merchant" in page.locator("#message").inner_text()
+    page.fill("input[name=merchant]", "m-restamax")
+    page.fill("input[name=key]", keys["m-restamax"])
+    page.click("button[type=submit]")
+    page.wait_for_function("() => document.body.dataset.drawn", timeout=15000)
+    summary = page.locator("#summary").inner_text()
+    theirs = stores.loc[stores["merchant_id"] == "m-restamax", "name"]
+    unicafe = stores.loc[stores["merchant_id"] == "m-unicafe", "name"]
+    assert all(n in summary for n in theirs) and not any(n in summary for n in unicafe)
+    page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-other-merchant.png"), full_page=True)
+    page.close()
