@@ -17,15 +17,16 @@ _PROBLEM = "application/problem+json"
 
 
 def documented(*, summary: str, responses: dict, query: type[BaseModel] | None = None,
-               body: type[BaseModel] | None = None, path: dict | None = None, tags=(), security=None):
+               body: type[BaseModel] | None = None, path: dict | None = None, tags=(), security=None,
+               also: dict | None = None):
     """Attach OpenAPI metadata to a view function.
 
     ``responses`` maps a status to a pydantic model, or to ``(media_type, description)`` for
-    non-JSON bodies.
+    non-JSON bodies; ``also`` adds media types to a status (``{200: ["text/csv"]}``).
     """
     def wrap(view):
         view.openapi = {"summary": summary, "responses": responses, "query": query, "body": body,
-                        "path": path or {}, "tags": list(tags), "security": security,
+                        "path": path or {}, "tags": list(tags), "security": security, "also": also or {},
                         "description": (view.__doc__ or "").strip()}
         return view
     return wrap
@@ -74,13 +75,23 @@ def _operation(rule, meta, components) -> dict:
             "schema": _ref(meta["body"], components)}}}
     for status, spec in meta["responses"].items():
         op["responses"][str(status)] = _response(status, spec, components)
+        for media in meta["also"].get(status, ()):
+            op["responses"][str(status)]["content"][media] = {"schema": {"type": "string"}}
+    # Answers any operation can give: bad parameters (every query is validated), and the
+    # server's limits on request size, which gunicorn enforces before the app sees it.
+    if meta["query"] is not None or meta["body"] is not None:
+        op["responses"].setdefault("400", _response(400, ProblemBody, components))
+    if meta["body"] is not None:
+        op["responses"].setdefault("413", _response(413, ProblemBody, components))
+    op["responses"].setdefault("414", {"description": "Request line too long (gunicorn's limit, 4094 bytes)"})
     return op
 
 
 def _response(status, spec, components) -> dict:
     if isinstance(spec, tuple):
         media, description = spec
-        return {"description": description, "content": {media: {"schema": {"type": "string"}}}}
+        medias = media if isinstance(media, (list, tuple)) else [media]
+        return {"description": description, "content": {m: {"schema": {"type": "string"}} for m in medias}}
     if spec is None:
         return {"description": "No content"}
     media = _PROBLEM if spec is ProblemBody else "application/json"

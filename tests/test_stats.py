@@ -254,7 +254,8 @@ def test_revoked_key_is_refused(stats_app):
 
 @pytest.mark.parametrize("q", ["from=2026-11-22&to=2026-11-20", "from=2025-01-01&to=2026-11-20",
                                "from=yesterday&to=2026-11-20", "to=2026-11-20", "from=2026-02-30&to=2026-03-01",
-                               "from=2026-11-20&to=2026-11-20&surface=tv", "from=2026-11-20&to=2026-11-20&x=1"])
+                               "from=2026-11-20&to=2026-11-20&surface=tv", "from=2026-11-20&to=2026-11-20&x=1",
+                               "from=0001-01-01&to=0001-01-01", "from=9999-12-30&to=9999-12-31"])
 def test_bad_dates_and_ranges_are_400(stats_app, q):
     app, _clock, _keys, _r = stats_app
     r = app.test_client().get(f"/v1/merchants/mA/stats?{q}", headers={"Authorization": "Bearer admin"})

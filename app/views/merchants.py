@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import numpy as np
 import redis
@@ -28,7 +28,7 @@ _PEERS = 20
 
 @bp.get("/<merchant_id>/stats")
 @documented(summary="Daily visibility and funnel of a merchant's stores", query=StatsQuery, path=_PATH,
-            tags=["merchants"], security=_SECURITY,
+            tags=["merchants"], security=_SECURITY, also={200: ["text/csv"]},
             responses={200: StatsResponse, 400: ProblemBody, 401: ProblemBody, 403: ProblemBody, 404: ProblemBody,
                        503: ProblemBody})
 def merchant_stats(merchant_id: str):
@@ -105,6 +105,9 @@ def _prepare(merchant_id: str):
     require_merchant(svc, merchant_id)
     query = parse_query(StatsQuery, request.args)
     start, end = query.from_, query.to
+    if not (date(2000, 1, 1) <= start <= date(2100, 12, 31) and date(2000, 1, 1) <= end <= date(2100, 12, 31)):
+        raise Problem(400, "Invalid date range.", [{"field": "from", "message": "dates must lie between "
+                                                    "2000-01-01 and 2100-12-31"}])
     if end < start:
         raise Problem(400, "Invalid date range.", [{"field": "to", "message": "must not be before from"}])
     if (end - start).days + 1 > 366:

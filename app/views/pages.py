@@ -12,6 +12,7 @@ from flask import Blueprint, current_app, render_template, send_from_directory
 
 from ..errors import Problem
 from ..openapi import documented
+from ..schemas import ProblemBody
 
 bp = Blueprint("pages", __name__)
 WEB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
@@ -41,7 +42,7 @@ def dashboard():
 @documented(summary="A browser library file installed from npm", tags=["pages"],
             path={"name": {"description": "leaflet.js, leaflet.css or chart.umd.min.js",
                            "schema": {"type": "string", "enum": sorted(VENDOR)}}},
-            responses={200: ("application/javascript", "The file"), 404: ("application/problem+json", "Unknown")})
+            responses={200: (["text/javascript", "text/css"], "The file"), 404: ProblemBody})
 def vendor(name: str):
     """Served from app/web/node_modules (npm ci at setup)."""
     if name not in VENDOR:
