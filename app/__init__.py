@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     connect_services(app)
     register_blueprints(app)
     register_error_handlers(app)
+    register_request_guards(app)
     return app
 
 
@@ -72,6 +73,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(pages.bp)
     if app.config["ADMIN_KEY"]:  # admin endpoints are off unless a key is configured
         app.register_blueprint(admin.bp)
+
+
+def register_request_guards(app: Flask) -> None:
+    """Shared rate limits and explicit CORS for the widget's public reads."""
+    from . import cors, ratelimit
+
+    ratelimit.init_app(app)
+    cors.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:

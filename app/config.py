@@ -44,6 +44,11 @@ DEFAULTS = {
     # Map widget tiles (OpenStreetMap's standard tiles by default; markers work without them).
     "TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "TILE_ATTRIBUTION": "&copy; <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap</a> contributors",
+    # Requests per second per API key, and per client address without one (0: no limit).
+    "RATE_LIMIT_KEY": 200,
+    "RATE_LIMIT_ANON": 100,
+    # Origins allowed to call the public read endpoints from a browser (the widget), "*" or a list.
+    "CORS_ORIGINS": "*",
     # Admin endpoints exist only when a key is configured.
     "ADMIN_KEY": None,
 }

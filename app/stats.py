@@ -55,7 +55,9 @@ for i = 11, #ARGV do
   table.insert(uvk, p .. 'uv:' .. store .. ':' .. day .. ':' .. surface)
   table.insert(ck, base .. 'click'); table.insert(ok, base .. 'order'); table.insert(rdk, base .. 'redeem')
   local lreq = redis.call('HGET', sdk, lreq_field)
-  if not lreq then
+  if not lreq and math.abs(tonumber(ARGV[5])) > 85.05112878 then
+    lreq = 0  -- beyond Redis GEO's latitudes no request point can be stored, so none is near
+  elseif not lreq then
     local rkey = p .. 'req:' .. day
     lreq = #redis.call('GEOSEARCH', rkey, 'FROMLONLAT', ARGV[4], ARGV[5], 'BYRADIUS', ARGV[6], 'm')
     -- A finished day no longer changes: keep its denominator beside the other rollups.

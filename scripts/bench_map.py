@@ -33,7 +33,7 @@ def main(argv=None) -> int:
     from app import create_app
 
     t = time.perf_counter()
-    app = create_app({"CATALOGUE": os.path.abspath(args.catalogue), "DATA_DIR": tempfile.mkdtemp(),
+    app = create_app({"CATALOGUE": os.path.abspath(args.catalogue), "DATA_DIR": tempfile.mkdtemp(), "RATE_LIMIT_ANON": 0,
                       "CATALOGUE_STRICT": False, "DEALS": None, "BASE_ORDERS": None})
     startup = time.perf_counter() - t
     index = app.extensions["o2o"].index

@@ -46,6 +46,7 @@ def main(argv=None) -> int:
         path = os.path.join(tempfile.mkdtemp(), "stores.csv")
         catalogue.to_csv(path, index=False)
         app = create_app({"CATALOGUE": path, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "ADMIN_KEY": "bench",
+                          "RATE_LIMIT_KEY": 0, "RATE_LIMIT_ANON": 0,
                           "DATA_DIR": tempfile.mkdtemp(), "DEALS": None, "BASE_ORDERS": None})
         svc = app.extensions["o2o"]
         index, r = svc.index, svc.redis
