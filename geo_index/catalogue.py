@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -85,14 +86,14 @@ def read_store_file(path, report: LoadReport) -> pd.DataFrame:
     if not os.path.exists(path):
         raise LoadError(f"{report.file}: no such file", report)
     try:
-        if suffix in CSV_SUFFIXES:
-            return _normalise_columns(_read_csv(path, suffix))
-        if suffix in PARQUET_SUFFIXES:
-            return _normalise_columns(_read_parquet(path, report))
-        if suffix in VECTOR_SUFFIXES:
-            import geopandas as gpd
-
-            return _normalise_columns(_points_from_geometry(gpd.read_file(path), report))
+        # GDAL reports broken geometry as warnings; they become notes in the report, not noise.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            frame = _read_any(path, suffix, report)
+        for w in caught[:20]:
+            report.notes.append(f"reader warning: {str(w.message)[:200]}")
+        if frame is not None:
+            return frame
     except LoadError:
         raise
     except (UnicodeDecodeError, ValueError, OSError, pd.errors.ParserError, RuntimeError) as exc:
@@ -103,6 +104,18 @@ def read_store_file(path, report: LoadReport) -> pd.DataFrame:
                         report) from exc
     raise LoadError(f"{report.file}: unsupported file type {suffix!r}; use one of "
                     f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES + VECTOR_SUFFIXES)}", report)
+
+
+def _read_any(path, suffix: str, report: LoadReport):
+    if suffix in CSV_SUFFIXES:
+        return _normalise_columns(_read_csv(path, suffix))
+    if suffix in PARQUET_SUFFIXES:
+        return _normalise_columns(_read_parquet(path, report))
+    if suffix in VECTOR_SUFFIXES:
+        import geopandas as gpd
+
+        return _normalise_columns(_points_from_geometry(gpd.read_file(path), report))
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
