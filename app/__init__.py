@@ -62,7 +62,8 @@ def connect_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import admin, deals, events, map as map_views, merchants, meta, pages, stores
+    from .views import admin, deals, events, merchants, meta, pages, stores
+    from .views import map as map_views
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(stores.bp)

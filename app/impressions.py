@@ -16,7 +16,6 @@ import json
 import os
 import threading
 import time
-import uuid
 from datetime import datetime
 
 import redis
@@ -48,6 +47,8 @@ class ImpressionLog:
         self.maxlen = maxlen
         self._buffer: collections.deque = collections.deque()
         self._lock = threading.Lock()
+        # One flush at a time: when flush() returns, everything added before it is written.
+        self._flush_lock = threading.Lock()
         self._pid = None
         self.written = 0
 
@@ -65,6 +66,7 @@ class ImpressionLog:
                 return
             self._pid = os.getpid()
             self._buffer.clear()  # records copied from the parent belong to the parent
+            self._flush_lock = threading.Lock()  # a lock copied mid-flush would stay held
             threading.Thread(target=self._run, name="impressions-flush", daemon=True).start()
             atexit.register(self.flush)
 
@@ -75,6 +77,10 @@ class ImpressionLog:
 
     def flush(self) -> int:
         """Write what is buffered now; returns how many records were written."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
         batch = []
         while self._buffer and len(batch) < 5000:
             batch.append(self._buffer.popleft())
@@ -119,42 +125,51 @@ LOCAL_SURFACES = ("nearby", "recommended")
 
 def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
     """Queue the statistics updates for a batch of impression records, aggregated first:
-    one HINCRBY per (key, field), one PFADD per HLL key, one GEOADD per day."""
+    one HINCRBY per (key, field), one PFADD per HLL key.
+
+    The share-of-search denominator is counted here too: each nearby/recommended request
+    adds one to ``lreq`` of every store within ``local_radius_m`` of its point (found with
+    the in-memory index, summed over the batch with numpy), so reading it costs nothing.
+    """
     from collections import defaultdict
 
-    from geo_index import haversine_m
+    import numpy as np
 
-    from .stats_keys import REQUEST_TTL_S, ROLLUP_TTL_S, cell_of, local_day, req, sd, uv, vc
+    from .stats_keys import ROLLUP_TTL_S, cell_of, local_day, sd, uv, vc
 
     counts: dict = defaultdict(int)
     hll: dict = defaultdict(set)
-    points: dict = defaultdict(list)
-    tz_col, lat_col, lon_col = index.column("timezone"), index.column("lat"), index.column("lon")
+    near: dict = defaultdict(list)  # day -> arrays of store positions near a request
+    tz_col, ids = index.column("timezone"), index.column("store_id")
     for rec in batch:
         surface, viewer, lat, lon, now = rec["surface"], rec["viewer"], rec["_lat"], rec["_lon"], rec["_now"]
         cell = cell_of(lat, lon)
-        first_tz = None
+        local = {}
+        if surface in LOCAL_SURFACES:
+            hits = index.within(lat, lon, local_radius_m)
+            local = dict.fromkeys(hits.positions.tolist())
+            if len(hits):
+                near[local_day(now, tz_col[hits.positions[0]])].append(hits.positions)
         for store, rank, _deal in rec["_items"]:
             pos = index.position(store)
             if pos is None:
                 continue
-            tz = tz_col[pos]
-            first_tz = first_tz or tz
-            day = local_day(now, tz)
+            day = local_day(now, tz_col[pos])
             key = sd(store, day)
             counts[(key, "imp")] += 1
             counts[(key, f"imp:{surface}")] += 1
             counts[(key, f"rk:{min(int(rank), 101)}")] += 1
             counts[(key, "rank_sum")] += int(rank)
             counts[(key, "rank_n")] += 1
-            if surface in LOCAL_SURFACES and haversine_m(lat, lon, lat_col[pos], lon_col[pos]) <= local_radius_m:
+            if pos in local:
                 counts[(key, "loc")] += 1
             counts[(vc(store, day), cell)] += 1
             hll[uv(store, day, surface)].add(viewer)
             hll[uv(store, day, "all")].add(viewer)
-        if surface in LOCAL_SURFACES and abs(lat) <= 85.05:  # Redis GEO's latitude limit
-            day = local_day(now, first_tz or "UTC")
-            points[req(day)].extend([float(lon), float(lat), uuid.uuid4().hex[:16]])
+    for day, arrays in near.items():
+        per_store = np.bincount(np.concatenate(arrays), minlength=index.size)
+        for pos in np.flatnonzero(per_store).tolist():
+            counts[(sd(ids[pos], day), "lreq")] += int(per_store[pos])
     touched = set()
     for (key, field), n in counts.items():
         pipe.hincrby(key, field, n)
@@ -164,6 +179,3 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
         touched.add(key)
     for key in touched:
         pipe.expire(key, ROLLUP_TTL_S)
-    for key, flat in points.items():
-        pipe.geoadd(key, flat)
-        pipe.expire(key, REQUEST_TTL_S)

@@ -18,18 +18,17 @@ from .stats_keys import SURFACES
 # Fields summed per day, in this order (the Lua script and _parse share it).
 FIELDS = ("imp", "imp:nearby", "imp:recommended", "imp:map", "imp:detail", "ev:click", "ev:detail_view",
           "ev:directions", "ev:call", "ev:website", "ev:redeem", "ev:order", "ev:review", "amount", "rank_sum",
-          "rank_n", "loc")
+          "rank_n", "loc", "lreq")
 MAX_RANK = 101
 
-# ARGV: 1 prefix, 2 store, 3 surface|all, 4 lon, 5 lat, 6 radius_m, 7 today, 8 ttl, 9 totals_only (0|1),
-#       10 fields (space-separated), 11.. days
-# Per day (unless totals_only): {FIELDS values..., local requests, viewers, clickers, orderers, redeemers,
-# median rank*2}; then the period: {summed FIELDS..., local requests, union viewers, clickers, orderers,
-# redeemers, median rank*2}. Aggregation happens here so only a few numbers cross the wire.
+# ARGV: 1 prefix, 2 store, 3 surface|all, 4 totals_only (0|1), 5 fields (space-separated), 6.. days
+# Per day (unless totals_only): {FIELDS values..., viewers, clickers, orderers, redeemers, median rank*2};
+# then the period: {summed FIELDS..., union viewers, clickers, orderers, redeemers, median rank*2}.
+# Aggregation happens here so only a few numbers cross the wire.
 _READ = """
-local p, store, surface, totals_only = ARGV[1], ARGV[2], ARGV[3], ARGV[9] == '1'
+local p, store, surface, totals_only = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
 local fields = {}
-for f in string.gmatch(ARGV[10], '%S+') do table.insert(fields, f) end
+for f in string.gmatch(ARGV[5], '%S+') do table.insert(fields, f) end
 local function median2(hist)
   local n = 0
   for r = 1, 101 do n = n + hist[r] end
@@ -44,28 +43,15 @@ local function median2(hist)
   return lo + hi
 end
 local out, sums, period_hist = {}, {}, {}
-for j = 1, #fields + 1 do sums[j] = 0 end
+for j = 1, #fields do sums[j] = 0 end
 for r = 1, 101 do period_hist[r] = 0 end
 local uvk, ck, ok, rdk = {}, {}, {}, {}
-local lreq_field = 'lreq:' .. ARGV[6]
-for i = 11, #ARGV do
+for i = 6, #ARGV do
   local day = ARGV[i]
   local sdk = p .. 'sd:' .. store .. ':' .. day
   local base = p .. 'up:' .. store .. ':' .. day .. ':'
   table.insert(uvk, p .. 'uv:' .. store .. ':' .. day .. ':' .. surface)
   table.insert(ck, base .. 'click'); table.insert(ok, base .. 'order'); table.insert(rdk, base .. 'redeem')
-  local lreq = redis.call('HGET', sdk, lreq_field)
-  if not lreq and math.abs(tonumber(ARGV[5])) > 85.05112878 then
-    lreq = 0  -- beyond Redis GEO's latitudes no request point can be stored, so none is near
-  elseif not lreq then
-    local rkey = p .. 'req:' .. day
-    lreq = #redis.call('GEOSEARCH', rkey, 'FROMLONLAT', ARGV[4], ARGV[5], 'BYRADIUS', ARGV[6], 'm')
-    -- A finished day no longer changes: keep its denominator beside the other rollups.
-    if day < ARGV[7] and redis.call('EXISTS', rkey) == 1 then
-      redis.call('HSET', sdk, lreq_field, lreq)
-      redis.call('EXPIRE', sdk, ARGV[8])
-    end
-  end
   -- One HGETALL: the fields and the rank histogram (rk:N) are in the same small hash.
   local flat = redis.call('HGETALL', sdk)
   local h, day_hist = {}, {}
@@ -85,9 +71,7 @@ for i = 11, #ARGV do
     sums[j] = sums[j] + v
     row[j] = tostring(v)
   end
-  sums[#fields + 1] = sums[#fields + 1] + tonumber(lreq)
   if not totals_only then
-    table.insert(row, tostring(lreq))
     table.insert(row, redis.call('PFCOUNT', uvk[#uvk]))
     table.insert(row, redis.call('PFCOUNT', ck[#ck]))
     table.insert(row, redis.call('PFCOUNT', ok[#ok]))
@@ -97,7 +81,7 @@ for i = 11, #ARGV do
   end
 end
 local total = {}
-for j = 1, #fields + 1 do total[j] = tostring(sums[j]) end
+for j = 1, #fields do total[j] = tostring(sums[j]) end
 table.insert(total, redis.call('PFCOUNT', unpack(uvk)))
 table.insert(total, redis.call('PFCOUNT', unpack(ck)))
 table.insert(total, redis.call('PFCOUNT', unpack(ok)))
@@ -116,14 +100,13 @@ def days_between(start: date, end: date) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def read_many(r: redis.Redis, stores: list[tuple[str, float, float]], days: list[str], surface: str | None,
-              radius_m: float, today: str, ttl_s: int, totals_only: bool = False) -> list[tuple[list[dict], dict]]:
+def read_many(r: redis.Redis, stores: list[str], days: list[str], surface: str | None,
+              totals_only: bool = False) -> list[tuple[list[dict], dict]]:
     """Per-day figures (empty with ``totals_only``) and period totals for several stores, one pipeline."""
     script = r.register_script(_READ)
     pipe = r.pipeline(transaction=False)
-    for store, lat, lon in stores:
-        script(args=[PREFIX, store, surface or "all", float(lon), float(lat), radius_m, today, ttl_s, int(totals_only),
-                     " ".join(FIELDS), *days], client=pipe)
+    for store in stores:
+        script(args=[PREFIX, store, surface or "all", int(totals_only), " ".join(FIELDS), *days], client=pipe)
     return [_parse(res, days, surface) for res in pipe.execute()]
 
 
@@ -134,12 +117,12 @@ def _parse(res, days, surface):
 
 def _figures(row, day, surface) -> dict:
     vals = dict(zip(FIELDS, (float(x) for x in row[: len(FIELDS)])))
-    lreq, viewers, clickers, orderers, redeemers, median2 = row[len(FIELDS):]
+    viewers, clickers, orderers, redeemers, median2 = row[len(FIELDS):]
     per_surface = {s: int(vals[f"imp:{s}"]) for s in SURFACES}
     fig = {"impressions": per_surface[surface] if surface else int(vals["imp"]),
            "impressions_by_surface": per_surface, "unique_viewers": int(viewers), "unique_clickers": int(clickers),
            "unique_orderers": int(orderers), "unique_redeemers": int(redeemers),
-           "order_amount": round(vals["amount"], 2), "local_requests": int(float(lreq)),
+           "order_amount": round(vals["amount"], 2), "local_requests": int(vals["lreq"]),
            "local_appeared": int(vals["loc"]), "_rank_sum": vals["rank_sum"], "_rank_n": vals["rank_n"],
            "_rank_median": None if int(median2) < 0 else int(median2) / 2}
     fig.update({name: int(vals[f"ev:{kind}"]) for name, kind in EVENT_FIELDS.items()})

@@ -7,19 +7,15 @@ key                                 type   content
                                            histogram, 101 = beyond 100), ``rank_sum``,
                                            ``rank_n``, ``loc`` (local searches it appeared
                                            in), ``ev:{type}`` per event type, ``amount``,
-                                           ``lreq`` (local search requests, kept once a day
-                                           is over)
+                                           ``lreq`` (local search requests near the store)
 ``uv:{store}:{day}:{surface|all}``  HLL    viewers who saw the store
 ``up:{store}:{day}:{type}``         HLL    people behind each event type (funnel in people)
 ``vc:{store}:{day}``                hash   impressions by viewer cell (0.01 degree grid)
-``req:{day}``                       geo    every nearby/recommended request point (for the
-                                           share-of-local-search denominator)
 ==================================  =====  ==================================================
 
-``day`` is the store's local date. Rollups live ``ROLLUP_TTL_S`` (410 days); request
-points ``REQUEST_TTL_S`` (35 days: days older than that must have had their ``lreq``
-kept, which any stats read does); the raw event and impression streams are trimmed to
-``O2O_STREAM_MAXLEN`` entries. Measured size: see the README.
+``day`` is the store's local date. Rollups live ``ROLLUP_TTL_S`` (410 days); the raw
+event and impression streams are trimmed to ``O2O_STREAM_MAXLEN`` entries. Measured
+size: see the README.
 """
 from __future__ import annotations
 
@@ -30,7 +26,6 @@ from zoneinfo import ZoneInfo
 from .redis_store import PREFIX
 
 ROLLUP_TTL_S = 410 * 86400
-REQUEST_TTL_S = 35 * 86400
 SURFACES = ("nearby", "recommended", "map", "detail")
 EVENT_TYPES = ("click", "detail_view", "redeem", "order", "review", "directions", "call", "website")
 CELL_DEG = 0.01
@@ -50,10 +45,6 @@ def up(store: str, day: str, kind: str) -> str:
 
 def vc(store: str, day: str) -> str:
     return f"{PREFIX}vc:{store}:{day}"
-
-
-def req(day: str) -> str:
-    return f"{PREFIX}req:{day}"
 
 
 @lru_cache(maxsize=4096)

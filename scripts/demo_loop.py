@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import shutil
 import sys
@@ -29,7 +27,7 @@ import pandas as pd
 
 from scripts import export_events
 from scripts import train as train_cmd
-from scripts.loadgen import start_gunicorn
+from scripts.loadgen import request, start_gunicorn
 from scripts.redis_server import free_port
 
 LAT, LON = 60.1699, 24.9384
@@ -37,13 +35,8 @@ ADMIN = "demo-admin-key"
 
 
 def call(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json", **(headers or {})})
-    resp = conn.getresponse()
-    data = json.loads(resp.read() or b"null")
-    conn.close()
-    return resp.status, data
+    status, data, _headers = request(port, method, path, body, headers)
+    return status, data
 
 
 def top_deals(port, user, k=20):

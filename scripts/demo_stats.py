@@ -12,7 +12,6 @@ Prints the merchant's daily funnel from GET /v1/merchants/<id>/stats.
 from __future__ import annotations
 
 import argparse
-import http.client
 import io
 import json
 import sys
@@ -26,18 +25,13 @@ import numpy as np
 import pandas as pd
 
 from scripts import merchants
-from scripts.loadgen import start_gunicorn
+from scripts.loadgen import request, start_gunicorn
 from scripts.redis_server import free_port
 
 
 def _call(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json", **(headers or {})})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, (json.loads(data) if data else None)
+    status, data, _headers = request(port, method, path, body, headers)
+    return status, data
 
 
 def main(argv=None) -> int:

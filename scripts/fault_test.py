@@ -12,8 +12,6 @@ the event), and search must have kept answering.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import signal
 import sys
@@ -27,22 +25,15 @@ import psutil
 import redis
 
 from scripts.common import emit_json
-from scripts.loadgen import start_gunicorn
+from scripts.loadgen import request, start_gunicorn
 from scripts.redis_server import free_port, start
 
 
 def _call(port, method, path, body=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
+        return request(port, method, path, body, timeout=10)[0]
     except OSError:
         return 0  # connection refused or reset: the request failed
-    finally:
-        conn.close()
 
 
 def run(phase_s: float = 5.0) -> dict:
@@ -106,6 +97,7 @@ def run(phase_s: float = 5.0) -> dict:
     missing = sum(1 for i in range(0, len(stats["acked"]), 500)
                   for present in _exists(r, stats["acked"][i:i + 500]) if not present)
     redis_proc.terminate()
+    redis_proc.wait(5)
     return _summary(stats, missing, workers_after)
 
 

@@ -6,6 +6,7 @@ GIL; each keeps issuing requests for a fixed time, and latencies are gathered at
 from __future__ import annotations
 
 import http.client
+import json
 import multiprocessing as mp
 import os
 import subprocess
@@ -16,6 +17,25 @@ from urllib.parse import urlencode
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def request(port: int, method: str, path: str, body=None, headers: dict | None = None, timeout: float = 30):
+    """One HTTP request to 127.0.0.1:port; returns (status, parsed JSON body or None, headers).
+
+    Raises OSError when the connection fails.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        resp = conn.getresponse()
+        data = resp.read()
+        parsed = None
+        if data and resp.getheader("Content-Type", "").split(";")[0].endswith("json"):
+            parsed = json.loads(data)
+        return resp.status, parsed, dict(resp.getheaders())
+    finally:
+        conn.close()
 
 
 def start_gunicorn(port: int, env: dict | None = None, workers: int = 2, timeout_s: float = 180):

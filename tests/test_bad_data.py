@@ -6,7 +6,8 @@ import os
 import shutil
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from geo_index import LoadError, StoreIndex, load_catalogue
 from recommender import ArtifactError, DataError, read_table

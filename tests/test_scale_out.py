@@ -1,7 +1,5 @@
 """Two gunicorn instances (two workers each) on one Redis: rate limits, idempotency, stats and
 hot reload stay consistent across workers and instances. Also CORS."""
-import http.client
-import json
 import threading
 import time
 import uuid
@@ -13,20 +11,14 @@ import redis
 
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
-from scripts.loadgen import start_gunicorn
+from scripts.loadgen import request, start_gunicorn
 from scripts.redis_server import free_port
 
 from .conftest import HELSINKI, app_config, hand_placed
 
 
 def call(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                 headers={"Content-Type": "application/json", **(headers or {})})
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, (json.loads(data) if data else None), dict(resp.getheaders())
+    return request(port, method, path, body, headers, timeout=10)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,7 @@ from ..extensions import services
 from ..openapi import documented
 from ..params import parse_query
 from ..schemas import ProblemBody, StatsQuery, StatsResponse, ViewersResponse
-from ..stats_keys import CELL_DEG, ROLLUP_TTL_S, vc
-from .stores import now
+from ..stats_keys import CELL_DEG, vc
 
 bp = Blueprint("merchants", __name__, url_prefix="/v1/merchants")
 _SECURITY = [{"bearer": []}]
@@ -40,13 +39,11 @@ def merchant_stats(merchant_id: str):
     days = stats.days_between(start, end)
     prev_start = start - (end - start) - timedelta(days=1)
     prev_days = stats.days_between(prev_start, start - timedelta(days=1))
-    today = now().date().isoformat()
     index = svc.index
-    coords = [(s, float(index.column("lat")[p]), float(index.column("lon")[p])) for s, p in stores]
+    ids = [s for s, _p in stores]
     try:
-        current = stats.read_many(svc.redis, coords, days, query.surface, cfg["STATS_LOCAL_RADIUS_M"], today,
-                                  ROLLUP_TTL_S)
-        previous = _previous_totals(svc, coords, prev_days, query.surface, today)
+        current = stats.read_many(svc.redis, ids, days, query.surface)
+        previous = _previous_totals(svc, ids, prev_days, query.surface)
         out = []
         for (store, pos), (per_day, period), (_none, prev_period) in zip(stores, current, previous):
             totals = stats.finish(period, threshold)
@@ -55,7 +52,7 @@ def merchant_stats(merchant_id: str):
                         "category": index.categories[index.column("category")[pos]],
                         "days": [stats.finish(d, threshold) for d in per_day], "totals": totals,
                         "previous": before, "change": stats.change(totals, before),
-                        "peers": _peers(svc, pos, merchant_id, days, query.surface, today, threshold)})
+                        "peers": _peers(svc, pos, merchant_id, days, query.surface, threshold)})
     except (redis.RedisError, OSError):
         raise Problem(503, "Statistics store unavailable; retry.", headers={"Retry-After": "5"}) from None
     body = {"merchant_id": merchant_id, "from": start.isoformat(), "to": end.isoformat(), "surface": query.surface,
@@ -127,19 +124,18 @@ def _prepare(merchant_id: str):
     return svc, query, stores, start, end
 
 
-def _previous_totals(svc, coords, days, surface, today) -> list:
+def _previous_totals(svc, ids, days, surface) -> list:
     """The previous period's totals; cached 10 minutes, since past days change only by late events."""
-    key = f"o2o:v1:prevcache:{days[0]}:{days[-1]}:{surface or 'all'}:" + ",".join(c[0] for c in coords)
+    key = f"o2o:v1:prevcache:{days[0]}:{days[-1]}:{surface or 'all'}:" + ",".join(ids)
     cached = stats.cache_get(svc.redis, key)
     if cached is not None:
         return [(None, period) for period in cached]
-    res = stats.read_many(svc.redis, coords, days, surface, current_app.config["STATS_LOCAL_RADIUS_M"], today,
-                          ROLLUP_TTL_S, totals_only=True)
+    res = stats.read_many(svc.redis, ids, days, surface, totals_only=True)
     stats.cache_set(svc.redis, key, [period for _none, period in res], 600)
     return res
 
 
-def _peers(svc, pos: int, merchant_id: str, days, surface, today, threshold) -> dict:
+def _peers(svc, pos: int, merchant_id: str, days, surface, threshold) -> dict:
     """Median of each figure over same-category stores of other merchants within the peer radius."""
     cfg = current_app.config
     index = svc.index
@@ -156,13 +152,11 @@ def _peers(svc, pos: int, merchant_id: str, days, surface, today, threshold) -> 
 
     hits = index.nearest(float(index.column("lat")[pos]), float(index.column("lon")[pos]), _PEERS,
                          max_distance_m=cfg["STATS_PEER_RADIUS_M"], where=same_category_other_merchant)
-    coords = [(index.column("store_id")[p], float(index.column("lat")[p]), float(index.column("lon")[p]))
-              for p in hits.positions.tolist()]
-    totals = [stats.finish(period, 0) for _none, period in
-              stats.read_many(svc.redis, coords, days, surface, cfg["STATS_LOCAL_RADIUS_M"], today, ROLLUP_TTL_S,
-                              totals_only=True)]
-    result = {"stores": len(coords), "radius_m": cfg["STATS_PEER_RADIUS_M"], "median": stats.peer_median(totals)}
-    if len(coords) < threshold:  # too few peers to show a median without exposing one of them
+    peers = [index.column("store_id")[p] for p in hits.positions.tolist()]
+    totals = [stats.finish(period, 0) for _none, period in stats.read_many(svc.redis, peers, days, surface,
+                                                                         totals_only=True)]
+    result = {"stores": len(peers), "radius_m": cfg["STATS_PEER_RADIUS_M"], "median": stats.peer_median(totals)}
+    if len(peers) < threshold:  # too few peers to show a median without exposing one of them
         result["median"] = None
     stats.cache_set(svc.redis, key, result, 600)
     return result
