@@ -94,14 +94,12 @@ def main(argv=None) -> int:
                                                              ("all", "nearby", "recommended")),
                     *(up(s, sample_day, x) for x in ("click", "order", "directions", "call"))]
             per_store.append(sum(r.memory_usage(k) or 0 for k in keys))
-        req_key_bytes = r.memory_usage(f"o2o:v1:req:{sample_day}") or 0
         result = {"days": args.days, "stores": args.stores, "requests_per_day": args.requests_per_day,
                   "fill_s": round(fill_s, 1), "cold_read_ms": round(cold_ms, 1),
                   "read_ms_p50": round(float(np.median(times)), 2),
                   "read_ms_p99": round(float(np.percentile(times, 99)), 2),
                   "bytes_per_store_day_median": int(np.median(per_store)),
                   "bytes_per_store_day_max": int(max(per_store)),
-                  "request_points_bytes_per_day": int(req_key_bytes),
                   "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 2**20, 1)}
     finally:
         proc.terminate()

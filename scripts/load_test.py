@@ -88,6 +88,10 @@ def main(argv=None) -> int:
     proc, startup = start_gunicorn(port, {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-load-"),
                                           "O2O_ADMIN_KEY": "load-admin"})
     try:
+        deadline = time.monotonic() + 30  # the second worker boots just after the first answers
+        while time.monotonic() < deadline and sum("redis" not in p.name()
+                                                  for p in psutil.Process(proc.pid).children()) < 2:
+            time.sleep(0.2)
         workers = psutil.Process(proc.pid).children()
         rss_start = _rss(workers)
         out = mp.Queue()
