@@ -112,7 +112,8 @@ class ScheduleTable:
         self.schedules: list[Schedule] = []
         # OSM hours change state only on whole minutes, so a state holds for the whole
         # minute: remember it per (minute, schedule) across requests.
-        self._memo: dict[tuple[datetime, int], bool] = {}
+        self._memo: dict[tuple, object] = {}
+        self._memo_minute: datetime | None = None
 
     def code_for(self, expression: str | None, tz: str) -> int:
         if expression is None or expression == "":
@@ -156,8 +157,7 @@ class ScheduleTable:
         minute = at.replace(second=0, microsecond=0)
         key = (minute, code, "next_open")
         if key not in self._memo:
-            if len(self._memo) >= self._MEMO_LIMIT:
-                self._memo.clear()
+            self._roll(minute)
             self._memo[key] = self.schedules[code].next_open(minute)
         return self._memo[key]
 
@@ -165,7 +165,12 @@ class ScheduleTable:
         key = (minute, code)
         hit = self._memo.get(key)
         if hit is None:
-            if len(self._memo) >= self._MEMO_LIMIT:
-                self._memo.clear()
+            self._roll(minute)
             hit = self._memo[key] = self.schedules[code].is_open(minute)
         return hit
+
+    def _roll(self, minute: datetime) -> None:
+        # Keep only the current minute's answers: memory stays at about two entries per schedule.
+        if minute != self._memo_minute or len(self._memo) >= self._MEMO_LIMIT:
+            self._memo.clear()
+            self._memo_minute = minute

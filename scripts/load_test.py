@@ -15,6 +15,7 @@ import json
 import multiprocessing as mp
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -100,7 +101,16 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         for c in clients:
             c.start()
+        timeline, sampling = [], threading.Event()
+
+        def sample():  # worker memory once a minute: is it level, or still climbing?
+            while not sampling.wait(60):
+                timeline.append(_rss(psutil.Process(proc.pid).children()))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
         rows = [r for _ in clients for r in out.get()]
+        sampling.set()
         for c in clients:
             c.join()
         wall = time.perf_counter() - t0
@@ -111,7 +121,7 @@ def main(argv=None) -> int:
     result = {"minutes": args.minutes, "clients": args.clients, "startup_s": round(startup, 1),
               "requests": len(rows), "rps": round(len(rows) / wall, 1), "endpoints": {},
               "errors": sum(1 for _k, _t, s in rows if s == 0 or s >= 500),
-              "worker_rss_mb_start": rss_start, "worker_rss_mb_end": rss_end}
+              "worker_rss_mb_start": rss_start, "worker_rss_mb_end": rss_end, "rss_mb_each_minute": timeline}
     for kind, _p in MIX:
         lat = np.array([t for k, t, _s in rows if k == kind]) * 1e3
         statuses = [s for k, _t, s in rows if k == kind]
