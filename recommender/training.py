@@ -127,7 +127,7 @@ def train(stores: pd.DataFrame, interactions: pd.DataFrame, reviews: pd.DataFram
               num_threads=cfg.threads)
     trained = _package(final, full_space, blend, cfg)
     trained.lightfm = final
-    trained.blend = replace(blend, pref_scale=_score_scale(trained, interactions))
+    trained.blend = replace(blend, pref_scale=_score_scale(trained))
     trained.meta.update({
         "best_epoch": best_epoch, "final_epochs": epochs, "validation_curve": curve,
         "blend_validation": {f"{w}@{s:.0f}": v for (w, s), v in blend_table.items()},
@@ -239,7 +239,8 @@ def preference_scores(trained: TrainedModel, user_rows: np.ndarray) -> np.ndarra
     return uv[user_rows] @ iv.T + ib[None, :] + ub[user_rows, None]
 
 
-def _score_scale(trained: TrainedModel, pairs: pd.DataFrame) -> float:
+def _score_scale(trained: TrainedModel) -> float:
+    """Standard deviation of the model's scores over (up to) 500 users and every store."""
     s = trained.space
     rng = np.random.default_rng(0)
     users = rng.integers(0, len(s.user_ids_), min(len(s.user_ids_), 500))

@@ -28,12 +28,12 @@ def map_stores():
     query = parse_query(MapQuery, request.args)
     svc = services()
     at = now()
-    positions = _filtered(svc, query, at)
+    has_deal = _deal_mask(svc, at)
+    positions = _filtered(svc, query, at, has_deal)
     lat, lon = svc.index.column("lat")[positions], svc.index.column("lon")[positions]
     groups, singles = clusters.cluster(positions, lat, lon, query.zoom)
     secret = current_app.config["SECRET_KEY"]
-    params = _filter_params(query)
-    has_deal = _deal_mask(svc, at)
+    params = _filter_params()
     features = [_cluster_feature(svc, g, secret, params, has_deal) for g in groups]
     truncated = len(singles) > MAX_POINTS
     singles = singles[:MAX_POINTS]
@@ -59,22 +59,22 @@ def cluster_leaves(cluster_id: str):
         raise Problem(404, "No such cluster: pass a cluster_id exactly as /v1/map/stores returned it.")
     query = parse_query(MapQuery, _multidict(data["q"]))
     at = now()
-    positions = _filtered(svc, query, at)
+    has_deal = _deal_mask(svc, at)
+    positions = _filtered(svc, query, at, has_deal)
     members = clusters.members_of(positions, svc.index.column("lat")[positions], svc.index.column("lon")[positions],
                                   int(data["z"]), int(data["x"]), int(data["y"]))
     members = np.sort(members)
-    has_deal = _deal_mask(svc, at)
     chunk = members[page.offset:page.offset + page.limit]
     return jsonify(type="FeatureCollection", features=[_point_feature(svc, int(p), has_deal, at) for p in chunk],
                    total=int(len(members)), truncated=False)
 
 
-def _filtered(svc, query: MapQuery, at) -> np.ndarray:
+def _filtered(svc, query: MapQuery, at, has_deal: np.ndarray) -> np.ndarray:
     index = svc.index
     base = StoreFilter(categories=tuple(query.category), exclude_categories=tuple(query.exclude_category),
                        price_levels=tuple(query.price), min_rating=query.min_rating,
                        open_at=at if query.open_now else None, text=query.q).predicate(index)
-    deals = _deal_mask(svc, at) if query.has_deals else None
+    deals = has_deal if query.has_deals else None
 
     def where(pos):
         mask = np.ones(len(pos), dtype=bool) if base is None else base(pos)
@@ -88,8 +88,9 @@ def _deal_mask(svc, at) -> np.ndarray:
     return svc.deals.stores_with(svc.deals.active(at), svc.index.size)
 
 
-def _filter_params(query: MapQuery) -> dict:
-    return {k: v for k, v in request.args.lists() if k not in ("user_id",)}
+def _filter_params() -> dict:
+    """The request's parameters as given (minus the viewer): a cluster id replays them for its leaves."""
+    return {k: v for k, v in request.args.lists() if k != "user_id"}
 
 
 def _multidict(params: dict):
