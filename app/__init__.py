@@ -11,8 +11,8 @@ log = logging.getLogger("app")
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then ``O2O_*`` environment, then ``config`` overrides."""
-    from .config import DEFAULTS, from_environment
-    from .jsonio import OrjsonProvider
+    from app.config import DEFAULTS, from_environment
+    from app.http.jsonio import OrjsonProvider
 
     app = Flask(__name__)
     app.json_provider_class = OrjsonProvider
@@ -35,7 +35,7 @@ def build_store_index(app: Flask) -> None:
 
     from geo_index import StoreIndex, load_catalogue
 
-    from .extensions import KEY, Services
+    from app.services import KEY, Services
 
     path = app.config["CATALOGUE"]
     t0 = time.perf_counter()
@@ -53,8 +53,8 @@ def build_store_index(app: Flask) -> None:
 
 def connect_services(app: Flask) -> None:
     """Redis (embedded or REDIS_URL), the deal book and the model in use."""
-    from .extensions import KEY
-    from .wiring import connect_redis, load_deals_and_model
+    from app.services import KEY
+    from app.wiring import connect_redis, load_deals_and_model
 
     svc = app.extensions[KEY]
     connect_redis(app, svc)
@@ -62,8 +62,8 @@ def connect_services(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from .views import admin, deals, events, merchants, meta, pages, stores
-    from .views import map as map_views
+    from app.views import admin, deals, events, merchants, meta, pages, stores
+    from app.views import map as map_views
 
     app.register_blueprint(meta.bp)
     app.register_blueprint(stores.bp)
@@ -78,14 +78,15 @@ def register_blueprints(app: Flask) -> None:
 
 def register_request_guards(app: Flask) -> None:
     """Shared rate limits and explicit CORS for the widget's public reads."""
-    from . import cors, ratelimit
+    from app.http import cors
+    from app.http import ratelimit
 
     ratelimit.init_app(app)
     cors.init_app(app)
 
 
 def register_error_handlers(app: Flask) -> None:
-    from .errors import register_error_handlers as register
+    from app.http.errors import register_error_handlers as register
 
     register(app)
 

@@ -11,8 +11,8 @@ log = logging.getLogger("app")
 
 def connect_redis(app, svc) -> None:
     """REDIS_URL if given (``none`` turns Redis off), else the embedded server."""
-    from .impressions import ImpressionLog
-    from .redis_store import Breaker, EmbeddedRedis, client
+    from app.storage.impressions import ImpressionLog
+    from app.storage.client import Breaker, EmbeddedRedis, client
 
     svc.breaker = Breaker()
     svc.impressions = ImpressionLog(svc, app.config["STREAM_MAXLEN"])
@@ -31,8 +31,8 @@ def connect_redis(app, svc) -> None:
 
 
 def load_deals_and_model(app, svc) -> None:
-    from .deals import DealBook
-    from .models import ModelHolder
+    from app.domain.deal_book import DealBook
+    from app.storage.model_versions import ModelHolder
 
     svc.deals = DealBook.from_file(app.config["DEALS"], svc.index)
     index = svc.index

@@ -53,7 +53,7 @@ prepare() {
   # The bundled catalogue is committed; behaviour data and a first model are made here
   # (seeded; about 30 s once), so a fresh clone serves personalised deals at once.
   if [ ! -f data/generated/helsinki/deals.csv ]; then
-    .venv/bin/python -m scripts.generate_behaviour
+    .venv/bin/python -m scripts.data.generate_behaviour
   fi
   if ! ls artifacts/*/meta.json >/dev/null 2>&1; then
     .venv/bin/python -m scripts.train

@@ -14,7 +14,7 @@ import sys
 
 import redis
 
-from app.auth import create_key, revoke_key
+from app.http.auth import create_key, revoke_key
 from scripts.common import add_redis_arguments, redis_url
 
 
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
         print("revoked")
         return 0
     except (redis.RedisError, OSError) as exc:
-        print(f"cannot reach Redis at {url}: {exc} (is the service or scripts.redis_server running?)",
+        print(f"cannot reach Redis at {url}: {exc} (is the service or scripts.bench.redis_server running?)",
               file=sys.stderr)
         return 2
 

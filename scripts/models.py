@@ -14,7 +14,7 @@ import sys
 
 import redis
 
-from app.models import CURRENT_KEY, activate, rollback
+from app.storage.model_versions import CURRENT_KEY, activate, rollback
 from recommender import ArtifactError, versions
 from scripts.common import add_redis_arguments, redis_url
 

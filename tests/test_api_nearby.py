@@ -8,7 +8,7 @@ import pytest
 from app import create_app
 from geo_index import haversine_m
 
-from .conftest import HELSINKI, app_config
+from tests.conftest import HELSINKI, app_config
 
 
 def walk(client, params, limit):
@@ -177,7 +177,7 @@ def test_unknown_store_and_path_are_404_problems(client):
 
 
 def test_every_endpoint_is_in_the_spec(app, client):
-    from app.openapi import undocumented_endpoints
+    from app.http.openapi import undocumented_endpoints
 
     assert undocumented_endpoints(app) == []
     spec = client.get("/openapi.json").get_json()

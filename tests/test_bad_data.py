@@ -68,7 +68,7 @@ def test_interaction_loader_never_crashes(tmp_path, payload):
 
 
 def test_bad_artifact_is_refused_and_the_served_model_stays(tmp_path):
-    from app.models import ModelHolder
+    from app.storage.model_versions import ModelHolder
     from recommender import TrainConfig, save, train
     from tests.test_recommender import checkerboard
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 import redis
 
-from .conftest import app_config
+from tests.conftest import app_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts")
@@ -28,7 +28,7 @@ def site(tmp_path_factory, redis_server):
     from werkzeug.serving import make_server
 
     from app import create_app
-    from app.auth import create_key
+    from app.http.auth import create_key
     from geo_index import load_catalogue
     from recommender.generator import BehaviourConfig, generate
 

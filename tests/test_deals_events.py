@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from app import create_app
-from app.impressions import STREAM as IMPRESSIONS
+from app.storage.impressions import STREAM as IMPRESSIONS
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 
-from .conftest import FIXED_NOW, HELSINKI, M_PER_DEG, app_config, hand_placed, store
+from tests.conftest import FIXED_NOW, HELSINKI, M_PER_DEG, app_config, hand_placed, store
 
 LAT0, LON0 = HELSINKI
 DAY = timedelta(days=1)
@@ -243,7 +243,7 @@ def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
 
 
 def test_redis_down_mid_test_keeps_search_answering(world, tmp_path):
-    from scripts.redis_server import start
+    from scripts.bench.redis_server import start
 
     proc, port = start(data_dir=str(tmp_path / "r"))
     url = f"redis://127.0.0.1:{port}/0"

@@ -1,5 +1,5 @@
 """Faults under load, end to end (short phases; the script's defaults run longer)."""
-from scripts.fault_test import run
+from scripts.bench.faults import run
 
 
 def test_redis_outage_and_worker_kill_under_load():

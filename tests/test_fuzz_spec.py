@@ -11,8 +11,8 @@ import tempfile
 
 import pytest
 
-from scripts.loadgen import start_gunicorn
-from scripts.redis_server import free_port
+from scripts.bench.harness import start_gunicorn
+from scripts.bench.redis_server import free_port
 
 ST = shutil.which("st", path=os.path.dirname(sys.executable))
 

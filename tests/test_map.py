@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from app import create_app
-from app.clusters import CELL_PX, world_px
+from app.domain.clusters import CELL_PX, world_px
 
-from .conftest import app_config
+from tests.conftest import app_config
 
 
 @pytest.fixture(scope="module")

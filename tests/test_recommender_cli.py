@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from recommender import load
-from scripts import evaluate, foursquare
+from scripts import evaluate
+from scripts.data import foursquare
 from scripts import train as train_cmd
 
-from .test_recommender import checkerboard
+from tests.test_recommender import checkerboard
 
 FSQ = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "foursquare_nyc")
 

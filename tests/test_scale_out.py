@@ -11,10 +11,10 @@ import redis
 
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
-from scripts.loadgen import request, start_gunicorn
-from scripts.redis_server import free_port
+from scripts.bench.harness import request, start_gunicorn
+from scripts.bench.redis_server import free_port
 
-from .conftest import HELSINKI, app_config, hand_placed
+from tests.conftest import HELSINKI, app_config, hand_placed
 
 
 def call(port, method, path, body=None, headers=None):
@@ -82,7 +82,7 @@ def test_rate_limit_holds_across_workers_and_instances(cluster):
 
 def test_events_are_idempotent_across_instances_and_stats_agree(cluster):
     ports, r = cluster
-    from app.auth import create_key
+    from app.http.auth import create_key
 
     key = create_key(r, "m-1")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

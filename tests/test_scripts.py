@@ -4,7 +4,8 @@ import pandas as pd
 
 from geo_index import StoreIndex, load_catalogue
 from geo_index.synthetic import synthetic_catalogue
-from scripts import import_osm, make_synthetic
+from scripts.data import import_osm
+from scripts.data import make_synthetic
 
 
 def test_import_osm_from_the_bundled_extract(tmp_path, capsys):

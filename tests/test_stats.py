@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from app import create_app
-from app.auth import create_key
-from app.impressions import STREAM as IMPRESSIONS
+from app.http.auth import create_key
+from app.storage.impressions import STREAM as IMPRESSIONS
 from geo_index import haversine_m
 
-from .conftest import HELSINKI, M_PER_DEG, app_config, store
+from tests.conftest import HELSINKI, M_PER_DEG, app_config, store
 
 LAT0, LON0 = HELSINKI
 HEL = ZoneInfo("Europe/Helsinki")
@@ -243,7 +243,7 @@ def test_a_merchant_cannot_reach_another_merchants_store(stats_app):
 
 
 def test_revoked_key_is_refused(stats_app):
-    from app.auth import revoke_key
+    from app.http.auth import revoke_key
 
     app, _clock, keys, r = stats_app
     assert revoke_key(r, keys["mA"])

@@ -9,12 +9,12 @@ from pydantic import ValidationError
 
 from recommender import ArtifactError, versions
 
-from ..errors import Problem
-from ..extensions import services
-from ..models import activate, rollback
-from ..openapi import documented
-from ..params import validation_errors
-from ..schemas import ModelActivate, ModelState, ProblemBody
+from app.http.errors import Problem
+from app.services import services
+from app.storage.model_versions import activate, rollback
+from app.http.openapi import documented
+from app.http.params import validation_errors
+from app.http.schemas import ModelActivate, ModelState, ProblemBody
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 _SECURITY = [{"bearer": []}]

@@ -6,16 +6,16 @@ from datetime import datetime
 import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import paging
-from ..events import DEAL_REDEMPTIONS
-from ..extensions import services
-from ..impressions import log_impressions, viewer_id
-from ..openapi import documented
-from ..params import parse_query
-from ..recommend import paginate, rank_deals, reasons
-from ..redis_store import PREFIX
-from ..schemas import ProblemBody, RecommendedQuery, RecommendedResponse
-from .stores import now
+from app.http import paging
+from app.storage.events import DEAL_REDEMPTIONS
+from app.services import services
+from app.storage.impressions import log_impressions, viewer_id
+from app.http.openapi import documented
+from app.http.params import parse_query
+from app.domain.ranking import paginate, rank_deals, reasons
+from app.storage.client import PREFIX
+from app.http.schemas import ProblemBody, RecommendedQuery, RecommendedResponse
+from app.views.stores import now
 
 bp = Blueprint("deals", __name__, url_prefix="/v1/deals")
 

@@ -5,13 +5,13 @@ import redis
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from ..errors import Problem
-from ..events import validate_batch, write_events
-from ..extensions import services
-from ..openapi import documented
-from ..params import validation_errors
-from ..schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
-from .stores import now
+from app.http.errors import Problem
+from app.storage.events import validate_batch, write_events
+from app.services import services
+from app.http.openapi import documented
+from app.http.params import validation_errors
+from app.http.schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
+from app.views.stores import now
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 

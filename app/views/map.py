@@ -6,14 +6,15 @@ from flask import Blueprint, current_app, jsonify, request
 
 from geo_index import StoreFilter
 
-from .. import clusters, paging
-from ..errors import Problem
-from ..extensions import services
-from ..impressions import log_impressions, viewer_id
-from ..openapi import documented
-from ..params import parse_query
-from ..schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
-from .stores import now
+from app.domain import clusters
+from app.http import paging
+from app.http.errors import Problem
+from app.services import services
+from app.storage.impressions import log_impressions, viewer_id
+from app.http.openapi import documented
+from app.http.params import parse_query
+from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
+from app.views.stores import now
 
 bp = Blueprint("map", __name__, url_prefix="/v1/map")
 #: At POINTS_FROM_ZOOM and above, at most this many stores come back (ordered by id).

@@ -9,14 +9,14 @@ import numpy as np
 import redis
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import stats
-from ..auth import require_merchant
-from ..errors import Problem
-from ..extensions import services
-from ..openapi import documented
-from ..params import parse_query
-from ..schemas import ProblemBody, StatsQuery, StatsResponse, ViewersResponse
-from ..stats_keys import CELL_DEG, vc
+from app.storage import stats
+from app.http.auth import require_merchant
+from app.http.errors import Problem
+from app.services import services
+from app.http.openapi import documented
+from app.http.params import parse_query
+from app.http.schemas import ProblemBody, StatsQuery, StatsResponse, ViewersResponse
+from app.storage.keys import CELL_DEG, vc
 
 bp = Blueprint("merchants", __name__, url_prefix="/v1/merchants")
 _SECURITY = [{"bearer": []}]

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from ..extensions import services
-from ..openapi import build_spec, documented
-from ..schemas import Health, Live
+from app.services import services
+from app.http.openapi import build_spec, documented
+from app.http.schemas import Health, Live
 
 bp = Blueprint("meta", __name__)
 

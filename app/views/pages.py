@@ -10,9 +10,9 @@ import os
 
 from flask import Blueprint, current_app, render_template, send_from_directory
 
-from ..errors import Problem
-from ..openapi import documented
-from ..schemas import ProblemBody
+from app.http.errors import Problem
+from app.http.openapi import documented
+from app.http.schemas import ProblemBody
 
 bp = Blueprint("pages", __name__)
 WEB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")

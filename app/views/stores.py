@@ -6,14 +6,14 @@ from datetime import datetime, timezone
 import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import paging
-from ..errors import Problem
-from ..extensions import services
-from ..impressions import log_impressions, viewer_id
-from ..openapi import documented
-from ..params import parse_query
-from ..schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
-from ..search import nearby as search_nearby
+from app.http import paging
+from app.http.errors import Problem
+from app.services import services
+from app.storage.impressions import log_impressions, viewer_id
+from app.http.openapi import documented
+from app.http.params import parse_query
+from app.http.schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
+from app.domain.search import nearby as search_nearby
 
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
 

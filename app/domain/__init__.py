@@ -1,0 +1,1 @@
+"""Domain logic: search, deal ranking, clustering, statistics figures. No Flask, no Redis."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing: errors, parameters, schemas, the spec, cursors and request guards (Flask here only)."""

@@ -1,0 +1,1 @@
+"""Everything that touches Redis; every key name is in keys.py."""

@@ -1,0 +1,181 @@
+"""Server-side impressions: every store and deal a response shows is logged, best effort.
+
+A response only appends one record to an in-process buffer (microseconds); a daemon
+thread in each worker flushes the buffer to Redis every ``FLUSH_S`` seconds in one
+pipeline of ``XADD``s. If Redis is down or slow, no response waits for it: the records
+are dropped and counted (``/healthz`` shows ``impressions_dropped``) and one warning is
+logged per outage window (``app.storage.client.Breaker``). A worker killed with -9 loses at
+most one flush interval of impressions; acknowledged client events never go this way.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import hashlib
+import json
+import os
+import threading
+import time
+from datetime import datetime
+
+import redis
+
+from app.storage.client import PREFIX
+
+STREAM = PREFIX + "impressions"
+FLUSH_S = 0.2
+_MAX_BUFFER = 50_000
+
+
+def viewer_id(user_id: str | None, client_id: str | None, remote_addr: str | None, day: str) -> str:
+    """The user, else a pseudonymous id: a daily-salted hash of the client id or address."""
+    if user_id:
+        return "u:" + user_id
+    raw = f"{day}|{client_id or ''}|{'' if client_id else remote_addr or ''}"
+    return "a:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def query_cell(lat: float, lon: float, size_deg: float = 0.01) -> str:
+    return f"{int(lat // size_deg)}_{int(lon // size_deg)}"
+
+
+class ImpressionLog:
+    """The per-process buffer and its flusher thread (started lazily, after any fork)."""
+
+    def __init__(self, svc, maxlen: int):
+        self.svc = svc
+        self.maxlen = maxlen
+        self._buffer: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+        # One flush at a time: when flush() returns, everything added before it is written.
+        self._flush_lock = threading.Lock()
+        self._pid = None
+        self.written = 0
+
+    def add(self, fields: dict) -> None:
+        if os.getpid() != self._pid:
+            self._start()
+        if len(self._buffer) >= _MAX_BUFFER:
+            self.svc.breaker.dropped += 1
+            return
+        self._buffer.append(fields)
+
+    def _start(self) -> None:
+        with self._lock:
+            if os.getpid() == self._pid:
+                return
+            self._pid = os.getpid()
+            self._buffer.clear()  # records copied from the parent belong to the parent
+            self._flush_lock = threading.Lock()  # a lock copied mid-flush would stay held
+            threading.Thread(target=self._run, name="impressions-flush", daemon=True).start()
+            atexit.register(self.flush)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(FLUSH_S)
+            self.flush()
+
+    def flush(self) -> int:
+        """Write what is buffered now; returns how many records were written."""
+        with self._flush_lock:
+            return self._flush()
+
+    def _flush(self) -> int:
+        batch = []
+        while self._buffer and len(batch) < 5000:
+            batch.append(self._buffer.popleft())
+        if not batch:
+            return 0
+        r, breaker = self.svc.redis, self.svc.breaker
+        if r is None or not breaker.closed:
+            breaker.dropped += len(batch)
+            return 0
+        try:
+            pipe = r.pipeline(transaction=False)
+            for fields in batch:
+                pipe.xadd(STREAM, {k: v for k, v in fields.items() if not k.startswith("_")},
+                          maxlen=self.maxlen, approximate=True)
+            rollup_commands(pipe, batch, self.svc.index, self.svc.config["STATS_LOCAL_RADIUS_M"])
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            breaker.dropped += len(batch)
+            breaker.failed(exc, "impressions")
+            return 0
+        self.written += len(batch)
+        return len(batch)
+
+
+def log_impressions(svc, surface: str, viewer: str, lat: float, lon: float, items: list, now: datetime) -> None:
+    """Queue one impression record. ``items``: [(store_id, rank, deal_id)].
+
+    Fields starting with ``_`` feed the rollups and are not written to the stream.
+    """
+    if not svc.config.get("IMPRESSIONS", True) or svc.impressions is None:
+        return
+    if not items and surface not in LOCAL_SURFACES:
+        return
+    svc.impressions.add({"surface": surface, "viewer": viewer, "cell": query_cell(lat, lon),
+                         "lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "ts": now.isoformat(),
+                         "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":")),
+                         "_lat": lat, "_lon": lon, "_now": now, "_items": items})
+
+
+LOCAL_SURFACES = ("nearby", "recommended")
+
+
+def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
+    """Queue the statistics updates for a batch of impression records, aggregated first:
+    one HINCRBY per (key, field), one PFADD per HLL key.
+
+    The share-of-search denominator is counted here too: each nearby/recommended request
+    adds one to ``lreq`` of every store within ``local_radius_m`` of its point (found with
+    the in-memory index, summed over the batch with numpy), so reading it costs nothing.
+    """
+    from collections import defaultdict
+
+    import numpy as np
+
+    from app.storage.keys import ROLLUP_TTL_S, cell_of, local_day, sd, uv, vc
+
+    counts: dict = defaultdict(int)
+    hll: dict = defaultdict(set)
+    near: dict = defaultdict(list)  # day -> arrays of store positions near a request
+    tz_col, ids = index.column("timezone"), index.column("store_id")
+    for rec in batch:
+        surface, viewer, lat, lon, now = rec["surface"], rec["viewer"], rec["_lat"], rec["_lon"], rec["_now"]
+        cell = cell_of(lat, lon)
+        local = {}
+        if surface in LOCAL_SURFACES:
+            hits = index.within(lat, lon, local_radius_m)
+            local = dict.fromkeys(hits.positions.tolist())
+            if len(hits):
+                near[local_day(now, tz_col[hits.positions[0]])].append(hits.positions)
+        for store, rank, _deal in rec["_items"]:
+            pos = index.position(store)
+            if pos is None:
+                continue
+            day = local_day(now, tz_col[pos])
+            key = sd(store, day)
+            counts[(key, "imp")] += 1
+            counts[(key, f"imp:{surface}")] += 1
+            counts[(key, f"rk:{min(int(rank), 101)}")] += 1
+            counts[(key, "rank_sum")] += int(rank)
+            counts[(key, "rank_n")] += 1
+            if pos in local:
+                counts[(key, "loc")] += 1
+            counts[(vc(store, day), cell)] += 1
+            hll[uv(store, day, surface)].add(viewer)
+            hll[uv(store, day, "all")].add(viewer)
+    for day, arrays in near.items():
+        per_store = np.bincount(np.concatenate(arrays), minlength=index.size)
+        for pos in np.flatnonzero(per_store).tolist():
+            counts[(sd(ids[pos], day), "lreq")] += int(per_store[pos])
+    touched = set()
+    for (key, field), n in counts.items():
+        pipe.hincrby(key, field, n)
+        touched.add(key)
+    for key, members in hll.items():
+        pipe.pfadd(key, *members)
+        touched.add(key)
+    for key in touched:
+        pipe.expire(key, ROLLUP_TTL_S)

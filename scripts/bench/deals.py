@@ -1,0 +1,74 @@
+"""Throughput of /v1/deals/recommended and the cost of impression logging.
+
+    python -m scripts.bench.deals [--seconds 8] [--rounds 2] [--json bench-results/deals.json]
+
+gunicorn (2 workers, --preload, 127.0.0.1) on the bundled data with the newest model and
+a fresh embedded Redis. Interleaved closed-loop runs: the trivial endpoint (/healthz),
+recommended deals (known and anonymous users), and /v1/stores/nearby with impression
+logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+
+from scripts.common import emit_json
+from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
+from scripts.bench.redis_server import free_port
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    stores = pd.read_csv("data/stores_helsinki.csv", usecols=["lat", "lon"])
+    users = pd.read_csv("data/generated/helsinki/orders.csv", usecols=["user_id"])["user_id"].unique()
+    rng = np.random.default_rng(3)
+    pick = rng.integers(0, len(stores), 1000)
+    pts = np.column_stack([stores["lat"].to_numpy()[pick] + rng.normal(0, 0.002, 1000),
+                           stores["lon"].to_numpy()[pick] + rng.normal(0, 0.004, 1000)])
+    deals_known = ["/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5), "user_id": u})
+                   for (a, b), u in zip(pts, rng.choice(users, len(pts)))]
+    deals_anon = ["/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5)}) for a, b in pts]
+    nearby = nearby_paths(pts)
+    runs = {k: [] for k in ("trivial", "deals_known_user", "deals_anonymous", "nearby_impressions_on",
+                            "trivial_b", "nearby_impressions_off")}
+    servers = {}
+    try:
+        for flag in ("1", "0"):
+            port = free_port()
+            env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
+            servers[flag] = (start_gunicorn(port, env)[0], port)
+        on, off = servers["1"][1], servers["0"][1]
+        for _ in range(args.rounds):
+            runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients))
+            runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients))
+            runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients))
+            runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients))
+            runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
+            runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients))
+    finally:
+        for proc, _port in servers.values():
+            proc.terminate()
+            proc.wait(10)
+    med = {k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms")} for k, v in runs.items()}
+    result = {"median": med, "errors": sum(r["errors"] for v in runs.values() for r in v),
+              "ratio_deals_known_to_trivial": round(med["deals_known_user"]["rps"] / med["trivial"]["rps"], 2),
+              "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
+              "impressions_cost_pct": round(100 * (1 - med["nearby_impressions_on"]["rps"] /
+                                                   med["nearby_impressions_off"]["rps"]), 1),
+              "runs": runs}
+    emit_json(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

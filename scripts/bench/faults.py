@@ -1,0 +1,136 @@
+"""Faults under load: Redis killed and restarted, a gunicorn worker killed with -9.
+
+    python -m scripts.bench.faults [--phase-s 5] [--json bench-results/faults.json]
+
+A standalone redis-server (append-only file, fsync every second) and gunicorn (2 workers)
+on loopback. Client threads search, ask for deals and post event batches throughout,
+remembering every event id that got a 2xx. Phases: normal; Redis killed (SIGKILL);
+Redis restarted on the same data; a worker killed with SIGKILL; normal. At the end every
+acknowledged event id must be in Redis (its dedupe key is written by the same script as
+the event), and search must have kept answering.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+import psutil
+import redis
+
+from scripts.common import emit_json
+from scripts.bench.harness import request, start_gunicorn
+from scripts.bench.redis_server import free_port, start
+
+
+def _call(port, method, path, body=None):
+    try:
+        return request(port, method, path, body, timeout=10)[0]
+    except OSError:
+        return 0  # connection refused or reset: the request failed
+
+
+def run(phase_s: float = 5.0) -> dict:
+    data_dir = tempfile.mkdtemp(prefix="o2o-faults-")
+    rport = free_port()
+    redis_proc, _ = start(rport, data_dir, appendonly=True)
+    url = f"redis://127.0.0.1:{rport}/0"
+    port = free_port()
+    gunicorn, _ = start_gunicorn(port, {"REDIS_URL": url, "O2O_DATA_DIR": data_dir, "O2O_REDIS_TIMEOUT_S": "0.2"})
+    stats = {"search": [], "events": [], "acked": [], "phase": "normal"}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def searcher(i):
+        while not stop.is_set():
+            path = ("/v1/stores/nearby?lat=60.1699&lon=24.9384" if i % 2 else
+                    "/v1/deals/recommended?lat=60.1699&lon=24.9384")
+            status = _call(port, "GET", path)
+            with lock:
+                stats["search"].append((stats["phase"], status))
+
+    def poster():
+        while not stop.is_set():
+            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            ids = [uuid.uuid4().hex for _ in range(5)]
+            batch = [{"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836", "user_id": "f"}
+                     for e in ids]
+            status = _call(port, "POST", "/v1/events", {"events": batch})
+            with lock:
+                stats["events"].append((stats["phase"], status))
+                if 200 <= status < 300:
+                    stats["acked"] += ids
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=searcher, args=(i,)) for i in range(4)] + [threading.Thread(target=poster)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(phase_s)
+        stats["phase"] = "redis_down"
+        redis_proc.send_signal(signal.SIGKILL)
+        redis_proc.wait()
+        time.sleep(phase_s)
+        stats["phase"] = "redis_restarted"
+        redis_proc, _ = start(rport, data_dir, appendonly=True)
+        time.sleep(phase_s)
+        stats["phase"] = "worker_killed"
+        workers = psutil.Process(gunicorn.pid).children()
+        os.kill(workers[0].pid, signal.SIGKILL)
+        time.sleep(phase_s)
+        workers_after = len(psutil.Process(gunicorn.pid).children())
+        stats["phase"] = "normal_again"
+        time.sleep(phase_s)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+        gunicorn.terminate()
+        gunicorn.wait(10)
+    r = redis.Redis.from_url(url)
+    missing = sum(1 for i in range(0, len(stats["acked"]), 500)
+                  for present in _exists(r, stats["acked"][i:i + 500]) if not present)
+    redis_proc.terminate()
+    redis_proc.wait(5)
+    return _summary(stats, missing, workers_after)
+
+
+def _exists(r, ids):
+    pipe = r.pipeline(transaction=False)
+    for e in ids:
+        pipe.exists("o2o:v1:event:" + e)
+    return pipe.execute()
+
+
+def _summary(stats, missing, workers_after) -> dict:
+    out = {"phases": {}, "events_acknowledged": len(stats["acked"]), "acknowledged_missing_after_restart": missing,
+           "workers_after_kill": workers_after}
+    for phase in ("normal", "redis_down", "redis_restarted", "worker_killed", "normal_again"):
+        s = [st for p, st in stats["search"] if p == phase]
+        e = [st for p, st in stats["events"] if p == phase]
+        out["phases"][phase] = {"search_requests": len(s), "search_failed": sum(1 for x in s if not 200 <= x < 300),
+                                "event_batches": len(e), "events_2xx": sum(1 for x in e if 200 <= x < 300),
+                                "events_503": sum(1 for x in e if x == 503),
+                                "events_other": sum(1 for x in e if x not in (503,) and not 200 <= x < 300)}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--phase-s", type=float, default=5.0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    result = run(args.phase_s)
+    emit_json(result, args.json)
+    ok = result["acknowledged_missing_after_restart"] == 0 and result["workers_after_kill"] == 2
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""A small closed-loop HTTP load generator and a gunicorn launcher, for benchmarks.
+
+Clients are processes (not threads) so that the client side is not serialised by the
+GIL; each keeps issuing requests for a fixed time, and latencies are gathered at the end.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+from urllib.parse import urlencode
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def request(port: int, method: str, path: str, body=None, headers: dict | None = None, timeout: float = 30):
+    """One HTTP request to 127.0.0.1:port; returns (status, parsed JSON body or None, headers).
+
+    Raises OSError when the connection fails.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json", **(headers or {})})
+        resp = conn.getresponse()
+        data = resp.read()
+        parsed = None
+        if data and resp.getheader("Content-Type", "").split(";")[0].endswith("json"):
+            parsed = json.loads(data)
+        return resp.status, parsed, dict(resp.getheaders())
+    finally:
+        conn.close()
+
+
+def start_gunicorn(port: int, env: dict | None = None, workers: int = 2, timeout_s: float = 180):
+    """gunicorn --preload on 127.0.0.1:port; returns (process, seconds until /healthz answered)."""
+    cmd = [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--preload", "--workers", str(workers),
+           "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"]
+    t0 = time.perf_counter()
+    # Load generators come from one address: lift the per-address limit unless a run sets it.
+    limits = {"O2O_RATE_LIMIT_ANON": "10000000", "O2O_RATE_LIMIT_KEY": "10000000"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **limits, **(env or {})})
+    while time.perf_counter() - t0 < timeout_s:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc, time.perf_counter() - t0
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise RuntimeError("gunicorn did not come up in time")
+
+
+def _client(port, paths, seconds, seed, out):
+    rng = np.random.default_rng(seed)
+    lat, codes = [], []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        path = paths[rng.integers(len(paths))]
+        t = time.perf_counter()
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", path)
+            resp = conn.getresponse()
+            resp.read()
+            code = resp.status
+            conn.close()
+        except OSError:
+            code = 0
+        lat.append(time.perf_counter() - t)
+        codes.append(code)
+    out.put((lat, codes))
+
+
+def run_load(port: int, paths: list[str], seconds: float = 10, clients: int = 4) -> dict:
+    """Closed-loop load: ``clients`` processes for ``seconds``; returns rps, p50/p99 ms, errors."""
+    out = mp.Queue()
+    procs = [mp.Process(target=_client, args=(port, paths, seconds, i, out)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.perf_counter() - t0
+    lat = np.concatenate([np.array(r[0]) for r in results]) * 1e3
+    codes = np.concatenate([np.array(r[1]) for r in results])
+    return {"requests": int(len(lat)), "rps": round(len(lat) / wall, 1),
+            "p50_ms": round(float(np.median(lat)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
+            "errors": int(np.sum((codes == 0) | (codes >= 500))), "non_2xx": int(np.sum(codes >= 300))}
+
+
+def nearby_paths(points: np.ndarray, extra: dict | None = None) -> list[str]:
+    return ["/v1/stores/nearby?" + urlencode({"lat": round(la, 6), "lon": round(lo, 6), **(extra or {})})
+            for la, lo in points]

@@ -1,0 +1,1 @@
+"""Data tools: the OSM import, synthetic catalogues, behaviour generation, the Foursquare adapter."""

@@ -1,0 +1,1 @@
+"""Demonstrations that replay traffic through the HTTP API."""

@@ -1,0 +1,1 @@
+"""Helpers the tests share: hand-placed stores, app settings."""
