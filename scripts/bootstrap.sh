@@ -2,8 +2,10 @@
 # One entry point for a fresh machine with Python 3.11:
 #   bash scripts/bootstrap.sh serve   # set up, make data and a model if missing, serve on 127.0.0.1:8000
 #   bash scripts/bootstrap.sh test    # set up, then run the test suite
-# Setup is a virtualenv in .venv with the pinned requirements; it is skipped when
-# requirements.txt has not changed since the last install.
+# Setup is a virtualenv in .venv with one of the hashed lock files under requirements/
+# (generated from pyproject.toml by scripts/lock.sh): serve installs the runtime set only,
+# test adds the test tools, CI adds lint and types (dev). An install is skipped when its
+# lock file has not changed since it was last installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,13 +21,14 @@ pick_python() {
 }
 
 setup() {
+  local set="${1:-runtime}"
   if [ ! -x .venv/bin/python ]; then
     "$(pick_python)" -m venv .venv
   fi
-  local stamp=.venv/.requirements.sha256
+  local lock="requirements/$set.txt" stamp=".venv/.lock-$set.sha256"
   if ! sha256sum --status -c "$stamp" 2>/dev/null; then
-    .venv/bin/python -m pip install --quiet -r requirements.txt
-    sha256sum requirements.txt > "$stamp"
+    .venv/bin/python -m pip install --quiet --require-hashes --no-deps -r "$lock"
+    sha256sum "$lock" > "$stamp"
   fi
   # Browser libraries for the two web pages (Leaflet, Chart.js), pinned by app/web/package-lock.json.
   local web_stamp=app/web/node_modules/.lock.sha256
@@ -63,18 +66,18 @@ prepare() {
 cmd="${1:-}"; shift || true
 case "$cmd" in
   serve)
-    setup
+    setup runtime
     prepare
     exec .venv/bin/gunicorn --preload --workers "${WORKERS:-2}" --bind "127.0.0.1:${PORT:-8000}" \
       --access-logfile - wsgi:app "$@"
     ;;
   test)
-    setup
+    setup test
     browser
     exec .venv/bin/python -m pytest "$@"
     ;;
   setup)
-    setup
+    setup "${1:-runtime}"   # runtime | test | dev
     ;;
   *)
     echo "usage: bash scripts/bootstrap.sh serve|test|setup [args...]" >&2; exit 2
