@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import numpy as np
@@ -171,6 +172,12 @@ class StoreIndex:
                         "timezone": tz, "price_level": price[i] or None, "rating": rating[i],
                         "opening_hours": hours, "tags": list(tags), "popularity": pop})
         return out
+
+    def open_now(self, positions: np.ndarray, at: datetime) -> list[bool | None]:
+        """Whether each store is open at ``at``; None where its opening hours are unknown."""
+        codes = self._cols["hours_code"][np.asarray(positions, dtype=np.int64)]
+        opened = self.schedules.open_mask(codes, at).tolist()
+        return [o if c >= 0 else None for o, c in zip(opened, codes.tolist())]
 
     # ------------------------------------------------------------------ queries
     def nearest(self, lat: float, lon: float, k: int, max_distance_m: float | None = None,

@@ -142,3 +142,18 @@ class Scorer:
         n_ids = len(self.space.item_ids_) if self.space.config.identity else 0
         names = self.space.item_feature_names
         return [names[c - n_ids] for c in cols if c >= n_ids]
+
+    def category_shares(self, user_id: str | None) -> dict[str, float]:
+        """A trained user's category taste: their ``ucat=`` feature weights, normalised to sum to 1."""
+        space = self.space
+        row = space.user_index_.get(user_id) if user_id is not None else None
+        if row is None:
+            return {}
+        m = space.user_matrix()
+        n_ids = len(space.user_ids_) if space.config.identity else 0
+        names = space.user_feature_names
+        cols, vals = m.indices[m.indptr[row]:m.indptr[row + 1]], m.data[m.indptr[row]:m.indptr[row + 1]]
+        cats = {names[c - n_ids][len("ucat="):]: float(v) for c, v in zip(cols, vals)
+                if c >= n_ids and names[c - n_ids].startswith("ucat=")}
+        total = sum(cats.values()) or 1.0
+        return {c: v / total for c, v in cats.items()}
