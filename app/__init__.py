@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 
 from flask import Flask
 
@@ -13,6 +12,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then ``O2O_*`` environment, then ``config`` overrides."""
     from app.config import DEFAULTS, from_environment
     from app.http.jsonio import OrjsonProvider
+    from app.wiring import build_services
 
     app = Flask(__name__)
     app.json_provider_class = OrjsonProvider
@@ -21,44 +21,11 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment())
     app.config.from_mapping(config or {})
     _configure_logging(app)
-    build_store_index(app)
-    connect_services(app)
+    build_services(app)  # index, Redis, deals, model: once per process, before gunicorn forks
     register_blueprints(app)
     register_error_handlers(app)
     register_request_guards(app)
     return app
-
-
-def build_store_index(app: Flask) -> None:
-    """Load the catalogue once per process (before gunicorn forks, with --preload)."""
-    import time
-
-    from geo_index import StoreIndex, load_catalogue
-
-    from app.services import KEY, Services
-
-    path = app.config["CATALOGUE"]
-    t0 = time.perf_counter()
-    frame, report = load_catalogue(path, strict=app.config["CATALOGUE_STRICT"],
-                                   default_timezone=app.config["DEFAULT_TIMEZONE"],
-                                   default_merchant_id=app.config["DEFAULT_MERCHANT_ID"])
-    if not report.ok:
-        log.warning("catalogue loaded leniently:\n%s", report.summary())
-    index = StoreIndex(frame)
-    log.info("catalogue %s: %d stores indexed in %.2f s", os.path.basename(path), len(index),
-             time.perf_counter() - t0)
-    app.extensions[KEY] = Services(index=index, catalogue_report=report,
-                                   catalogue_name=os.path.basename(path), config=app.config)
-
-
-def connect_services(app: Flask) -> None:
-    """Redis (embedded or REDIS_URL), the deal book and the model in use."""
-    from app.services import KEY
-    from app.wiring import connect_redis, load_deals_and_model
-
-    svc = app.extensions[KEY]
-    connect_redis(app, svc)
-    load_deals_and_model(app, svc)
 
 
 def register_blueprints(app: Flask) -> None:

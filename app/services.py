@@ -1,31 +1,46 @@
 """Per-process services, built once by the factory and kept in ``app.extensions``."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from flask import current_app
 
 from geo_index import LoadReport, StoreIndex
+
+if TYPE_CHECKING:  # imported for the types only: these modules import this one
+    import redis
+
+    from app.domain.deal_book import DealBook
+    from app.storage.client import Breaker
+    from app.storage.embedded import EmbeddedRedis
+    from app.storage.impressions import ImpressionLog
+    from app.storage.model_versions import ModelHolder
 
 KEY = "o2o"
 
 
 @dataclass
 class Services:
-    """What every request may use; built at start-up (before gunicorn forks with --preload)."""
+    """What every request may use; built whole at start-up (before gunicorn forks with --preload)."""
 
     index: StoreIndex
     catalogue_report: LoadReport
     catalogue_name: str
-    config: dict = field(default_factory=dict)
-    redis: object | None = None           # redis.Redis, or None when turned off
-    redis_server: object | None = None    # the embedded server we started, if any
-    breaker: object | None = None         # app.storage.client.Breaker for best-effort writes
-    impressions: object | None = None     # app.storage.impressions.ImpressionLog
-    deals: object | None = None           # app.domain.deal_book.DealBook
-    models: object | None = None          # app.storage.model_versions.ModelHolder
-    history: dict = field(default_factory=dict)  # user_id -> stores ordered at (base data)
-    extra: dict = field(default_factory=dict)
+    config: dict[str, Any]
+    #: The service's clock: every "now" of a request comes from here (tests pin it with NOW).
+    now: Callable[[], datetime]
+    redis: redis.Redis | None  # None when Redis is turned off or did not start
+    redis_server: EmbeddedRedis | None  # the embedded server this process started, if any
+    breaker: Breaker
+    impressions: ImpressionLog
+    deals: DealBook
+    models: ModelHolder
+    #: user_id -> stores they ordered at, from the base data (for "ordered_at" reasons).
+    history: dict[str, set[str]] = field(default_factory=dict)
 
 
 def services() -> Services:

@@ -1,55 +1,89 @@
-"""Factory steps that build the per-process services beyond the store index."""
+"""Factory steps that build the per-process services; each returns what it built."""
+
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 import pandas as pd
+from flask import Flask
+
+from app.domain.clock import utc_now
+from app.domain.deal_book import DealBook
+from app.services import KEY, Services
+from app.storage.client import Breaker, client
+from app.storage.embedded import EmbeddedRedis
+from app.storage.impressions import ImpressionLog
+from app.storage.model_versions import ModelHolder
+from geo_index import LoadReport, StoreIndex, load_catalogue
 
 log = logging.getLogger("app")
 
 
-def connect_redis(app, svc) -> None:
-    """REDIS_URL if given (``none`` turns Redis off), else the embedded server."""
-    from app.storage.impressions import ImpressionLog
-    from app.storage.client import Breaker, EmbeddedRedis, client
+def build_services(app: Flask) -> Services:
+    """The index, Redis, the deal book and the model, wired into one ``Services``."""
+    cfg = app.config
+    index, report = build_store_index(cfg)
+    r, server = connect_redis(cfg)
+    breaker = Breaker()
+    models = ModelHolder(cfg["ARTIFACTS"], cfg["MODEL_CHECK_S"], _catalogue_rows(index))
+    models.load_initial(r)
+    svc = Services(index=index, catalogue_report=report, catalogue_name=os.path.basename(cfg["CATALOGUE"]),
+                   config=cfg, now=cfg.get("NOW") or utc_now, redis=r, redis_server=server, breaker=breaker,
+                   impressions=ImpressionLog(r, breaker, index, cfg["STATS_LOCAL_RADIUS_M"], cfg["STREAM_MAXLEN"],
+                                             enabled=cfg["IMPRESSIONS"]),
+                   deals=DealBook.from_file(cfg["DEALS"], index), models=models,
+                   history=_base_history(cfg["BASE_ORDERS"]))
+    app.extensions[KEY] = svc
+    return svc
 
-    svc.breaker = Breaker()
-    svc.impressions = ImpressionLog(svc, app.config["STREAM_MAXLEN"])
-    url = app.config["REDIS_URL"]
+
+def build_store_index(cfg) -> tuple[StoreIndex, LoadReport]:
+    """Load the catalogue once per process (before gunicorn forks, with --preload)."""
+    path = cfg["CATALOGUE"]
+    t0 = time.perf_counter()
+    frame, report = load_catalogue(path, strict=cfg["CATALOGUE_STRICT"], default_timezone=cfg["DEFAULT_TIMEZONE"],
+                                   default_merchant_id=cfg["DEFAULT_MERCHANT_ID"])
+    if not report.ok:
+        log.warning("catalogue loaded leniently:\n%s", report.summary())
+    index = StoreIndex(frame)
+    log.info("catalogue %s: %d stores indexed in %.2f s", os.path.basename(path), len(index),
+             time.perf_counter() - t0)
+    return index, report
+
+
+def connect_redis(cfg):
+    """(client, embedded server): REDIS_URL if given (``none`` turns Redis off), else the embedded server."""
+    url = cfg["REDIS_URL"]
     if url and url.lower() == "none":
         log.warning("Redis turned off: events answer 503, impressions are dropped")
-        return
+        return None, None
+    server = None
     if not url:
         try:
-            svc.redis_server = EmbeddedRedis(os.path.join(app.config["DATA_DIR"], "redis")).start()
+            server = EmbeddedRedis(os.path.join(cfg["DATA_DIR"], "redis")).start()
         except (RuntimeError, OSError) as exc:
             log.error("embedded Redis did not start (%s): serving without it", exc)
-            return
-        url = svc.redis_server.url
-    svc.redis = client(url, app.config["REDIS_TIMEOUT_S"])
+            return None, None
+        url = server.url
+    return client(url, cfg["REDIS_TIMEOUT_S"]), server
 
 
-def load_deals_and_model(app, svc) -> None:
-    from app.domain.deal_book import DealBook
-    from app.storage.model_versions import ModelHolder
+def _catalogue_rows(index: StoreIndex):
+    """store ids -> catalogue dicts, for stores the model never saw."""
 
-    svc.deals = DealBook.from_file(app.config["DEALS"], svc.index)
-    index = svc.index
-
-    def catalogue_rows(store_ids):
-        rows = []
+    def rows(store_ids):
+        out = []
         for sid in store_ids:
             pos = index.position(sid)
             if pos is not None:
                 rec = index.record(pos)
                 rec["store_id"] = rec.pop("id")
-                rows.append(rec)
-        return rows
+                out.append(rec)
+        return out
 
-    svc.models = ModelHolder(app.config["ARTIFACTS"], app.config["MODEL_CHECK_S"], catalogue_rows)
-    svc.models.load_initial(svc.redis)
-    svc.history = _base_history(app.config["BASE_ORDERS"])
+    return rows
 
 
 def _base_history(path: str | None) -> dict:

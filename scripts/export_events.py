@@ -17,15 +17,15 @@ import sys
 import pandas as pd
 import redis
 
+from app.storage.keys import EVENTS
 from scripts.common import add_redis_arguments, redis_url
 
-STREAM = "o2o:v1:events"
 
 
 def read_events(r: redis.Redis, batch: int = 10_000) -> list[dict]:
     out, last = [], "-"
     while True:
-        chunk = r.xrange(STREAM, min=last, max="+", count=batch)
+        chunk = r.xrange(EVENTS, min=last, max="+", count=batch)
         if last != "-" and chunk and chunk[0][0].decode() == last:
             chunk = chunk[1:]
         if not chunk:

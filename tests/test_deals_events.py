@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 import redis
 
+from app.storage import keys
+
 from app import create_app
-from app.storage.impressions import STREAM as IMPRESSIONS
+from app.storage.keys import IMPRESSIONS
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 
@@ -72,7 +74,7 @@ def world(tmp_path_factory):
 @pytest.fixture
 def world_app(world, tmp_path, redis_url):
     d = world["dir"]
-    redis.Redis.from_url(redis_url).set("o2o:v1:model:current", "v1")
+    redis.Redis.from_url(redis_url).set(keys.MODEL_CURRENT, "v1")
     return create_app(app_config(tmp_path, redis_url, CATALOGUE=str(d / "stores.csv"), DEALS=str(d / "deals.csv"),
                                  ARTIFACTS=str(d / "artifacts"), BASE_ORDERS=str(d / "orders.csv"),
                                  MODEL_CHECK_S=0.0, ADMIN_KEY="admin-secret"))
@@ -181,10 +183,10 @@ def test_duplicate_event_ids_count_once(wclient, redis_url):
     batch = [event("click", store_id="n100", event_id=f"e-{i}") for i in range(5)]
     r = redis.Redis.from_url(redis_url)
     assert post(wclient, *batch)[1]["accepted"] == 5
-    length = r.xlen("o2o:v1:events")
+    length = r.xlen(keys.EVENTS)
     status, body = post(wclient, *batch)
     assert status == 200 and body["duplicates"] == 5 and body["accepted"] == 0
-    assert r.xlen("o2o:v1:events") == length
+    assert r.xlen(keys.EVENTS) == length
 
 
 def test_bad_events_are_reported_and_good_ones_kept(wclient):
@@ -243,9 +245,9 @@ def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
 
 
 def test_redis_down_mid_test_keeps_search_answering(world, tmp_path):
-    from scripts.bench.redis_server import start
+    from app.storage.embedded import start_on_port
 
-    proc, port = start(data_dir=str(tmp_path / "r"))
+    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
     url = f"redis://127.0.0.1:{port}/0"
     d = world["dir"]
     app = create_app(app_config(tmp_path, url, CATALOGUE=str(d / "stores.csv"), DEALS=str(d / "deals.csv"),

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from scripts.bench.harness import start_gunicorn
-from scripts.bench.redis_server import free_port
+from app.storage.embedded import free_port
 
 ST = shutil.which("st", path=os.path.dirname(sys.executable))
 

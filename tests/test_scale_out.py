@@ -9,10 +9,12 @@ from datetime import datetime, timezone
 import pytest
 import redis
 
+from app.storage import keys
+
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 from scripts.bench.harness import request, start_gunicorn
-from scripts.bench.redis_server import free_port
+from app.storage.embedded import free_port
 
 from tests.conftest import HELSINKI, app_config, hand_placed
 
@@ -37,7 +39,7 @@ def cluster(tmp_path_factory, redis_server):
                    log=lambda m: None), str(d / "artifacts"), version=version)
     r = redis.Redis.from_url(redis_server)
     r.flushdb()
-    r.set("o2o:v1:model:current", "v1")
+    r.set(keys.MODEL_CURRENT, "v1")
     env = {"O2O_CATALOGUE": str(d / "stores.csv"), "REDIS_URL": redis_server, "O2O_ARTIFACTS": str(d / "artifacts"),
            "O2O_DEALS": "", "O2O_BASE_ORDERS": "", "O2O_ADMIN_KEY": "admin", "O2O_MODEL_CHECK_S": "0.5",
            "O2O_RATE_LIMIT_ANON": "20", "O2O_RATE_LIMIT_KEY": "1000", "O2O_DATA_DIR": str(d / "var")}
@@ -82,7 +84,7 @@ def test_rate_limit_holds_across_workers_and_instances(cluster):
 
 def test_events_are_idempotent_across_instances_and_stats_agree(cluster):
     ports, r = cluster
-    from app.http.auth import create_key
+    from app.storage.apikeys import create_key
 
     key = create_key(r, "m-1")
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

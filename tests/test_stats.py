@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 import redis
 
+from app.storage import keys
+
 from app import create_app
-from app.http.auth import create_key
-from app.storage.impressions import STREAM as IMPRESSIONS
+from app.storage.apikeys import create_key
+from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
 
 from tests.conftest import HELSINKI, M_PER_DEG, app_config, store
@@ -106,7 +108,7 @@ def recount(r, cat, radius_m=1000.0):
             assert surface == "nearby"
     names = {"click": "clicks", "detail_view": "detail_views", "order": "orders", "directions": "directions",
              "call": "calls", "website": "website", "review": "reviews", "redeem": "redemptions"}
-    for _id, f in r.xrange("o2o:v1:events"):
+    for _id, f in r.xrange(keys.EVENTS):
         e = json.loads(f[b"body"])
         day = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).astimezone(HEL).date().isoformat()
         key = (e["store_id"], day)
@@ -243,7 +245,7 @@ def test_a_merchant_cannot_reach_another_merchants_store(stats_app):
 
 
 def test_revoked_key_is_refused(stats_app):
-    from app.http.auth import revoke_key
+    from app.storage.apikeys import revoke_key
 
     app, _clock, keys, r = stats_app
     assert revoke_key(r, keys["mA"])

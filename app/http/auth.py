@@ -1,41 +1,17 @@
-"""Merchant API keys: created by a command, stored hashed in Redis, sent as Bearer tokens.
+"""Who is calling: merchant keys sent as Bearer tokens (``storage.apikeys`` keeps them hashed).
 
-A key is 32 random bytes (``mk_`` + url-safe base64). Only its SHA-256 is stored (a key
-with this much entropy needs no slow hash), and lookups compare digests in constant time.
 The platform admin key (``O2O_ADMIN_KEY``) reads any merchant.
 """
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 
-import redis
 from flask import current_app, request
 
-from app.http.errors import Problem
-from app.storage.client import PREFIX
+from app.http.errors import Problem, storage_or_503, unavailable
+from app.storage.apikeys import merchant_of
 
-KEYS = PREFIX + "apikeys"
 ADMIN = "*admin*"
-
-
-def new_key() -> str:
-    return "mk_" + secrets.token_urlsafe(32)
-
-
-def digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def create_key(r: redis.Redis, merchant_id: str) -> str:
-    key = new_key()
-    r.hset(KEYS, digest(key), merchant_id)
-    return key
-
-
-def revoke_key(r: redis.Redis, key: str) -> bool:
-    return bool(r.hdel(KEYS, digest(key)))
 
 
 def caller(svc) -> str:
@@ -49,14 +25,12 @@ def caller(svc) -> str:
     if admin and hmac.compare_digest(key.encode(), admin.encode()):
         return ADMIN
     if svc.redis is None:
-        raise Problem(503, "Key store unavailable; retry.", headers={"Retry-After": "5"})
-    try:
-        merchant = svc.redis.hget(KEYS, digest(key))
-    except (redis.RedisError, OSError):
-        raise Problem(503, "Key store unavailable; retry.", headers={"Retry-After": "5"}) from None
+        raise unavailable("Key store unavailable; retry.")
+    with storage_or_503("Key store unavailable; retry."):
+        merchant = merchant_of(svc.redis, key)
     if merchant is None:
         raise Problem(401, "Unknown or revoked key.", headers={"WWW-Authenticate": "Bearer"})
-    return merchant.decode()
+    return merchant
 
 
 def require_merchant(svc, merchant_id: str) -> str:

@@ -6,9 +6,12 @@ server errors hide their details unless DEBUG_ERRORS is set.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 
 from flask import Flask, current_app, json
 from werkzeug.exceptions import HTTPException
+
+from app.storage.client import STORAGE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,24 @@ class Problem(Exception):
         self.errors = errors or []
         self.title = title
         self.headers = headers or {}
+
+
+#: Seconds a client is told to wait before retrying a 503.
+RETRY_AFTER_S = 5
+
+
+def unavailable(detail: str) -> Problem:
+    """503 with Retry-After: a dependency (Redis) is down or turned off; retrying is safe."""
+    return Problem(503, detail, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+@contextmanager
+def storage_or_503(detail: str):
+    """Turn a Redis failure inside the block into ``unavailable(detail)``."""
+    try:
+        yield
+    except STORAGE_ERRORS:
+        raise unavailable(detail) from None
 
 
 def field_error(field: str, message: str, hint: str | None = None) -> dict:

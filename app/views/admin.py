@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import hmac
 
-import redis
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
 from recommender import ArtifactError, versions
 
-from app.http.errors import Problem
+from app.http.errors import Problem, storage_or_503, unavailable
 from app.services import services
 from app.storage.model_versions import activate, rollback
 from app.http.openapi import documented
@@ -51,11 +50,10 @@ def model_activate():
     if body.version not in versions(svc.models.root):
         raise Problem(400, f"No artifact version {body.version!r}; see GET /v1/admin/model.")
     try:
-        activate(svc.redis, svc.models.root, body.version)
+        with storage_or_503("Redis unavailable; retry."):
+            activate(svc.redis, svc.models.root, body.version)
     except ArtifactError as exc:
         raise Problem(400, f"Version {body.version!r} does not load: {exc}") from None
-    except (redis.RedisError, OSError):
-        raise Problem(503, "Redis unavailable; retry.", headers={"Retry-After": "5"}) from None
     return jsonify(version=body.version, available=versions(svc.models.root))
 
 
@@ -66,16 +64,15 @@ def model_rollback():
     """The version activated before the current one."""
     svc = _need_redis()
     try:
-        target = rollback(svc.redis, svc.models.root)
+        with storage_or_503("Redis unavailable; retry."):
+            target = rollback(svc.redis, svc.models.root)
     except (ValueError, ArtifactError) as exc:
         raise Problem(400, str(exc)) from None
-    except (redis.RedisError, OSError):
-        raise Problem(503, "Redis unavailable; retry.", headers={"Retry-After": "5"}) from None
     return jsonify(version=target, available=versions(svc.models.root))
 
 
 def _need_redis():
     svc = services()
     if svc.redis is None:
-        raise Problem(503, "Redis is off: model switching needs it.")
+        raise unavailable("Redis is off: model switching needs it.")
     return svc

@@ -1,17 +1,17 @@
 """Client events: clicks, redemptions, orders, reviews and the rest."""
 from __future__ import annotations
 
-import redis
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from app.http.errors import Problem
-from app.storage.events import validate_batch, write_events
+from app.domain.event_rules import validate_batch
+from app.http.errors import Problem, unavailable
+from app.storage.client import STORAGE_ERRORS
+from app.storage.events import write_events
 from app.services import services
 from app.http.openapi import documented
 from app.http.params import validation_errors
 from app.http.schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
-from app.views.stores import now
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -31,20 +31,18 @@ def post_events():
     svc = services()
     index, deals = svc.index, svc.deals
     checked = validate_batch(batch.events, lambda s: index.position(s) is not None, deals.store_of,
-                             now(), current_app.config["EVENT_MAX_AGE_DAYS"])
+                             svc.now(), current_app.config["EVENT_MAX_AGE_DAYS"])
     good = [(i, ev) for i, ev, err in checked if ev is not None]
     if good and svc.redis is None:
-        raise Problem(503, "Events cannot be stored right now (Redis is off); retry later.",
-                      headers={"Retry-After": "5"})
+        raise unavailable("Events cannot be stored right now (Redis is off); retry later.")
     try:
         tz = index.column("timezone")
         written = write_events(svc.redis, good, deals.store_of, current_app.config["STREAM_MAXLEN"],
                                lambda s: tz[index.position(s)]) if good else {}
-    except (redis.RedisError, OSError) as exc:
+    except STORAGE_ERRORS as exc:
         svc.breaker.failed(exc, "events")
         # Nothing was acknowledged: the client keeps the batch and retries; event_ids make that safe.
-        raise Problem(503, "Events cannot be stored right now; retry the same batch later.",
-                      headers={"Retry-After": "5"}) from None
+        raise unavailable("Events cannot be stored right now; retry the same batch later.") from None
     results = []
     for i, ev, err in checked:
         if ev is None:

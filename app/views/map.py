@@ -10,11 +10,10 @@ from app.domain import clusters
 from app.http import paging
 from app.http.errors import Problem
 from app.services import services
-from app.storage.impressions import log_impressions, viewer_id
+from app.storage.impressions import viewer_id
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
-from app.views.stores import now
 
 bp = Blueprint("map", __name__, url_prefix="/v1/map")
 #: At POINTS_FROM_ZOOM and above, at most this many stores come back (ordered by id).
@@ -28,7 +27,7 @@ def map_stores():
     """Filters apply before clustering; clusters sit on a world-anchored grid, so panning keeps them."""
     query = parse_query(MapQuery, request.args)
     svc = services()
-    at = now()
+    at = svc.now()
     has_deal = _deal_mask(svc, at)
     positions = _filtered(svc, query, at, has_deal)
     lat, lon = svc.index.column("lat")[positions], svc.index.column("lon")[positions]
@@ -38,11 +37,11 @@ def map_stores():
     features = [_cluster_feature(svc, g, secret, params, has_deal) for g in groups]
     truncated = len(singles) > MAX_POINTS
     singles = singles[:MAX_POINTS]
-    features += [_point_feature(svc, int(p), has_deal, at) for p in singles]
+    features += _point_features(svc, singles, has_deal, at)
     viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, at.date().isoformat())
     centre_lat = (query.bbox[1] + query.bbox[3]) / 2
-    log_impressions(svc, "map", viewer, centre_lat, _centre_lon(query.bbox),
-                    [(svc.index.column("store_id")[p], i + 1, None) for i, p in enumerate(singles.tolist())], at)
+    svc.impressions.log("map", viewer, centre_lat, _centre_lon(query.bbox),
+                        [(svc.index.column("store_id")[p], i + 1, None) for i, p in enumerate(singles.tolist())], at)
     return jsonify(type="FeatureCollection", features=features, total=int(len(positions)), truncated=truncated)
 
 
@@ -59,14 +58,14 @@ def cluster_leaves(cluster_id: str):
     if data is None or not {"z", "x", "y", "q"} <= set(data):
         raise Problem(404, "No such cluster: pass a cluster_id exactly as /v1/map/stores returned it.")
     query = parse_query(MapQuery, _multidict(data["q"]))
-    at = now()
+    at = svc.now()
     has_deal = _deal_mask(svc, at)
     positions = _filtered(svc, query, at, has_deal)
     members = clusters.members_of(positions, svc.index.column("lat")[positions], svc.index.column("lon")[positions],
                                   int(data["z"]), int(data["x"]), int(data["y"]))
     members = np.sort(members)
     chunk = members[page.offset:page.offset + page.limit]
-    return jsonify(type="FeatureCollection", features=[_point_feature(svc, int(p), has_deal, at) for p in chunk],
+    return jsonify(type="FeatureCollection", features=_point_features(svc, chunk, has_deal, at),
                    total=int(len(members)), truncated=False)
 
 
@@ -115,15 +114,17 @@ def _cluster_feature(svc, g: clusters.Cluster, secret: str, params: dict, has_de
                            "top_category": index.categories[top]}}
 
 
-def _point_feature(svc, pos: int, has_deal: np.ndarray, at) -> dict:
+def _point_features(svc, positions: np.ndarray, has_deal: np.ndarray, at) -> list[dict]:
     index = svc.index
-    rec = index.record(pos)
-    code = int(index.column("hours_code")[pos])
-    props = {"cluster": False, "id": rec["id"], "name": rec["name"], "category": rec["category"],
-             "price_level": rec["price_level"], "rating": rec["rating"], "has_deal": bool(has_deal[pos]),
-             "open_now": index.schedules.is_open(code, at) if code >= 0 else None}
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [rec["lon"], rec["lat"]]},
-            "properties": props}
+    opened = index.open_now(positions, at)
+    out = []
+    for rec, pos, is_open in zip(index.records(positions), positions.tolist(), opened):
+        props = {"cluster": False, "id": rec["id"], "name": rec["name"], "category": rec["category"],
+                 "price_level": rec["price_level"], "rating": rec["rating"], "has_deal": bool(has_deal[pos]),
+                 "open_now": is_open}
+        out.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [rec["lon"], rec["lat"]]},
+                    "properties": props})
+    return out
 
 
 def _centre_lon(bbox) -> float:

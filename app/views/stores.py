@@ -1,7 +1,7 @@
 """Store search and details."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 from flask import Blueprint, current_app, jsonify, request
@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 from app.http import paging
 from app.http.errors import Problem
 from app.services import services
-from app.storage.impressions import log_impressions, viewer_id
+from app.storage.impressions import viewer_id
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
@@ -28,11 +28,11 @@ def nearby():
     query = parse_query(NearbyQuery, request.args)
     fp = paging.fingerprint(query.model_dump(exclude=set(_PAGE_INDEPENDENT)))
     secret = current_app.config["SECRET_KEY"]
-    after, evaluated_at = None, now()
+    svc = services()
+    after, evaluated_at = None, svc.now()
     if query.cursor:
         state = paging.decode(secret, query.cursor, fp)
         after, evaluated_at = state["k"], datetime.fromisoformat(state["t"])
-    svc = services()
     personal = _personal_primary(svc, query) if query.sort == "personalised" else None
     page = search_nearby(svc.index, query, evaluated_at, after, current_app.config["RANKED_RADIUS_M"], personal)
     stores = store_rows(svc.index, page.positions, page.distances_m, evaluated_at, query.fields)
@@ -42,8 +42,8 @@ def nearby():
         secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
     viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr,
                        evaluated_at.date().isoformat())
-    log_impressions(svc, "nearby", viewer, query.lat, query.lon,
-                    [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)], now())
+    svc.impressions.log("nearby", viewer, query.lat, query.lon,
+                        [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)], svc.now())
     return jsonify(stores=stores, next_cursor=cursor, radius_m=page.radius_m,
                    evaluated_at=evaluated_at.isoformat())
 
@@ -56,20 +56,20 @@ def nearby():
 def detail(store_id: str):
     """Full details of one store."""
     parse_query(DetailQuery, request.args)
-    index = services().index
+    svc = services()
+    index = svc.index
     pos = index.position(store_id)
     if pos is None:
         raise Problem(404, f"No store with id {store_id[:128]!r}. Ids come from /v1/stores/nearby.")
-    at = now()
+    at = svc.now()
     row = store_rows(index, np.array([pos]), None, at, ())[0]
     code = int(index.column("hours_code")[pos])
     schedule = index.schedules.schedules[code] if code >= 0 else None
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
-    svc = services()
     viewer = viewer_id(request.args.get("user_id"), request.headers.get("X-Client-Id"), request.remote_addr,
                        at.date().isoformat())
-    log_impressions(svc, "detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
+    svc.impressions.log("detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
     return jsonify(row)
 
 
@@ -91,22 +91,14 @@ def _personal_primary(svc, query):
     return primary
 
 
-def now() -> datetime:
-    """The current instant; tests may pin it with the NOW config callable."""
-    clock = current_app.config.get("NOW")
-    return clock() if clock else datetime.now(timezone.utc)
-
-
 def store_rows(index, positions, distances, at: datetime, fields) -> list[dict]:
     """JSON-ready store dicts; ``fields`` narrows them (id and distance_m always stay)."""
-    codes = index.column("hours_code")[positions]
-    opened = index.schedules.open_mask(codes, at).tolist()
-    has_hours = (codes >= 0).tolist()
+    opened = index.open_now(positions, at)
     rows = index.records(positions)
     dist = None if distances is None else np.round(distances, 2).tolist()
     wanted = (set(fields) | {"id", "distance_m"}) if fields else None
     for i, rec in enumerate(rows):
-        rec["open_now"] = opened[i] if has_hours[i] else None
+        rec["open_now"] = opened[i]
         if dist is not None:
             rec["distance_m"] = dist[i]
         if wanted is not None:

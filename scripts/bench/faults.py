@@ -24,9 +24,11 @@ from datetime import datetime, timezone
 import psutil
 import redis
 
+from app.storage import keys
+
 from scripts.common import emit_json
 from scripts.bench.harness import request, start_gunicorn
-from scripts.bench.redis_server import free_port, start
+from app.storage.embedded import free_port, start_on_port
 
 
 def _call(port, method, path, body=None):
@@ -39,7 +41,7 @@ def _call(port, method, path, body=None):
 def run(phase_s: float = 5.0) -> dict:
     data_dir = tempfile.mkdtemp(prefix="o2o-faults-")
     rport = free_port()
-    redis_proc, _ = start(rport, data_dir, appendonly=True)
+    redis_proc, _ = start_on_port(rport, data_dir, appendonly=True)
     url = f"redis://127.0.0.1:{rport}/0"
     port = free_port()
     gunicorn, _ = start_gunicorn(port, {"REDIS_URL": url, "O2O_DATA_DIR": data_dir, "O2O_REDIS_TIMEOUT_S": "0.2"})
@@ -78,7 +80,7 @@ def run(phase_s: float = 5.0) -> dict:
         redis_proc.wait()
         time.sleep(phase_s)
         stats["phase"] = "redis_restarted"
-        redis_proc, _ = start(rport, data_dir, appendonly=True)
+        redis_proc, _ = start_on_port(rport, data_dir, appendonly=True)
         time.sleep(phase_s)
         stats["phase"] = "worker_killed"
         workers = psutil.Process(gunicorn.pid).children()
@@ -104,7 +106,7 @@ def run(phase_s: float = 5.0) -> dict:
 def _exists(r, ids):
     pipe = r.pipeline(transaction=False)
     for e in ids:
-        pipe.exists("o2o:v1:event:" + e)
+        pipe.exists(keys.event_claim(e))
     return pipe.execute()
 
 

@@ -107,9 +107,9 @@ def run(n: int, n_queries: int, redis_on: bool = True) -> dict:
 def _redis_bench(frame, qs) -> dict:
     import redis
 
-    from scripts.bench.redis_server import start
+    from app.storage.embedded import start_on_port
 
-    proc, port = start()
+    proc, port = start_on_port()
     try:
         r = redis.Redis(host="127.0.0.1", port=port)
         t = time.perf_counter()

@@ -25,7 +25,7 @@ import psutil
 
 from scripts.common import emit_json
 from scripts.bench.harness import start_gunicorn
-from scripts.bench.redis_server import free_port
+from app.storage.embedded import free_port
 
 MIX = (("nearby", 0.35), ("recommended", 0.25), ("map", 0.15), ("events", 0.15), ("stats", 0.10))
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from scripts.common import emit_json
 from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
-from scripts.bench.redis_server import free_port
+from app.storage.embedded import free_port
 
 
 def main(argv=None) -> int:

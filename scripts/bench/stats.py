@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from scripts.common import emit_json
-from scripts.bench.redis_server import start
+from app.storage.embedded import start_on_port
 
 
 def main(argv=None) -> int:
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
     from app.http.schemas import EventIn
     from app.storage.keys import sd, up, uv, vc
 
-    proc, port = start(data_dir=tempfile.mkdtemp(prefix="bench-stats-"))
+    proc, port = start_on_port(data_dir=tempfile.mkdtemp(prefix="bench-stats-"))
     try:
         catalogue = pd.read_csv("data/stores_helsinki.csv")
         mine = catalogue.iloc[: args.stores]

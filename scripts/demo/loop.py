@@ -28,7 +28,7 @@ import pandas as pd
 from scripts import export_events
 from scripts import train as train_cmd
 from scripts.bench.harness import request, start_gunicorn
-from scripts.bench.redis_server import free_port
+from app.storage.embedded import free_port
 
 LAT, LON = 60.1699, 24.9384
 ADMIN = "demo-admin-key"

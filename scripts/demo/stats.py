@@ -26,7 +26,7 @@ import pandas as pd
 
 from scripts import merchants
 from scripts.bench.harness import request, start_gunicorn
-from scripts.bench.redis_server import free_port
+from app.storage.embedded import free_port
 
 
 def _call(port, method, path, body=None, headers=None):
