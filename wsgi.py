@@ -1,4 +1,5 @@
 """gunicorn entry point: ``gunicorn --preload wsgi:app``."""
+
 import gc
 
 from app import create_app

@@ -1,4 +1,5 @@
 """The Flask application factory: settings, then named steps that wire the parts."""
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,7 @@ def register_blueprints(app: Flask) -> None:
 
 def register_request_guards(app: Flask) -> None:
     """Shared rate limits and explicit CORS for the widget's public reads."""
-    from app.http import cors
-    from app.http import ratelimit
+    from app.http import cors, ratelimit
 
     ratelimit.init_app(app)
     cors.init_app(app)

@@ -3,6 +3,7 @@
 Read only inside the factory (never at import time), so tests and tools can build apps
 with different settings in one process.
 """
+
 from __future__ import annotations
 
 import os
@@ -43,7 +44,7 @@ DEFAULTS = {
     "STATS_PRIVACY_THRESHOLD": 5,
     # Map widget tiles (OpenStreetMap's standard tiles by default; markers work without them).
     "TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-    "TILE_ATTRIBUTION": "&copy; <a href=\"https://www.openstreetmap.org/copyright\">OpenStreetMap</a> contributors",
+    "TILE_ATTRIBUTION": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
     # Requests per second per API key, and per client address without one (0: no limit).
     "RATE_LIMIT_KEY": 200,
     "RATE_LIMIT_ANON": 100,

@@ -29,12 +29,22 @@ def build_services(app: Flask) -> Services:
     breaker = Breaker()
     models = ModelHolder(cfg["ARTIFACTS"], cfg["MODEL_CHECK_S"], _catalogue_rows(index))
     models.load_initial(r)
-    svc = Services(index=index, catalogue_report=report, catalogue_name=os.path.basename(cfg["CATALOGUE"]),
-                   config=cfg, now=cfg.get("NOW") or utc_now, redis=r, redis_server=server, breaker=breaker,
-                   impressions=ImpressionLog(r, breaker, index, cfg["STATS_LOCAL_RADIUS_M"], cfg["STREAM_MAXLEN"],
-                                             enabled=cfg["IMPRESSIONS"]),
-                   deals=DealBook.from_file(cfg["DEALS"], index), models=models,
-                   history=_base_history(cfg["BASE_ORDERS"]))
+    svc = Services(
+        index=index,
+        catalogue_report=report,
+        catalogue_name=os.path.basename(cfg["CATALOGUE"]),
+        config=cfg,
+        now=cfg.get("NOW") or utc_now,
+        redis=r,
+        redis_server=server,
+        breaker=breaker,
+        impressions=ImpressionLog(
+            r, breaker, index, cfg["STATS_LOCAL_RADIUS_M"], cfg["STREAM_MAXLEN"], enabled=cfg["IMPRESSIONS"]
+        ),
+        deals=DealBook.from_file(cfg["DEALS"], index),
+        models=models,
+        history=_base_history(cfg["BASE_ORDERS"]),
+    )
     app.extensions[KEY] = svc
     return svc
 
@@ -43,13 +53,16 @@ def build_store_index(cfg) -> tuple[StoreIndex, LoadReport]:
     """Load the catalogue once per process (before gunicorn forks, with --preload)."""
     path = cfg["CATALOGUE"]
     t0 = time.perf_counter()
-    frame, report = load_catalogue(path, strict=cfg["CATALOGUE_STRICT"], default_timezone=cfg["DEFAULT_TIMEZONE"],
-                                   default_merchant_id=cfg["DEFAULT_MERCHANT_ID"])
+    frame, report = load_catalogue(
+        path,
+        strict=cfg["CATALOGUE_STRICT"],
+        default_timezone=cfg["DEFAULT_TIMEZONE"],
+        default_merchant_id=cfg["DEFAULT_MERCHANT_ID"],
+    )
     if not report.ok:
         log.warning("catalogue loaded leniently:\n%s", report.summary())
     index = StoreIndex(frame)
-    log.info("catalogue %s: %d stores indexed in %.2f s", os.path.basename(path), len(index),
-             time.perf_counter() - t0)
+    log.info("catalogue %s: %d stores indexed in %.2f s", os.path.basename(path), len(index), time.perf_counter() - t0)
     return index, report
 
 

@@ -18,6 +18,7 @@ tags            no        ``|``-separated words
 popularity      no        non-negative number, used by ``sort=popularity``
 ==============  ========  =======================================================
 """
+
 from __future__ import annotations
 
 import os
@@ -35,10 +36,18 @@ OPTIONAL = ("timezone", "price_level", "rating", "opening_hours", "tags", "popul
 COLUMNS = REQUIRED + OPTIONAL
 
 _ALIASES = {
-    "id": "store_id", "latitude": "lat", "longitude": "lon", "lng": "lon",
-    "price": "price_level", "hours": "opening_hours", "tz": "timezone", "merchant": "merchant_id",
+    "id": "store_id",
+    "latitude": "lat",
+    "longitude": "lon",
+    "lng": "lon",
+    "price": "price_level",
+    "hours": "opening_hours",
+    "tz": "timezone",
+    "merchant": "merchant_id",
     # Shapefile (dBase) cuts field names to 10 characters.
-    "merchant_i": "merchant_id", "opening_ho": "opening_hours", "price_leve": "price_level",
+    "merchant_i": "merchant_id",
+    "opening_ho": "opening_hours",
+    "price_leve": "price_level",
 }
 _CATEGORY_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 _MAX_ID_LEN = 128
@@ -49,8 +58,9 @@ PARQUET_SUFFIXES = (".parquet", ".geoparquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
-def load_catalogue(path, *, strict: bool = True, default_timezone: str = "UTC",
-                   default_merchant_id: str | None = None) -> tuple[pd.DataFrame, LoadReport]:
+def load_catalogue(
+    path, *, strict: bool = True, default_timezone: str = "UTC", default_merchant_id: str | None = None
+) -> tuple[pd.DataFrame, LoadReport]:
     """Read, reproject and validate a store file.
 
     Parameters
@@ -73,8 +83,7 @@ def load_catalogue(path, *, strict: bool = True, default_timezone: str = "UTC",
     name = os.path.basename(str(path))
     report = LoadReport(file=name)
     raw = read_store_file(path, report)
-    frame = validate_stores(raw, report, default_timezone=default_timezone,
-                            default_merchant_id=default_merchant_id)
+    frame = validate_stores(raw, report, default_timezone=default_timezone, default_merchant_id=default_merchant_id)
     if strict and not report.ok:
         raise LoadError(f"{name}: refused in strict mode ({len(report.bad_rows)} bad rows)", report)
     return frame, report
@@ -100,10 +109,12 @@ def read_store_file(path, report: LoadReport) -> pd.DataFrame:
         # pyogrio raises DataSourceError (a RuntimeError) and friends for broken files.
         raise LoadError(f"{report.file}: cannot read file: {_first_line(exc)}", report) from exc
     except Exception as exc:  # noqa: BLE001 - third-party readers raise anything on corrupt input
-        raise LoadError(f"{report.file}: cannot read file: {type(exc).__name__}: {_first_line(exc)}",
-                        report) from exc
-    raise LoadError(f"{report.file}: unsupported file type {suffix!r}; use one of "
-                    f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES + VECTOR_SUFFIXES)}", report)
+        raise LoadError(f"{report.file}: cannot read file: {type(exc).__name__}: {_first_line(exc)}", report) from exc
+    raise LoadError(
+        f"{report.file}: unsupported file type {suffix!r}; use one of "
+        f"{', '.join(CSV_SUFFIXES + PARQUET_SUFFIXES + VECTOR_SUFFIXES)}",
+        report,
+    )
 
 
 def _read_any(path, suffix: str, report: LoadReport):
@@ -126,8 +137,7 @@ def _first_line(exc: BaseException) -> str:
 def _read_csv(path, suffix: str) -> pd.DataFrame:
     sep = "\t" if suffix == ".tsv" else ","
     # Everything as text: numbers are parsed below so that each bad cell is reported.
-    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8",
-                       encoding_errors="strict")
+    return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8", encoding_errors="strict")
 
 
 def _read_parquet(path, report: LoadReport) -> pd.DataFrame:
@@ -173,8 +183,9 @@ def _normalise_columns(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.loc[:, ~frame.columns.duplicated()].reset_index(drop=True)
 
 
-def validate_stores(raw: pd.DataFrame, report: LoadReport, *, default_timezone: str = "UTC",
-                    default_merchant_id: str | None = None) -> pd.DataFrame:
+def validate_stores(
+    raw: pd.DataFrame, report: LoadReport, *, default_timezone: str = "UTC", default_merchant_id: str | None = None
+) -> pd.DataFrame:
     """Canonical, validated rows of ``raw``; every refused value is added to ``report``.
 
     Vectorised: a million rows validate in seconds, and only bad rows cost Python time.
@@ -183,8 +194,11 @@ def validate_stores(raw: pd.DataFrame, report: LoadReport, *, default_timezone: 
     report.rows_read = n
     missing = [c for c in ("store_id", "name", "category", "lat", "lon") if c not in raw.columns]
     if missing:
-        raise LoadError(f"{report.file}: missing required column(s) {', '.join(missing)}; "
-                        f"columns found: {', '.join(map(str, raw.columns)) or 'none'}", report)
+        raise LoadError(
+            f"{report.file}: missing required column(s) {', '.join(missing)}; "
+            f"columns found: {', '.join(map(str, raw.columns)) or 'none'}",
+            report,
+        )
     extra = sorted(set(map(str, raw.columns)) - set(COLUMNS))
     if extra:
         report.notes.append(f"ignored columns: {', '.join(extra[:20])}")
@@ -206,14 +220,20 @@ def validate_stores(raw: pd.DataFrame, report: LoadReport, *, default_timezone: 
     flag(out["store_id"].str.len() > _MAX_ID_LEN, "store_id", f"longer than {_MAX_ID_LEN} characters")
     dup = out["store_id"].duplicated(keep="first") & (out["store_id"] != "")
     first_row = {sid: i + 1 for i, sid in reversed(list(enumerate(out["store_id"])))} if dup.any() else {}
-    flag(dup, "store_id", lambda i: f"duplicate store_id {out['store_id'].iat[i]!r} (first at row "
-                                    f"{first_row[out['store_id'].iat[i]]})")
+    flag(
+        dup,
+        "store_id",
+        lambda i: f"duplicate store_id {out['store_id'].iat[i]!r} (first at row {first_row[out['store_id'].iat[i]]})",
+    )
     flag(out["merchant_id"] == "", "merchant_id", "missing merchant_id (or give a default merchant)")
     flag(out["name"] == "", "name", "missing name")
     flag(out["name"].str.len() > _MAX_TEXT_LEN, "name", f"longer than {_MAX_TEXT_LEN} characters")
     out["category"] = out["category"].str.lower().str.replace(r"[\s\-]+", "_", regex=True)
-    flag(~out["category"].str.match(_CATEGORY_RE), "category",
-         lambda i: f"category {out['category'].iat[i]!r} is not a slug of a-z, 0-9 and _ (1-64 chars)")
+    flag(
+        ~out["category"].str.match(_CATEGORY_RE),
+        "category",
+        lambda i: f"category {out['category'].iat[i]!r} is not a slug of a-z, 0-9 and _ (1-64 chars)",
+    )
 
     for axis, limit in (("lat", 90.0), ("lon", 180.0)):
         values, unparsed = _numbers(raw[axis])
@@ -296,7 +316,13 @@ def _tags(series: pd.Series) -> list[tuple[str, ...]]:
         return tuple(t for t in (str(i).strip().lower() for i in items) if t)
 
     # Tag strings repeat a lot: split each distinct one once.
-    codes, uniques = pd.factorize(series.map(lambda v: v if isinstance(v, str) else (
-        "|".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)), use_na_sentinel=True)
+    codes, uniques = pd.factorize(
+        series.map(
+            lambda v: (
+                v if isinstance(v, str) else ("|".join(map(str, v)) if isinstance(v, (list, tuple, np.ndarray)) else v)
+            )
+        ),
+        use_na_sentinel=True,
+    )
     parsed = [split(u) for u in uniques]
     return [parsed[c] if c >= 0 else () for c in codes]

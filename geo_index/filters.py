@@ -3,11 +3,12 @@
 The index applies the predicate to candidates before it cuts to ``k``, so "the ten
 nearest open cafés" really has ten when ten exist.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable
 
 import numpy as np
 
@@ -40,9 +41,15 @@ class StoreFilter:
 
     @property
     def is_empty(self) -> bool:
-        return (not self.categories and not self.exclude_categories and not self.price_levels
-                and self.min_rating is None and self.open_at is None and not self.text
-                and self.store_ids is None)
+        return (
+            not self.categories
+            and not self.exclude_categories
+            and not self.price_levels
+            and self.min_rating is None
+            and self.open_at is None
+            and not self.text
+            and self.store_ids is None
+        )
 
     def predicate(self, index: StoreIndex) -> Predicate | None:
         """A callable ``positions -> bool mask`` for ``index``, or None if nothing filters."""

@@ -6,6 +6,7 @@ The index works on points of the unit sphere: Euclidean (chord) distance between
 vectors is a monotone function of great-circle distance, so an R-tree over them answers
 k-nearest exactly, with no degree-space corrections at the antimeridian or the poles.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -6,6 +6,7 @@ rest of the OSM grammar, far beyond what a hand-written parser would. This modul
 adds a table of unique ``(expression, timezone)`` pairs, so that a query evaluates each
 distinct schedule once, not once per store.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ def as_utc(at: datetime) -> datetime:
     """An aware instant in the zoneinfo UTC zone, which the Rust bindings accept."""
     if at.tzinfo is None:
         raise ValueError("naive datetime: give a timezone-aware instant")
-    return at.astimezone(dt_timezone.utc).replace(tzinfo=UTC)
+    return at.astimezone(dt_timezone.utc).replace(tzinfo=UTC)  # noqa: UP017 - UTC is the ZoneInfo here
 
 
 @dataclass(frozen=True)

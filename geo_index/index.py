@@ -11,13 +11,14 @@ broken by ``store_id``.
 Tree ids are row positions in the columns. Deleted rows stay as holes (``alive`` false)
 until the next full rebuild, so positions never move under a running query.
 """
+
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -122,8 +123,7 @@ class StoreIndex:
 
     @staticmethod
     def _build_tree(xyz: np.ndarray):
-        props = rtree_index.Property(dimension=3, leaf_capacity=_LEAF_CAPACITY,
-                                     index_capacity=_LEAF_CAPACITY)
+        props = rtree_index.Property(dimension=3, leaf_capacity=_LEAF_CAPACITY, index_capacity=_LEAF_CAPACITY)
         if len(xyz) == 0:
             return rtree_index.Index(properties=props, interleaved=True)
         ids = np.arange(len(xyz), dtype=np.int64)
@@ -164,13 +164,35 @@ class StoreIndex:
         rating = np.where(np.isnan(rating), None, rating).tolist()
         cats = [self.categories[x] for x in c["category"][pos].tolist()]
         out = []
-        for i, (sid, mid, name, lat, lon, tz, hours, tags, pop) in enumerate(zip(
-                c["store_id"][pos], c["merchant_id"][pos], c["name"][pos], c["lat"][pos].tolist(),
-                c["lon"][pos].tolist(), c["timezone"][pos], c["opening_hours"][pos], c["tags"][pos],
-                c["popularity"][pos].tolist())):
-            out.append({"id": sid, "merchant_id": mid, "name": name, "category": cats[i], "lat": lat, "lon": lon,
-                        "timezone": tz, "price_level": price[i] or None, "rating": rating[i],
-                        "opening_hours": hours, "tags": list(tags), "popularity": pop})
+        for i, (sid, mid, name, lat, lon, tz, hours, tags, pop) in enumerate(
+            zip(
+                c["store_id"][pos],
+                c["merchant_id"][pos],
+                c["name"][pos],
+                c["lat"][pos].tolist(),
+                c["lon"][pos].tolist(),
+                c["timezone"][pos],
+                c["opening_hours"][pos],
+                c["tags"][pos],
+                c["popularity"][pos].tolist(),
+            )
+        ):
+            out.append(
+                {
+                    "id": sid,
+                    "merchant_id": mid,
+                    "name": name,
+                    "category": cats[i],
+                    "lat": lat,
+                    "lon": lon,
+                    "timezone": tz,
+                    "price_level": price[i] or None,
+                    "rating": rating[i],
+                    "opening_hours": hours,
+                    "tags": list(tags),
+                    "popularity": pop,
+                }
+            )
         return out
 
     def open_now(self, positions: np.ndarray, at: datetime) -> list[bool | None]:
@@ -180,8 +202,9 @@ class StoreIndex:
         return [o if c >= 0 else None for o, c in zip(opened, codes.tolist())]
 
     # ------------------------------------------------------------------ queries
-    def nearest(self, lat: float, lon: float, k: int, max_distance_m: float | None = None,
-                where: Predicate | None = None) -> Hits:
+    def nearest(
+        self, lat: float, lon: float, k: int, max_distance_m: float | None = None, where: Predicate | None = None
+    ) -> Hits:
         """The ``k`` nearest stores (fewer if fewer match), filters applied before the cut.
 
         ``where`` takes an array of positions and returns a boolean mask; it is applied to
@@ -251,8 +274,15 @@ class StoreIndex:
                 pos, d = pos[keep], d[keep]
             return _sorted_hits(pos, d, self._cols["store_id"])
 
-    def in_bbox(self, min_lon: float, min_lat: float, max_lon: float, max_lat: float,
-                where: Predicate | None = None, ordered: bool = True) -> np.ndarray:
+    def in_bbox(
+        self,
+        min_lon: float,
+        min_lat: float,
+        max_lon: float,
+        max_lat: float,
+        where: Predicate | None = None,
+        ordered: bool = True,
+    ) -> np.ndarray:
         """Positions of stores in a lon/lat box, ordered by ``store_id`` (or by position, faster,
         with ``ordered=False``).
 
@@ -359,7 +389,7 @@ class StoreIndex:
                     self._cols["popularity"][pos] = float(v)
 
 
-def search_text(index: "StoreIndex", pos: int) -> str:
+def search_text(index: StoreIndex, pos: int) -> str:
     """Lower-case text that ``q`` searches: name, category (spaces for _) and tags."""
     cat = index.categories[index.column("category")[pos]].replace("_", " ")
     return " ".join([index.column("name")[pos], cat, *index.column("tags")[pos]]).lower()

@@ -1,4 +1,5 @@
 """Row-level load reports: nothing bad is dropped without saying where and why."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,8 +40,10 @@ class LoadReport:
         return {p.row for p in self.problems}
 
     def summary(self, limit: int = 50) -> str:
-        head = (f"{self.file}: read {self.rows_read} rows, loaded {self.rows_loaded}, "
-                f"{len(self.bad_rows)} rows with {len(self.problems)} problems")
+        head = (
+            f"{self.file}: read {self.rows_read} rows, loaded {self.rows_loaded}, "
+            f"{len(self.bad_rows)} rows with {len(self.problems)} problems"
+        )
         lines = [head, *(f"  note: {n}" for n in self.notes)]
         lines += [f"  {p}" for p in self.problems[:limit]]
         if len(self.problems) > limit:

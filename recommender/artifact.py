@@ -8,6 +8,7 @@
 ``load`` refuses a folder whose format is unknown or whose files do not match their
 checksums, so a half-copied or tampered artifact is never served.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,7 +35,7 @@ class ArtifactError(ValueError):
 
 def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
     """Write ``trained`` under ``root``; returns the new folder. Written atomically (rename)."""
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     fp = trained.meta.get("fingerprint", "nofp")[:8]
     version = version or f"{created:%Y%m%dT%H%M%S}-{fp}"
     os.makedirs(root, exist_ok=True)
@@ -43,16 +44,26 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
         raise ArtifactError(f"{final} exists already; versions are immutable")
     tmp = tempfile.mkdtemp(prefix=f".{version}.", dir=root)
     try:
-        arrays = {"item_embeddings": trained.item_embeddings, "item_biases": trained.item_biases,
-                  "user_embeddings": trained.user_embeddings, "user_biases": trained.user_biases}
+        arrays = {
+            "item_embeddings": trained.item_embeddings,
+            "item_biases": trained.item_biases,
+            "user_embeddings": trained.user_embeddings,
+            "user_biases": trained.user_biases,
+        }
         arrays.update(_sparse("item_matrix", trained.space.item_matrix()))
         arrays.update(_sparse("user_matrix", trained.space.user_matrix()))
         np.savez(os.path.join(tmp, "model.npz"), **arrays)
         with open(os.path.join(tmp, "vocab.json"), "w") as fh:
             json.dump(trained.space.vocabulary(), fh)
-        meta = {**trained.meta, "format": FORMAT, "version": version, "created_at": created.isoformat(),
-                "blend": trained.blend.to_dict(), "features": trained.space.config.to_dict(),
-                "sha256": {name: _sha256(os.path.join(tmp, name)) for name in _FILES}}
+        meta = {
+            **trained.meta,
+            "format": FORMAT,
+            "version": version,
+            "created_at": created.isoformat(),
+            "blend": trained.blend.to_dict(),
+            "features": trained.space.config.to_dict(),
+            "sha256": {name: _sha256(os.path.join(tmp, name)) for name in _FILES},
+        }
         with open(os.path.join(tmp, "meta.json"), "w") as fh:
             json.dump(meta, fh, indent=2, default=str)
         os.rename(tmp, final)
@@ -81,30 +92,44 @@ def load(path: str) -> TrainedModel:
     with np.load(os.path.join(path, "model.npz"), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     config = FeatureConfig(**meta["features"])
-    space = FeatureSpace.from_vocabulary(config, vocab, _unsparse("item_matrix", arrays),
-                                         _unsparse("user_matrix", arrays))
-    return TrainedModel(space=space, item_embeddings=arrays["item_embeddings"], item_biases=arrays["item_biases"],
-                        user_embeddings=arrays["user_embeddings"], user_biases=arrays["user_biases"],
-                        blend=Blend(**meta["blend"]), meta=meta)
+    space = FeatureSpace.from_vocabulary(
+        config, vocab, _unsparse("item_matrix", arrays), _unsparse("user_matrix", arrays)
+    )
+    return TrainedModel(
+        space=space,
+        item_embeddings=arrays["item_embeddings"],
+        item_biases=arrays["item_biases"],
+        user_embeddings=arrays["user_embeddings"],
+        user_biases=arrays["user_biases"],
+        blend=Blend(**meta["blend"]),
+        meta=meta,
+    )
 
 
 def versions(root: str) -> list[str]:
     """Complete artifact versions under ``root``, oldest first (names sort by time)."""
     if not os.path.isdir(root):
         return []
-    return sorted(v for v in os.listdir(root)
-                  if not v.startswith(".") and os.path.exists(os.path.join(root, v, "meta.json")))
+    return sorted(
+        v for v in os.listdir(root) if not v.startswith(".") and os.path.exists(os.path.join(root, v, "meta.json"))
+    )
 
 
 def _sparse(prefix: str, m: sp.csr_matrix) -> dict:
     m = m.tocsr()
-    return {f"{prefix}_data": m.data, f"{prefix}_indices": m.indices, f"{prefix}_indptr": m.indptr,
-            f"{prefix}_shape": np.array(m.shape, dtype=np.int64)}
+    return {
+        f"{prefix}_data": m.data,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_shape": np.array(m.shape, dtype=np.int64),
+    }
 
 
 def _unsparse(prefix: str, arrays: dict) -> sp.csr_matrix:
-    return sp.csr_matrix((arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
-                         shape=tuple(arrays[f"{prefix}_shape"]))
+    return sp.csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+        shape=tuple(arrays[f"{prefix}_shape"]),
+    )
 
 
 def _sha256(path: str) -> str:

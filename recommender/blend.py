@@ -11,6 +11,7 @@ nearest of the user's usual places (their most-weighted training stores); online
 from the request's point. ``weight`` and ``scale`` are chosen on a validation split
 carved from training, never on the test split.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -28,8 +29,8 @@ class Blend:
 
     def distance_term(self, distance_m) -> np.ndarray:
         d = np.maximum(0.0, np.asarray(distance_m, dtype=float) - self.offset_m)
-        sigma2 = -(self.scale_m ** 2) / (2.0 * np.log(self.decay))
-        return np.exp(-(d ** 2) / (2.0 * sigma2))
+        sigma2 = -(self.scale_m**2) / (2.0 * np.log(self.decay))
+        return np.exp(-(d**2) / (2.0 * sigma2))
 
     def preference_term(self, preference) -> np.ndarray:
         return np.asarray(preference, dtype=float) / self.pref_scale

@@ -6,10 +6,11 @@ features only); ``lightfm_hybrid`` (identity + user/item features); ``served`` (
 blended with distance by ``recommender.blend.Blend``, exactly as serving blends it).
 Every tunable choice is made on a validation split carved from TRAIN, never on TEST.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,15 @@ from .training import TrainConfig, anchor_distances, representations, split_per_
 SERVED = "served"
 
 
-def compare(stores: pd.DataFrame, train_pairs: pd.DataFrame, test_pairs: pd.DataFrame, k: int = 10,
-            config: TrainConfig | None = None, log: Callable[[str], None] = print,
-            models: tuple[str, ...] = ("popularity", "geo_popularity", "lightfm_cf", "lightfm_hybrid", SERVED)) -> dict:
+def compare(
+    stores: pd.DataFrame,
+    train_pairs: pd.DataFrame,
+    test_pairs: pd.DataFrame,
+    k: int = 10,
+    config: TrainConfig | None = None,
+    log: Callable[[str], None] = print,
+    models: tuple[str, ...] = ("popularity", "geo_popularity", "lightfm_cf", "lightfm_hybrid", SERVED),
+) -> dict:
     """Metrics for each ranker on TEST, every ranker seeing only TRAIN."""
     cfg = replace(config or TrainConfig(), k=k)
     stores = stores.assign(store_id=stores["store_id"].astype(str)).drop_duplicates("store_id").reset_index(drop=True)
@@ -34,17 +41,20 @@ def compare(stores: pd.DataFrame, train_pairs: pd.DataFrame, test_pairs: pd.Data
     users = sorted(set(train_pairs["user_id"]) | set(test_pairs["user_id"]))
     uidx = {u: i for i, u in enumerate(users)}
     shape = (len(users), len(items))
-    train_m = interaction_matrix(train_pairs["user_id"].map(uidx).to_numpy(),
-                                 train_pairs["store_id"].map(items).to_numpy(), shape)
-    test_m = interaction_matrix(test_pairs["user_id"].map(uidx).to_numpy(),
-                                test_pairs["store_id"].map(items).to_numpy(), shape)
+    train_m = interaction_matrix(
+        train_pairs["user_id"].map(uidx).to_numpy(), train_pairs["store_id"].map(items).to_numpy(), shape
+    )
+    test_m = interaction_matrix(
+        test_pairs["user_id"].map(uidx).to_numpy(), test_pairs["store_id"].map(items).to_numpy(), shape
+    )
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     pop = np.asarray(train_m.sum(axis=0)).ravel()
     results: dict[str, dict] = {}
 
     if "popularity" in models:
-        results["popularity"] = evaluate(lambda rows: np.broadcast_to(np.log1p(pop), (len(rows), len(pop))),
-                                         train_m, test_m, k)
+        results["popularity"] = evaluate(
+            lambda rows: np.broadcast_to(np.log1p(pop), (len(rows), len(pop))), train_m, test_m, k
+        )
     anchors_all = None
     if "geo_popularity" in models or SERVED in models:
         anchors_all = _global_anchors(users, uidx, stores, train_pairs)
@@ -53,7 +63,10 @@ def compare(stores: pd.DataFrame, train_pairs: pd.DataFrame, test_pairs: pd.Data
         norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
         results["geo_popularity"] = evaluate(
             lambda rows: norm[None, :] + geo.weight * geo.distance_term(anchor_distances(anchors_all[rows], lat, lon)),
-            train_m, test_m, k)
+            train_m,
+            test_m,
+            k,
+        )
         results["geo_popularity"]["blend"] = geo.to_dict()
     if "lightfm_cf" in models:
         cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False))
@@ -67,11 +80,20 @@ def compare(stores: pd.DataFrame, train_pairs: pd.DataFrame, test_pairs: pd.Data
         if SERVED in models:
             b = hybrid.blend
             results[SERVED] = evaluate(
-                lambda rows: b.combine(pref(rows), anchor_distances(anchors_all[rows], lat, lon)), train_m, test_m, k)
+                lambda rows: b.combine(pref(rows), anchor_distances(anchors_all[rows], lat, lon)), train_m, test_m, k
+            )
             results[SERVED]["blend"] = b.to_dict()
-    return {"k": k, "served": SERVED, "models": results,
-            "data": {"stores": len(items), "users": len(users), "train_pairs": int(train_m.nnz),
-                     "test_pairs": int(test_m.nnz)}}
+    return {
+        "k": k,
+        "served": SERVED,
+        "models": results,
+        "data": {
+            "stores": len(items),
+            "users": len(users),
+            "train_pairs": int(train_m.nnz),
+            "test_pairs": int(test_m.nnz),
+        },
+    }
 
 
 def _clean(pairs: pd.DataFrame, items: dict) -> pd.DataFrame:
@@ -89,6 +111,7 @@ def _global_anchors(users, uidx, stores, train_pairs):
     class _Space:  # the anchors helper needs only the user index
         user_ids_ = users
         user_index_ = uidx
+
     return user_anchors(_Space, stores, train_pairs)
 
 
@@ -117,10 +140,12 @@ def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:
     users = sorted(set(fit_part["user_id"]) | set(val_part["user_id"]))
     uidx = {u: i for i, u in enumerate(users)}
     shape = (len(users), len(items))
-    fit_m = interaction_matrix(fit_part["user_id"].map(uidx).to_numpy(), fit_part["store_id"].map(items).to_numpy(),
-                               shape)
-    val_m = interaction_matrix(val_part["user_id"].map(uidx).to_numpy(), val_part["store_id"].map(items).to_numpy(),
-                               shape)
+    fit_m = interaction_matrix(
+        fit_part["user_id"].map(uidx).to_numpy(), fit_part["store_id"].map(items).to_numpy(), shape
+    )
+    val_m = interaction_matrix(
+        val_part["user_id"].map(uidx).to_numpy(), val_part["store_id"].map(items).to_numpy(), shape
+    )
     pop = np.log1p(np.asarray(fit_m.sum(axis=0)).ravel())
     pop = pop / max(pop.max(), 1e-9)
     anchors = _global_anchors(users, uidx, stores, fit_part)
@@ -129,10 +154,21 @@ def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:
     for w in cfg.blend_weights:
         for s in cfg.blend_scales_m:
             b = Blend(weight=w, scale_m=s)
-            ndcg = evaluate(lambda rows: pop[None, :] + b.weight * b.distance_term(
-                anchor_distances(anchors[rows], lat, lon)), fit_m, val_m, cfg.k)["ndcg"] or 0.0
+            ndcg = (
+                evaluate(
+                    lambda rows, b=b: (
+                        pop[None, :] + b.weight * b.distance_term(anchor_distances(anchors[rows], lat, lon))
+                    ),
+                    fit_m,
+                    val_m,
+                    cfg.k,
+                )["ndcg"]
+                or 0.0
+            )
             if ndcg > best + 1e-9:
                 best, best_blend = ndcg, b
-    log(f"[geo_popularity] weight={best_blend.weight} scale={best_blend.scale_m:.0f} m "
-        f"(validation NDCG@{cfg.k} {best:.4f})")
+    log(
+        f"[geo_popularity] weight={best_blend.weight} scale={best_blend.scale_m:.0f} m "
+        f"(validation NDCG@{cfg.k} {best:.4f})"
+    )
     return best_blend

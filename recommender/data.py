@@ -14,6 +14,7 @@ CSV or Parquet. ``ts`` and the deal window are ISO 8601 (UTC if no offset). Prob
 reported as ``file:row: field: reason`` with ``row`` the 1-based data row, exactly like the
 store catalogue's reports; strict mode refuses a file with any bad row.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,10 @@ class Report:
         return not self.problems
 
     def summary(self, limit: int = 50) -> str:
-        lines = [f"{self.file}: read {self.rows_read} rows, loaded {self.rows_loaded}, "
-                 f"{len({p.row for p in self.problems})} bad rows"]
+        lines = [
+            f"{self.file}: read {self.rows_read} rows, loaded {self.rows_loaded}, "
+            f"{len({p.row for p in self.problems})} bad rows"
+        ]
         lines += [f"  {p}" for p in self.problems[:limit]]
         if len(self.problems) > limit:
             lines.append(f"  ... and {len(self.problems) - limit} more")
@@ -94,8 +97,14 @@ def _read(path, report: Report) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
         if suffix in (".csv", ".tsv", ".txt"):
-            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False,
-                               encoding="utf-8", encoding_errors="strict")
+            return pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype=str,
+                keep_default_na=False,
+                encoding="utf-8",
+                encoding_errors="strict",
+            )
     except FileNotFoundError:
         raise DataError(f"{report.file}: no such file", report) from None
     except Exception as exc:  # noqa: BLE001 - parsers raise many types on corrupt input
@@ -110,8 +119,11 @@ def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) ->
     raw = raw.rename(columns=lambda c: str(c).strip().lower())
     missing = [c for c in required if c not in raw.columns]
     if missing:
-        raise DataError(f"{report.file}: missing column(s) {', '.join(missing)}; found "
-                        f"{', '.join(map(str, raw.columns)) or 'none'}", report)
+        raise DataError(
+            f"{report.file}: missing column(s) {', '.join(missing)}; found "
+            f"{', '.join(map(str, raw.columns)) or 'none'}",
+            report,
+        )
     n = len(raw)
     report.rows_read = n
     bad = np.zeros(n, dtype=bool)
@@ -120,8 +132,9 @@ def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) ->
     def flag(mask, col, reason):
         mask = np.asarray(mask, dtype=bool)
         for r in rows[mask]:
-            report.problems.append(RowProblem(report.file, int(r), col,
-                                              reason if isinstance(reason, str) else reason(int(r) - 1)))
+            report.problems.append(
+                RowProblem(report.file, int(r), col, reason if isinstance(reason, str) else reason(int(r) - 1))
+            )
         bad[mask] = True
 
     out = pd.DataFrame(index=raw.index)
@@ -151,9 +164,16 @@ def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) ->
 
 
 # column -> (low, high, whole numbers only)
-_RANGES = {"amount": (0, 1e7, False), "rating": (0, 5, False), "discount_pct": (0, 100, False),
-           "quota": (0, 1e9, True), "weight": (0, 1e9, False), "lat": (-90, 90, False),
-           "lon": (-180, 180, False), "price_level": (1, 4, True)}
+_RANGES = {
+    "amount": (0, 1e7, False),
+    "rating": (0, 5, False),
+    "discount_pct": (0, 100, False),
+    "quota": (0, 1e9, True),
+    "weight": (0, 1e9, False),
+    "lat": (-90, 90, False),
+    "lon": (-180, 180, False),
+    "price_level": (1, 4, True),
+}
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -168,11 +188,17 @@ def _numbers(series, col, flag, lo, hi, whole, required):
     if required:
         flag(~present, col, f"missing {col}")
     ok = ~np.isnan(values)
-    flag(ok & ((values < lo) | (values > hi) | ~np.isfinite(values)), col,
-         lambda i: f"{col} {values[i]} out of range [{lo:g}, {hi:g}]")
+    flag(
+        ok & ((values < lo) | (values > hi) | ~np.isfinite(values)),
+        col,
+        lambda i: f"{col} {values[i]} out of range [{lo:g}, {hi:g}]",
+    )
     if whole:
-        flag(ok & np.isfinite(values) & (values != np.round(values)), col,
-             lambda i: f"{col} {values[i]} is not a whole number")
+        flag(
+            ok & np.isfinite(values) & (values != np.round(values)),
+            col,
+            lambda i: f"{col} {values[i]} is not a whole number",
+        )
     return values
 
 
@@ -180,8 +206,9 @@ def _times(series, col, flag, required):
     text = _text(series)
     parsed = pd.to_datetime(text.where(text != "", None), errors="coerce", utc=True, format="ISO8601")
     present = (text != "").to_numpy()
-    flag(present & parsed.isna().to_numpy(), col,
-         lambda i: f"{col} {str(series.iat[i])[:40]!r} is not an ISO 8601 time")
+    flag(
+        present & parsed.isna().to_numpy(), col, lambda i: f"{col} {str(series.iat[i])[:40]!r} is not an ISO 8601 time"
+    )
     if required:
         flag(~present, col, f"missing {col}")
     return parsed

@@ -5,9 +5,10 @@ training set (so a known positive can never count as a hit), take the top ``k``,
 score binary relevance: precision@k, recall@k and NDCG@k, averaged over users, plus
 catalogue coverage (the share of stores that appear in anyone's top ``k``).
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -44,7 +45,7 @@ def user_metrics(ranked: np.ndarray, test: sp.csr_matrix, rows: np.ndarray, k: i
     hits = np.zeros(ranked.shape, dtype=bool)
     n_rel = np.diff(test.indptr)[rows]
     for i, r in enumerate(rows):
-        rel = test.indices[test.indptr[r]:test.indptr[r + 1]]
+        rel = test.indices[test.indptr[r] : test.indptr[r + 1]]
         hits[i] = np.isin(ranked[i], rel) & valid[i]
     dcg = (hits * discounts[: ranked.shape[1]]).sum(axis=1)
     ideal = np.array([discounts[: min(n, k)].sum() for n in n_rel])
@@ -52,8 +53,9 @@ def user_metrics(ranked: np.ndarray, test: sp.csr_matrix, rows: np.ndarray, k: i
     return n_hits / k, n_hits / np.maximum(n_rel, 1), np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1), 0.0)
 
 
-def evaluate(score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10,
-             chunk: int = 512, cold_max_train: int = 5) -> dict:
+def evaluate(
+    score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10, chunk: int = 512, cold_max_train: int = 5
+) -> dict:
     """Metrics of one ranker.
 
     Parameters
@@ -70,7 +72,7 @@ def evaluate(score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix, k: in
     prec, rec, ndcg = (np.zeros(len(users)) for _ in range(3))
     seen_items = np.zeros(train.shape[1], dtype=bool)
     for start in range(0, len(users), chunk):
-        rows = users[start:start + chunk]
+        rows = users[start : start + chunk]
         scores = np.array(score_fn(rows), dtype=np.float64, copy=True)
         block = train[rows]
         scores[np.repeat(np.arange(len(rows)), np.diff(block.indptr)), block.indices] = -np.inf
@@ -83,9 +85,14 @@ def evaluate(score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix, k: in
     n_train = np.diff(train.indptr)[users]
     cold = n_train <= cold_max_train
     return {
-        "users": int(len(users)), "cold_users": int(cold.sum()),
-        "precision": _mean(prec), "recall": _mean(rec), "ndcg": _mean(ndcg),
-        "cold_precision": _mean(prec[cold]), "cold_recall": _mean(rec[cold]), "cold_ndcg": _mean(ndcg[cold]),
+        "users": int(len(users)),
+        "cold_users": int(cold.sum()),
+        "precision": _mean(prec),
+        "recall": _mean(rec),
+        "ndcg": _mean(ndcg),
+        "cold_precision": _mean(prec[cold]),
+        "cold_recall": _mean(rec[cold]),
+        "cold_ndcg": _mean(ndcg[cold]),
         "coverage": round(float(seen_items.mean()), 4),
     }
 

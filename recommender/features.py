@@ -15,6 +15,7 @@ parameters): ``ucell=`` (most frequent area), ``ucat=`` (top categories), ``upri
 (typical price level), ``uact=`` (activity band). A new user can be described by the
 same names at request time (e.g. ``ucell=`` of where they are).
 """
+
 from __future__ import annotations
 
 import math
@@ -67,8 +68,11 @@ class FeatureSpace:
         users = interactions["user_id"].astype(str)
         self.user_ids_ = sorted(set(users))
         self.user_index_ = {u: i for i, u in enumerate(self.user_ids_)}
-        self._stores = (stores.assign(store_id=stores["store_id"].astype(str))
-                        .drop_duplicates("store_id").set_index("store_id", drop=False))
+        self._stores = (
+            stores.assign(store_id=stores["store_id"].astype(str))
+            .drop_duplicates("store_id")
+            .set_index("store_id", drop=False)
+        )
         keywords = self._fit_keywords(reviews)
         item_dicts = [self.item_feature_dict(self._stores.loc[s], keywords.get(s)) for s in self.item_ids_]
         user_dicts = self._history_user_dicts(interactions)
@@ -97,8 +101,9 @@ class FeatureSpace:
         return self._user_m
 
     @classmethod
-    def from_vocabulary(cls, config: FeatureConfig, vocab: dict, item_matrix: sp.csr_matrix,
-                        user_matrix: sp.csr_matrix) -> "FeatureSpace":
+    def from_vocabulary(
+        cls, config: FeatureConfig, vocab: dict, item_matrix: sp.csr_matrix, user_matrix: sp.csr_matrix
+    ) -> FeatureSpace:
         """A fitted space rebuilt from saved names and matrices (no pickle, no refit)."""
         space = cls(config)
         space.item_ids_, space.user_ids_ = list(vocab["item_ids"]), list(vocab["user_ids"])
@@ -111,9 +116,13 @@ class FeatureSpace:
         return space
 
     def vocabulary(self) -> dict:
-        return {"item_ids": self.item_ids_, "user_ids": self.user_ids_,
-                "item_feature_names": self.item_feature_names, "user_feature_names": self.user_feature_names,
-                "keyword_vocab": list(getattr(self, "keyword_vocab_", []))}
+        return {
+            "item_ids": self.item_ids_,
+            "user_ids": self.user_ids_,
+            "item_feature_names": self.item_feature_names,
+            "user_feature_names": self.user_feature_names,
+            "keyword_vocab": list(getattr(self, "keyword_vocab_", [])),
+        }
 
     def _matrix(self, dicts, vectorizer, n_ids) -> sp.csr_matrix:
         feats = vectorizer.transform(dicts) if vectorizer.feature_names_ else sp.csr_matrix((n_ids, 0))
@@ -150,8 +159,9 @@ class FeatureSpace:
         if text.empty:
             self.keyword_vocab_ = []
             return {}
-        tfidf = TfidfVectorizer(max_features=self.config.max_keywords, stop_words="english", min_df=2,
-                                token_pattern=r"(?u)\b[a-z][a-z]+\b")
+        tfidf = TfidfVectorizer(
+            max_features=self.config.max_keywords, stop_words="english", min_df=2, token_pattern=r"(?u)\b[a-z][a-z]+\b"
+        )
         try:
             m = tfidf.fit_transform(text.to_numpy())
         except ValueError:  # an empty vocabulary after stop words and min_df
@@ -168,13 +178,17 @@ class FeatureSpace:
         return out
 
     def _history_user_dicts(self, interactions: pd.DataFrame) -> list[dict[str, float]]:
-        frame = interactions.assign(user_id=interactions["user_id"].astype(str),
-                                    store_id=interactions["store_id"].astype(str))
+        frame = interactions.assign(
+            user_id=interactions["user_id"].astype(str), store_id=interactions["store_id"].astype(str)
+        )
         frame = frame[frame["store_id"].isin(self.item_index_)]
         attrs = self._stores.reindex(frame["store_id"].to_numpy())
-        frame = frame.assign(category=attrs["category"].to_numpy() if "category" in attrs else None,
-                             price=attrs["price_level"].to_numpy(float) if "price_level" in attrs else np.nan,
-                             lat=attrs["lat"].to_numpy(float), lon=attrs["lon"].to_numpy(float))
+        frame = frame.assign(
+            category=attrs["category"].to_numpy() if "category" in attrs else None,
+            price=attrs["price_level"].to_numpy(float) if "price_level" in attrs else np.nan,
+            lat=attrs["lat"].to_numpy(float),
+            lon=attrs["lon"].to_numpy(float),
+        )
         if "weight" not in frame:
             frame = frame.assign(weight=1.0)
         feats = user_features_table(frame, self.config)
@@ -185,15 +199,21 @@ class FeatureSpace:
 
     def item_rows(self, stores: list[dict]) -> sp.csr_matrix:
         """Feature rows for any stores, by name: known stores get their identity column too."""
-        feats = self.item_vectorizer_.transform([self.item_feature_dict(s) for s in stores]) \
-            if self.item_vectorizer_.feature_names_ else sp.csr_matrix((len(stores), 0))
+        feats = (
+            self.item_vectorizer_.transform([self.item_feature_dict(s) for s in stores])
+            if self.item_vectorizer_.feature_names_
+            else sp.csr_matrix((len(stores), 0))
+        )
         idx = np.array([self.item_index_.get(str(s.get("store_id")), -1) for s in stores])
         return compose_rows(feats, idx, len(self.item_ids_), self.config.identity)
 
     def user_rows(self, feature_dicts: list[dict[str, float]]) -> sp.csr_matrix:
         """Feature rows for users described only by features (no identity column)."""
-        feats = self.user_vectorizer_.transform(feature_dicts) if self.user_vectorizer_.feature_names_ \
+        feats = (
+            self.user_vectorizer_.transform(feature_dicts)
+            if self.user_vectorizer_.feature_names_
             else sp.csr_matrix((len(feature_dicts), 0))
+        )
         return compose_rows(feats, np.full(len(feature_dicts), -1), len(self.user_ids_), self.config.identity)
 
 
@@ -205,8 +225,13 @@ def user_features_table(history: pd.DataFrame, config: FeatureConfig) -> pd.Data
     summing to 1 per group), not just the top few: a user who splits time between cafés
     and bookshops should look like both. Returns rows (user_id, name, value).
     """
-    h = history.assign(weight=np.where(np.isfinite(history["weight"].to_numpy(float)) &
-                                       (history["weight"].to_numpy(float) > 0), history["weight"], 0.0))
+    h = history.assign(
+        weight=np.where(
+            np.isfinite(history["weight"].to_numpy(float)) & (history["weight"].to_numpy(float) > 0),
+            history["weight"],
+            0.0,
+        )
+    )
     h = h.assign(cell=area_cell(h["lat"].to_numpy(float), h["lon"].to_numpy(float), config.cell_deg))
     total = h.groupby("user_id")["weight"].transform("sum").replace(0, 1.0)
     h = h.assign(share=h["weight"] / total)
@@ -214,15 +239,25 @@ def user_features_table(history: pd.DataFrame, config: FeatureConfig) -> pd.Data
     for col, prefix in (("cell", "ucell="), ("category", "ucat=")):
         sub = h.dropna(subset=[col]) if col == "category" else h
         g = sub.groupby(["user_id", col], sort=False)["share"].sum().round(4).reset_index()
-        parts.append(pd.DataFrame({"user_id": g["user_id"], "name": prefix + g[col].astype(str),
-                                   "value": g["share"].to_numpy(float)}))
+        parts.append(
+            pd.DataFrame(
+                {"user_id": g["user_id"], "name": prefix + g[col].astype(str), "value": g["share"].to_numpy(float)}
+            )
+        )
     price = h.dropna(subset=["price"]).groupby("user_id")["price"].median()
-    parts.append(pd.DataFrame({"user_id": price.index, "name": "uprice=" + price.round().astype(int).astype(str),
-                               "value": 1.0}))
+    parts.append(
+        pd.DataFrame({"user_id": price.index, "name": "uprice=" + price.round().astype(int).astype(str), "value": 1.0})
+    )
     n = h.groupby("user_id").size()
-    parts.append(pd.DataFrame({"user_id": n.index,
-                               "name": "uact=" + np.minimum(np.log2(n.to_numpy()).astype(int), 6).astype(str),
-                               "value": 1.0}))
+    parts.append(
+        pd.DataFrame(
+            {
+                "user_id": n.index,
+                "name": "uact=" + np.minimum(np.log2(n.to_numpy()).astype(int), 6).astype(str),
+                "value": 1.0,
+            }
+        )
+    )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -243,8 +278,9 @@ def compose_rows(feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, ide
     n = feats.shape[0]
     if identity:
         known = identity_idx >= 0
-        ident = sp.csr_matrix((np.ones(int(known.sum())), (np.flatnonzero(known), identity_idx[known])),
-                              shape=(n, n_ids))
+        ident = sp.csr_matrix(
+            (np.ones(int(known.sum())), (np.flatnonzero(known), identity_idx[known])), shape=(n, n_ids)
+        )
         feats = normalize(feats, norm="l1") if feats.shape[1] else feats
         rows = sp.hstack([ident, feats], format="csr")
     else:

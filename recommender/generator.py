@@ -17,6 +17,7 @@ popularity alone cannot win the evaluation:
 The hidden parameters are returned separately (``Behaviour.hidden``) and are never
 written where the training code reads.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -27,18 +28,39 @@ import pandas as pd
 from .geo import pairwise_m
 
 # Days between repeat purchases in a category; anything else uses DEFAULT_INTERVAL.
-REPURCHASE_DAYS = {"cafe": 3, "fast_food": 6, "ice_cream": 7, "bakery": 4, "restaurant": 12, "bar": 9,
-                   "pub": 8, "supermarket": 4, "convenience": 3, "kiosk": 4, "hairdresser": 35,
-                   "clothes": 45, "shoes": 60, "jewelry": 120, "books": 40, "beauty": 30}
+REPURCHASE_DAYS = {
+    "cafe": 3,
+    "fast_food": 6,
+    "ice_cream": 7,
+    "bakery": 4,
+    "restaurant": 12,
+    "bar": 9,
+    "pub": 8,
+    "supermarket": 4,
+    "convenience": 3,
+    "kiosk": 4,
+    "hairdresser": 35,
+    "clothes": 45,
+    "shoes": 60,
+    "jewelry": 120,
+    "books": 40,
+    "beauty": 30,
+}
 DEFAULT_INTERVAL = 30
 LOYALTY = {"cafe": 0.7, "hairdresser": 0.8, "supermarket": 0.8, "restaurant": 0.45, "clothes": 0.4}
 DEFAULT_LOYALTY = 0.5
 _AMOUNT = {1: 9.0, 2: 18.0, 3: 35.0, 4: 70.0}
 _GOOD = ["great", "friendly", "delicious", "cosy", "fast", "fresh", "recommend", "lovely", "quality"]
 _BAD = ["slow", "rude", "cold", "overpriced", "dirty", "noisy", "disappointing", "bland", "crowded"]
-_TOPIC = {"cafe": ["coffee", "cake", "latte"], "restaurant": ["dinner", "menu", "service"],
-          "fast_food": ["burger", "fries", "quick"], "bar": ["drinks", "cocktails"], "pub": ["beer", "drinks"],
-          "clothes": ["fit", "selection", "sizes"], "hairdresser": ["haircut", "stylist"]}
+_TOPIC = {
+    "cafe": ["coffee", "cake", "latte"],
+    "restaurant": ["dinner", "menu", "service"],
+    "fast_food": ["burger", "fries", "quick"],
+    "bar": ["drinks", "cocktails"],
+    "pub": ["beer", "drinks"],
+    "clothes": ["fit", "selection", "sizes"],
+    "hairdresser": ["haircut", "stylist"],
+}
 
 
 @dataclass
@@ -75,13 +97,18 @@ def generate(stores: pd.DataFrame, config: BehaviourConfig | None = None) -> Beh
         o, r = world.simulate_user(u, deals)
         orders += o
         reviews += r
-    users = pd.DataFrame({"user_id": world.user_ids,
-                          "created_at": pd.Timestamp(cfg.start, tz="UTC") - pd.to_timedelta(
-                              rng.integers(0, 400, cfg.n_users), unit="D")})
+    users = pd.DataFrame(
+        {
+            "user_id": world.user_ids,
+            "created_at": pd.Timestamp(cfg.start, tz="UTC")
+            - pd.to_timedelta(rng.integers(0, 400, cfg.n_users), unit="D"),
+        }
+    )
     orders = _frame(orders, ["user_id", "store_id", "deal_id", "ts", "amount"], world.t0)
     reviews = _frame(reviews, ["user_id", "store_id", "ts", "rating", "text"], world.t0)
-    return Behaviour(users=users, deals=deals.drop(columns=["_lift"]), orders=orders, reviews=reviews,
-                     hidden=world.hidden())
+    return Behaviour(
+        users=users, deals=deals.drop(columns=["_lift"]), orders=orders, reviews=reviews, hidden=world.hidden()
+    )
 
 
 def _frame(rows, columns, t0) -> pd.DataFrame:
@@ -136,17 +163,23 @@ class _World:
                 length = int(rng.integers(7, 45))
                 pct = int(rng.choice([10, 15, 20, 25, 30, 40, 50]))
                 cat = self.cats[self.cat_of[s]]
-                rows.append({
-                    "deal_id": f"d-{self.stores['store_id'].iat[s]}-{j}", "store_id": self.stores["store_id"].iat[s],
-                    "title": f"{pct}% off at {self.stores['name'].iat[s]}"[:120], "discount_pct": pct,
-                    "starts_at": self.t0 + pd.Timedelta(days=int(start)),
-                    "ends_at": self.t0 + pd.Timedelta(days=int(start) + length),
-                    "tags": "|".join(sorted({cat, "lunch" if rng.random() < 0.3 else "all_day"})),
-                    "quota": int(rng.choice([50, 100, 500, 1000])),
-                    "_lift": 0.6 + pct / 40,
-                })
-        return pd.DataFrame(rows, columns=["deal_id", "store_id", "title", "discount_pct", "starts_at", "ends_at",
-                                           "tags", "quota", "_lift"])
+                rows.append(
+                    {
+                        "deal_id": f"d-{self.stores['store_id'].iat[s]}-{j}",
+                        "store_id": self.stores["store_id"].iat[s],
+                        "title": f"{pct}% off at {self.stores['name'].iat[s]}"[:120],
+                        "discount_pct": pct,
+                        "starts_at": self.t0 + pd.Timedelta(days=int(start)),
+                        "ends_at": self.t0 + pd.Timedelta(days=int(start) + length),
+                        "tags": "|".join(sorted({cat, "lunch" if rng.random() < 0.3 else "all_day"})),
+                        "quota": int(rng.choice([50, 100, 500, 1000])),
+                        "_lift": 0.6 + pct / 40,
+                    }
+                )
+        return pd.DataFrame(
+            rows,
+            columns=["deal_id", "store_id", "title", "discount_pct", "starts_at", "ends_at", "tags", "quota", "_lift"],
+        )
 
     def simulate_user(self, u: int, deals: pd.DataFrame):
         cfg, rng, p = self.cfg, self.rng, self._users
@@ -240,9 +273,19 @@ class _World:
 
     def hidden(self) -> dict:
         p = self._users
-        return {"store_quality": pd.DataFrame({"store_id": self.stores["store_id"], "quality": self.quality}),
-                "users": pd.DataFrame({"user_id": self.user_ids, "home_lat": p["home"][:, 0],
-                                       "home_lon": p["home"][:, 1], "work_lat": p["work"][:, 0],
-                                       "work_lon": p["work"][:, 1], "price": p["price"],
-                                       "activity": p["activity"], "decay_km": p["decay_km"],
-                                       "top_category": self.cats[p["taste"].argmax(axis=1)]})}
+        return {
+            "store_quality": pd.DataFrame({"store_id": self.stores["store_id"], "quality": self.quality}),
+            "users": pd.DataFrame(
+                {
+                    "user_id": self.user_ids,
+                    "home_lat": p["home"][:, 0],
+                    "home_lon": p["home"][:, 1],
+                    "work_lat": p["work"][:, 0],
+                    "work_lon": p["work"][:, 1],
+                    "price": p["price"],
+                    "activity": p["activity"],
+                    "decay_km": p["decay_km"],
+                    "top_category": self.cats[p["taste"].argmax(axis=1)],
+                }
+            ),
+        }

@@ -2,6 +2,7 @@
 
 sklearn's haversine on a sphere of the same radius the service reports in.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -13,6 +13,7 @@ Cold-start paths, each explicit:
 - **unknown user** with none: the ``anonymous`` path, item biases only (LightFM's biases
   carry popularity).
 """
+
 from __future__ import annotations
 
 import threading
@@ -62,7 +63,7 @@ class Scorer:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str) -> "Scorer":
+    def load(cls, path: str) -> Scorer:
         return cls(load_artifact(path))
 
     # ----------------------------------------------------------------- items
@@ -138,7 +139,7 @@ class Scorer:
         if row is None:
             return []
         m = self.space.item_matrix()
-        cols = m.indices[m.indptr[row]:m.indptr[row + 1]]
+        cols = m.indices[m.indptr[row] : m.indptr[row + 1]]
         n_ids = len(self.space.item_ids_) if self.space.config.identity else 0
         names = self.space.item_feature_names
         return [names[c - n_ids] for c in cols if c >= n_ids]
@@ -152,8 +153,11 @@ class Scorer:
         m = space.user_matrix()
         n_ids = len(space.user_ids_) if space.config.identity else 0
         names = space.user_feature_names
-        cols, vals = m.indices[m.indptr[row]:m.indptr[row + 1]], m.data[m.indptr[row]:m.indptr[row + 1]]
-        cats = {names[c - n_ids][len("ucat="):]: float(v) for c, v in zip(cols, vals)
-                if c >= n_ids and names[c - n_ids].startswith("ucat=")}
+        cols, vals = m.indices[m.indptr[row] : m.indptr[row + 1]], m.data[m.indptr[row] : m.indptr[row + 1]]
+        cats = {
+            names[c - n_ids][len("ucat=") :]: float(v)
+            for c, v in zip(cols, vals)
+            if c >= n_ids and names[c - n_ids].startswith("ucat=")
+        }
         total = sum(cats.values()) or 1.0
         return {c: v / total for c, v in cats.items()}

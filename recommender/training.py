@@ -1,11 +1,12 @@
 """Training: interaction weights, a validation split carved from training, LightFM with
 early stopping, and the blend with distance tuned on that validation split."""
+
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -59,8 +60,9 @@ class TrainedModel:
     lightfm: object | None = None
 
 
-def interaction_weights(orders: pd.DataFrame | None, reviews: pd.DataFrame | None, now=None,
-                        half_life_days: float = 45.0) -> pd.DataFrame:
+def interaction_weights(
+    orders: pd.DataFrame | None, reviews: pd.DataFrame | None, now=None, half_life_days: float = 45.0
+) -> pd.DataFrame:
     """One weighted positive per (user, store).
 
     Orders add ``0.5 ** (age / half_life)``: recent orders count more. The user's latest
@@ -74,11 +76,17 @@ def interaction_weights(orders: pd.DataFrame | None, reviews: pd.DataFrame | Non
     if orders is not None and len(orders):
         age = ((now - orders["ts"]).dt.total_seconds() / 86400).clip(lower=0) if "ts" in orders else 0.0
         parts.append(orders.assign(w=0.5 ** (age / half_life_days))[["user_id", "store_id", "w"]])
-    base = pd.concat(parts).groupby(["user_id", "store_id"], sort=False)["w"].sum() if parts else \
-        pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=["user_id", "store_id"]))
+    base = (
+        pd.concat(parts).groupby(["user_id", "store_id"], sort=False)["w"].sum()
+        if parts
+        else pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=["user_id", "store_id"]))
+    )
     if reviews is not None and len(reviews):
-        latest = reviews.sort_values("ts").groupby(["user_id", "store_id"], sort=False)["rating"].last() \
-            if "ts" in reviews else reviews.groupby(["user_id", "store_id"], sort=False)["rating"].last()
+        latest = (
+            reviews.sort_values("ts").groupby(["user_id", "store_id"], sort=False)["rating"].last()
+            if "ts" in reviews
+            else reviews.groupby(["user_id", "store_id"], sort=False)["rating"].last()
+        )
         factor = latest.round().clip(1, 5).astype(int).map(REVIEW_FACTOR)
         base = base.reindex(base.index.union(factor.index)).fillna(1.0)
         base = base * factor.reindex(base.index).fillna(1.0)
@@ -92,8 +100,11 @@ def split_per_user(frame: pd.DataFrame, fraction: float, seed: int = 0, min_item
     Users with fewer than ``min_items`` stores stay wholly in the first part.
     """
     rng = np.random.default_rng(seed)
-    key = frame["ts"] if "ts" in frame and frame["ts"].notna().all() else pd.Series(rng.random(len(frame)),
-                                                                                    index=frame.index)
+    key = (
+        frame["ts"]
+        if "ts" in frame and frame["ts"].notna().all()
+        else pd.Series(rng.random(len(frame)), index=frame.index)
+    )
     order = frame.assign(_k=key.to_numpy()).sort_values(["user_id", "_k"], kind="stable")
     pos = order.groupby("user_id").cumcount().to_numpy()
     size = order.groupby("user_id")["store_id"].transform("size").to_numpy()
@@ -102,8 +113,13 @@ def split_per_user(frame: pd.DataFrame, fraction: float, seed: int = 0, min_item
     return order.loc[~held].drop(columns="_k"), order.loc[held].drop(columns="_k")
 
 
-def train(stores: pd.DataFrame, interactions: pd.DataFrame, reviews: pd.DataFrame | None = None,
-          config: TrainConfig | None = None, log: Callable[[str], None] = print) -> TrainedModel:
+def train(
+    stores: pd.DataFrame,
+    interactions: pd.DataFrame,
+    reviews: pd.DataFrame | None = None,
+    config: TrainConfig | None = None,
+    log: Callable[[str], None] = print,
+) -> TrainedModel:
     """Fit the hybrid: early-stopped on a held-out split of ``interactions``, then refit on all.
 
     ``interactions`` has user_id, store_id, weight and optionally ts (one row per pair).
@@ -111,29 +127,46 @@ def train(stores: pd.DataFrame, interactions: pd.DataFrame, reviews: pd.DataFram
     cfg = config or TrainConfig()
     t0 = time.perf_counter()
     fit_part, val_part = split_per_user(interactions, cfg.validation_fraction, cfg.seed)
-    log(f"train: {len(interactions)} pairs, {interactions['user_id'].nunique()} users; "
-        f"validation {len(val_part)} pairs of {val_part['user_id'].nunique()} users")
+    log(
+        f"train: {len(interactions)} pairs, {interactions['user_id'].nunique()} users; "
+        f"validation {len(val_part)} pairs of {val_part['user_id'].nunique()} users"
+    )
     space = FeatureSpace(cfg.features).fit(stores, fit_part, _reviews_before(reviews, fit_part))
     model, curve, best_epoch = _fit_early_stopped(space, fit_part, val_part, cfg, log)
     blend, blend_table = tune_blend(_package(model, space, Blend(), cfg), space, stores, fit_part, val_part, cfg)
-    log(f"blend: weight={blend.weight} scale={blend.scale_m:.0f} m (validation NDCG@{cfg.k} "
-        f"{max(blend_table.values()):.4f})")
+    log(
+        f"blend: weight={blend.weight} scale={blend.scale_m:.0f} m (validation NDCG@{cfg.k} "
+        f"{max(blend_table.values()):.4f})"
+    )
     # Refit on everything for the epochs that validation chose.
     full_space = FeatureSpace(cfg.features).fit(stores, interactions, reviews)
     final = _new_model(cfg)
     interactions_m, uf, itf, weights = _fit_args(full_space, interactions)
     epochs = max(best_epoch, cfg.min_epochs)
-    final.fit(interactions_m, user_features=uf, item_features=itf, sample_weight=weights, epochs=epochs,
-              num_threads=cfg.threads)
+    final.fit(
+        interactions_m,
+        user_features=uf,
+        item_features=itf,
+        sample_weight=weights,
+        epochs=epochs,
+        num_threads=cfg.threads,
+    )
     trained = _package(final, full_space, blend, cfg)
     trained.lightfm = final
     trained.blend = replace(blend, pref_scale=_score_scale(trained))
-    trained.meta.update({
-        "best_epoch": best_epoch, "final_epochs": epochs, "validation_curve": curve,
-        "blend_validation": {f"{w}@{s:.0f}": v for (w, s), v in blend_table.items()},
-        "fingerprint": fingerprint(stores, interactions), "train_seconds": round(time.perf_counter() - t0, 1),
-        "n_users": len(full_space.user_ids_), "n_items": len(full_space.item_ids_), "n_pairs": int(len(interactions)),
-    })
+    trained.meta.update(
+        {
+            "best_epoch": best_epoch,
+            "final_epochs": epochs,
+            "validation_curve": curve,
+            "blend_validation": {f"{w}@{s:.0f}": v for (w, s), v in blend_table.items()},
+            "fingerprint": fingerprint(stores, interactions),
+            "train_seconds": round(time.perf_counter() - t0, 1),
+            "n_users": len(full_space.user_ids_),
+            "n_items": len(full_space.item_ids_),
+            "n_pairs": int(len(interactions)),
+        }
+    )
     log(f"done in {trained.meta['train_seconds']} s: best epoch {best_epoch}")
     return trained
 
@@ -150,9 +183,15 @@ def _reviews_before(reviews, part):
 def _new_model(cfg: TrainConfig):
     from lightfm import LightFM
 
-    return LightFM(no_components=cfg.no_components, loss=cfg.loss, learning_rate=cfg.learning_rate,
-                   item_alpha=cfg.item_alpha, user_alpha=cfg.user_alpha, max_sampled=cfg.max_sampled,
-                   random_state=np.random.RandomState(cfg.seed))
+    return LightFM(
+        no_components=cfg.no_components,
+        loss=cfg.loss,
+        learning_rate=cfg.learning_rate,
+        item_alpha=cfg.item_alpha,
+        user_alpha=cfg.user_alpha,
+        max_sampled=cfg.max_sampled,
+        random_state=np.random.RandomState(cfg.seed),
+    )
 
 
 def _fit_args(space: FeatureSpace, pairs: pd.DataFrame):
@@ -185,10 +224,11 @@ def _fit_early_stopped(space, fit_part, val_part, cfg, log):
     best, best_epoch, best_state, curve, waited = -1.0, 1, None, [], 0
     for epoch in range(1, cfg.max_epochs + 1):
         t = time.perf_counter()
-        model.fit_partial(interactions, user_features=uf, item_features=itf, sample_weight=weights, epochs=1,
-                          num_threads=cfg.threads)
+        model.fit_partial(
+            interactions, user_features=uf, item_features=itf, sample_weight=weights, epochs=1, num_threads=cfg.threads
+        )
         trained = _package(model, space, Blend(), cfg)
-        ndcg = evaluate(lambda rows: preference_scores(trained, rows), train_m, val_m, k=cfg.k)["ndcg"] or 0.0
+        ndcg = evaluate(lambda rows, m=trained: preference_scores(m, rows), train_m, val_m, k=cfg.k)["ndcg"] or 0.0
         curve.append(round(ndcg, 4))
         log(f"epoch {epoch:3d}  validation NDCG@{cfg.k} {ndcg:.4f}  ({time.perf_counter() - t:.1f} s)")
         if ndcg > best + 1e-5:
@@ -204,8 +244,7 @@ def _fit_early_stopped(space, fit_part, val_part, cfg, log):
 
 
 def _copy_params(model) -> dict:
-    return {k: getattr(model, k).copy() for k in ("item_embeddings", "item_biases", "user_embeddings",
-                                                    "user_biases")}
+    return {k: getattr(model, k).copy() for k in ("item_embeddings", "item_biases", "user_embeddings", "user_biases")}
 
 
 def _restore_params(model, state) -> None:
@@ -214,11 +253,15 @@ def _restore_params(model, state) -> None:
 
 
 def _package(model, space: FeatureSpace, blend: Blend, cfg: TrainConfig) -> TrainedModel:
-    return TrainedModel(space=space, item_embeddings=model.item_embeddings.astype(np.float32),
-                        item_biases=model.item_biases.astype(np.float32),
-                        user_embeddings=model.user_embeddings.astype(np.float32),
-                        user_biases=model.user_biases.astype(np.float32), blend=blend,
-                        meta={"hyperparameters": cfg.to_dict()})
+    return TrainedModel(
+        space=space,
+        item_embeddings=model.item_embeddings.astype(np.float32),
+        item_biases=model.item_biases.astype(np.float32),
+        user_embeddings=model.user_embeddings.astype(np.float32),
+        user_biases=model.user_biases.astype(np.float32),
+        blend=blend,
+        meta={"hyperparameters": cfg.to_dict()},
+    )
 
 
 def representations(trained: TrainedModel, item_rows=None, user_rows=None):
@@ -226,8 +269,12 @@ def representations(trained: TrainedModel, item_rows=None, user_rows=None):
     s = trained.space
     ir = s.item_matrix() if item_rows is None else item_rows
     ur = s.user_matrix() if user_rows is None else user_rows
-    return (np.asarray(ur @ trained.user_embeddings), np.asarray(ur @ trained.user_biases),
-            np.asarray(ir @ trained.item_embeddings), np.asarray(ir @ trained.item_biases))
+    return (
+        np.asarray(ur @ trained.user_embeddings),
+        np.asarray(ur @ trained.user_biases),
+        np.asarray(ir @ trained.item_embeddings),
+        np.asarray(ir @ trained.item_biases),
+    )
 
 
 def preference_scores(trained: TrainedModel, user_rows: np.ndarray) -> np.ndarray:
@@ -250,8 +297,11 @@ def _score_scale(trained: TrainedModel) -> float:
 
 def user_anchors(space: FeatureSpace, stores: pd.DataFrame, pairs: pd.DataFrame, n_anchor: int = 3):
     """Per user row, the coordinates of their ``n_anchor`` most-weighted stores (NaN-padded)."""
-    coords = stores.assign(store_id=stores["store_id"].astype(str)).drop_duplicates("store_id") \
+    coords = (
+        stores.assign(store_id=stores["store_id"].astype(str))
+        .drop_duplicates("store_id")
         .set_index("store_id")[["lat", "lon"]]
+    )
     p = pairs.assign(user_id=pairs["user_id"].astype(str), store_id=pairs["store_id"].astype(str))
     if "weight" not in p:
         p = p.assign(weight=1.0)
@@ -294,8 +344,10 @@ def tune_blend(trained, space, stores, fit_part, val_part, cfg):
     for w in cfg.blend_weights:
         for s in cfg.blend_scales_m:
             b = Blend(weight=w, scale_m=s, pref_scale=scale)
-            table[(w, s)] = evaluate(lambda rows, b=b: b.combine(pref[rows], dist[rows]), sub_train, sub_val,
-                                     k=cfg.k)["ndcg"] or 0.0
+            table[(w, s)] = (
+                evaluate(lambda rows, b=b: b.combine(pref[rows], dist[rows]), sub_train, sub_val, k=cfg.k)["ndcg"]
+                or 0.0
+            )
     (w, s) = max(table, key=lambda key: (table[key], -key[0]))
     return Blend(weight=w, scale_m=s), table
 
@@ -313,8 +365,12 @@ def _matrices(space, fit_part, val_part):
 
 
 def _item_coords(space, stores):
-    coords = stores.assign(store_id=stores["store_id"].astype(str)).drop_duplicates("store_id") \
-        .set_index("store_id").reindex(space.item_ids_)
+    coords = (
+        stores.assign(store_id=stores["store_id"].astype(str))
+        .drop_duplicates("store_id")
+        .set_index("store_id")
+        .reindex(space.item_ids_)
+    )
     return coords["lat"].to_numpy(float), coords["lon"].to_numpy(float)
 
 
@@ -322,6 +378,5 @@ def fingerprint(stores: pd.DataFrame, interactions: pd.DataFrame) -> str:
     """Content hash of the training inputs (order-independent)."""
     h = hashlib.sha256()
     for frame in (stores.sort_values("store_id"), interactions.sort_values(["user_id", "store_id"])):
-        h.update(pd.util.hash_pandas_object(frame.reset_index(drop=True).astype(str), index=False).to_numpy()
-                 .tobytes())
+        h.update(pd.util.hash_pandas_object(frame.reset_index(drop=True).astype(str), index=False).to_numpy().tobytes())
     return h.hexdigest()

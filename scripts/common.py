@@ -1,4 +1,5 @@
 """Small pieces the command-line scripts share."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,11 @@ import os
 def add_redis_arguments(parser: argparse.ArgumentParser) -> None:
     """--redis-url (default REDIS_URL) and --data-dir (where the embedded server keeps its socket)."""
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
-    parser.add_argument("--data-dir", default=os.environ.get("O2O_DATA_DIR", "var"),
-                        help="the service's O2O_DATA_DIR: the embedded Redis socket is under it")
+    parser.add_argument(
+        "--data-dir",
+        default=os.environ.get("O2O_DATA_DIR", "var"),
+        help="the service's O2O_DATA_DIR: the embedded Redis socket is under it",
+    )
 
 
 def redis_url(args) -> str:

@@ -8,6 +8,7 @@ user_id,store_id[,weight,rating,ts]. For each user with test items, every store 
 that user's training set is ranked; relevance is binary. Prints a table and writes JSON
 {"k", "served", "models": {name: {precision, recall, ndcg, cold_ndcg, coverage, ...}}}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--components", type=int, default=TrainConfig.no_components)
     parser.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs)
-    parser.add_argument("--min-epochs", type=int, default=TrainConfig.min_epochs,
-                        help="at least this many epochs in the final fit, whatever validation chose")
+    parser.add_argument(
+        "--min-epochs",
+        type=int,
+        default=TrainConfig.min_epochs,
+        help="at least this many epochs in the final fit, whatever validation chose",
+    )
     parser.add_argument("--strict", action="store_true", help="refuse files with any bad row")
     args = parser.parse_args(argv)
     if bool(args.interactions) == bool(args.train or args.test) or (args.train is None) != (args.test is None):
@@ -50,8 +55,13 @@ def main(argv=None) -> int:
         print(exc, file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    cfg = TrainConfig(threads=args.threads, seed=args.seed, no_components=args.components,
-                      max_epochs=args.max_epochs, min_epochs=args.min_epochs)
+    cfg = TrainConfig(
+        threads=args.threads,
+        seed=args.seed,
+        no_components=args.components,
+        max_epochs=args.max_epochs,
+        min_epochs=args.min_epochs,
+    )
     result = compare(stores, train, test, k=args.k, config=cfg, log=lambda m: print(m, file=sys.stderr))
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(table(result))
@@ -101,8 +111,10 @@ def table(result: dict) -> str:
         cells = "".join(f"{(m.get(x) if m.get(x) is not None else float('nan')):>14.4f}" for x in METRICS)
         lines.append(f"{name + mark:<16}{cells}")
     d = result["data"]
-    lines.append(f"(* served ranker; {d['users']} users, {d['stores']} stores, {d['train_pairs']} train / "
-                 f"{d['test_pairs']} test pairs; cold = users with <= 5 training stores)")
+    lines.append(
+        f"(* served ranker; {d['users']} users, {d['stores']} stores, {d['train_pairs']} train / "
+        f"{d['test_pairs']} test pairs; cold = users with <= 5 training stores)"
+    )
     return "\n".join(lines)
 
 

@@ -7,6 +7,7 @@ with its deal); reviews from ``review`` events. ``train`` then takes them beside
 data: ``python -m scripts.train --orders data/generated/helsinki/orders.csv
 data/generated/events/orders.csv --reviews ...``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,6 @@ import redis
 
 from app.storage.keys import EVENTS
 from scripts.common import add_redis_arguments, redis_url
-
 
 
 def read_events(r: redis.Redis, batch: int = 10_000) -> list[dict]:
@@ -35,14 +35,32 @@ def read_events(r: redis.Redis, batch: int = 10_000) -> list[dict]:
 
 
 def to_frames(events: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    orders = [{"user_id": e.get("user_id") or e.get("anon_id"), "store_id": e["store_id"],
-               "deal_id": e.get("deal_id"), "ts": e["ts"], "amount": e.get("amount", 0.0)}
-              for e in events if e["type"] in ("order", "redeem") and (e.get("user_id") or e.get("anon_id"))]
-    reviews = [{"user_id": e.get("user_id") or e.get("anon_id"), "store_id": e["store_id"], "ts": e["ts"],
-                "rating": e["rating"], "text": e.get("text", "")}
-               for e in events if e["type"] == "review" and (e.get("user_id") or e.get("anon_id"))]
-    return (pd.DataFrame(orders, columns=["user_id", "store_id", "deal_id", "ts", "amount"]),
-            pd.DataFrame(reviews, columns=["user_id", "store_id", "ts", "rating", "text"]))
+    orders = [
+        {
+            "user_id": e.get("user_id") or e.get("anon_id"),
+            "store_id": e["store_id"],
+            "deal_id": e.get("deal_id"),
+            "ts": e["ts"],
+            "amount": e.get("amount", 0.0),
+        }
+        for e in events
+        if e["type"] in ("order", "redeem") and (e.get("user_id") or e.get("anon_id"))
+    ]
+    reviews = [
+        {
+            "user_id": e.get("user_id") or e.get("anon_id"),
+            "store_id": e["store_id"],
+            "ts": e["ts"],
+            "rating": e["rating"],
+            "text": e.get("text", ""),
+        }
+        for e in events
+        if e["type"] == "review" and (e.get("user_id") or e.get("anon_id"))
+    ]
+    return (
+        pd.DataFrame(orders, columns=["user_id", "store_id", "deal_id", "ts", "amount"]),
+        pd.DataFrame(reviews, columns=["user_id", "store_id", "ts", "rating", "text"]),
+    )
 
 
 def main(argv=None) -> int:

@@ -6,6 +6,7 @@
 Keys are stored hashed (SHA-256) in the service's Redis (REDIS_URL, or the embedded
 server under O2O_DATA_DIR, default var/). The key is shown once; it cannot be recovered.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def main(argv=None) -> int:
         print("revoked")
         return 0
     except (redis.RedisError, OSError) as exc:
-        print(f"cannot reach Redis at {url}: {exc} (is the service or scripts.bench.redis_server running?)",
-              file=sys.stderr)
+        print(
+            f"cannot reach Redis at {url}: {exc} (is the service or scripts.bench.redis_server running?)",
+            file=sys.stderr,
+        )
         return 2
 
 

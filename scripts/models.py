@@ -6,6 +6,7 @@
 
 Workers pick up the change within O2O_MODEL_CHECK_S seconds, without a restart.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -9,6 +9,7 @@ stopping on a validation split carved from the data, and prints the new artifact
 as the last line. Deterministic for a given seed with --threads 1; with more threads
 LightFM's lock-free (Hogwild) updates make runs differ slightly.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-epochs", type=int, default=TrainConfig.max_epochs)
-    parser.add_argument("--min-epochs", type=int, default=TrainConfig.min_epochs,
-                        help="at least this many epochs in the final fit, whatever validation chose")
+    parser.add_argument(
+        "--min-epochs",
+        type=int,
+        default=TrainConfig.min_epochs,
+        help="at least this many epochs in the final fit, whatever validation chose",
+    )
     parser.add_argument("--components", type=int, default=TrainConfig.no_components)
     parser.add_argument("--strict", action="store_true", help="refuse files with any bad row")
     args = parser.parse_args(argv)
@@ -47,8 +52,13 @@ def main(argv=None) -> int:
         print(exc, file=sys.stderr)
         return 2
     pairs = interaction_weights(orders, reviews)
-    cfg = TrainConfig(seed=args.seed, threads=args.threads, max_epochs=args.max_epochs, min_epochs=args.min_epochs,
-                      no_components=args.components)
+    cfg = TrainConfig(
+        seed=args.seed,
+        threads=args.threads,
+        max_epochs=args.max_epochs,
+        min_epochs=args.min_epochs,
+        no_components=args.components,
+    )
     trained = train(stores, pairs, reviews, cfg)
     path = save(trained, args.out)
     print(path)

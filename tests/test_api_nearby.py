@@ -1,4 +1,5 @@
 """The nearby API through the real app: paging, filters, errors, the spec."""
+
 import math
 
 import numpy as np
@@ -7,7 +8,6 @@ import pytest
 
 from app import create_app
 from geo_index import haversine_m
-
 from tests.conftest import HELSINKI, app_config
 
 
@@ -33,14 +33,21 @@ def dense(tmp_path_factory, redis_server):
     rng = np.random.default_rng(3)
     spots = np.column_stack([60.17 + rng.normal(0, 0.01, 60), 24.94 + rng.normal(0, 0.02, 60)])
     pick = rng.integers(0, 60, 300)
-    frame = pd.DataFrame({
-        "store_id": [f"d{i:03d}" for i in rng.permutation(300)], "merchant_id": "m", "name": "s",
-        "category": rng.choice(["cafe", "bar", "clothes"], 300),
-        "lat": spots[pick, 0], "lon": spots[pick, 1], "timezone": "Europe/Helsinki",
-        "rating": rng.choice([3.0, 4.0, 4.5, np.nan], 300), "price_level": rng.choice([1, 2, 3], 300),
-        "popularity": rng.choice([0, 5, 10], 300),
-        "opening_hours": rng.choice(["Mo-Su 08:00-20:00", "Mo-Su 18:00-02:00", "off", ""], 300),
-    })
+    frame = pd.DataFrame(
+        {
+            "store_id": [f"d{i:03d}" for i in rng.permutation(300)],
+            "merchant_id": "m",
+            "name": "s",
+            "category": rng.choice(["cafe", "bar", "clothes"], 300),
+            "lat": spots[pick, 0],
+            "lon": spots[pick, 1],
+            "timezone": "Europe/Helsinki",
+            "rating": rng.choice([3.0, 4.0, 4.5, np.nan], 300),
+            "price_level": rng.choice([1, 2, 3], 300),
+            "popularity": rng.choice([0, 5, 10], 300),
+            "opening_hours": rng.choice(["Mo-Su 08:00-20:00", "Mo-Su 18:00-02:00", "off", ""], 300),
+        }
+    )
     path = tmp_path_factory.mktemp("dense") / "dense.csv"
     frame.to_csv(path, index=False)
     app = create_app(app_config(path.parent, redis_server, CATALOGUE=str(path)))
@@ -49,9 +56,11 @@ def dense(tmp_path_factory, redis_server):
 
 def expected_ids(frame, lat, lon, sort="distance", radius=None, mask=None):
     d = haversine_m(lat, lon, frame["lat"].to_numpy(), frame["lon"].to_numpy())
-    primary = {"distance": np.zeros(len(frame)),
-               "rating": np.where(frame["rating"].isna(), 1.0, -frame["rating"].to_numpy()),
-               "popularity": -frame["popularity"].to_numpy(float)}[sort]
+    primary = {
+        "distance": np.zeros(len(frame)),
+        "rating": np.where(frame["rating"].isna(), 1.0, -frame["rating"].to_numpy()),
+        "popularity": -frame["popularity"].to_numpy(float),
+    }[sort]
     keep = np.ones(len(frame), bool) if mask is None else mask.copy()
     if radius is not None:
         keep &= d <= radius
@@ -59,8 +68,9 @@ def expected_ids(frame, lat, lon, sort="distance", radius=None, mask=None):
     return [frame["store_id"].iat[i] for i in order if keep[i]]
 
 
-@pytest.mark.parametrize("sort,radius", [("distance", None), ("distance", 1500), ("rating", 1500),
-                                         ("popularity", 2500), ("rating", None)])
+@pytest.mark.parametrize(
+    "sort,radius", [("distance", None), ("distance", 1500), ("rating", 1500), ("popularity", 2500), ("rating", None)]
+)
 @pytest.mark.parametrize("limit", [1, 7, 50])
 def test_cursor_walk_returns_each_store_once_in_order(dense, sort, radius, limit):
     client, frame = dense
@@ -75,34 +85,41 @@ def test_cursor_walk_with_filters(dense):
     client, frame = dense
     params = {"lat": 60.17, "lon": 24.94, "category": "cafe,bar", "price": [1, 2], "min_rating": 4}
     got = [s["id"] for s in walk(client, params, 5)]
-    mask = (frame["category"].isin(["cafe", "bar"]) & frame["price_level"].isin([1, 2])
-            & (frame["rating"] >= 4)).to_numpy()
+    mask = (
+        frame["category"].isin(["cafe", "bar"]) & frame["price_level"].isin([1, 2]) & (frame["rating"] >= 4)
+    ).to_numpy()
     assert got == expected_ids(frame, 60.17, 24.94, mask=mask)
 
 
 def test_open_now_in_store_timezone(client):
     # FIXED_NOW is 12:00 in Helsinki: n100 (08-20) is open, n250 (18-02) and n400a (off) are not.
-    body = client.get("/v1/stores/nearby", query_string={
-        "lat": HELSINKI[0], "lon": HELSINKI[1], "radius_m": 2000, "open_now": "true"}).get_json()
+    body = client.get(
+        "/v1/stores/nearby", query_string={"lat": HELSINKI[0], "lon": HELSINKI[1], "radius_m": 2000, "open_now": "true"}
+    ).get_json()
     assert [s["id"] for s in body["stores"]] == ["n100", "n1000"]
-    late = client.get("/v1/stores/nearby", query_string={
-        "lat": HELSINKI[0], "lon": HELSINKI[1], "radius_m": 2000, "open_at": "2026-11-26T01:00"}).get_json()
+    late = client.get(
+        "/v1/stores/nearby",
+        query_string={"lat": HELSINKI[0], "lon": HELSINKI[1], "radius_m": 2000, "open_at": "2026-11-26T01:00"},
+    ).get_json()
     assert [s["id"] for s in late["stores"]] == ["n250", "n1000"]
 
 
 def test_ten_nearest_open_cafes_are_found_past_closed_ones(client):
-    body = client.get("/v1/stores/nearby", query_string={
-        "lat": HELSINKI[0], "lon": HELSINKI[1], "category": "cafe", "limit": 3}).get_json()
+    body = client.get(
+        "/v1/stores/nearby", query_string={"lat": HELSINKI[0], "lon": HELSINKI[1], "category": "cafe", "limit": 3}
+    ).get_json()
     assert [s["id"] for s in body["stores"]] == ["n100", "n400b", "n5000"]
     assert body["stores"][0]["distance_m"] == pytest.approx(100, abs=0.01)
 
 
 def test_text_query_and_fields(client):
-    body = client.get("/v1/stores/nearby", query_string={
-        "lat": HELSINKI[0], "lon": HELSINKI[1], "q": "far caf", "fields": "name"}).get_json()
+    body = client.get(
+        "/v1/stores/nearby", query_string={"lat": HELSINKI[0], "lon": HELSINKI[1], "q": "far caf", "fields": "name"}
+    ).get_json()
     assert body["stores"] == [{"id": "n5000", "name": "Far Cafe", "distance_m": pytest.approx(5000, abs=0.01)}]
-    by_tag = client.get("/v1/stores/nearby", query_string={
-        "lat": HELSINKI[0], "lon": HELSINKI[1], "q": "WIFI"}).get_json()
+    by_tag = client.get(
+        "/v1/stores/nearby", query_string={"lat": HELSINKI[0], "lon": HELSINKI[1], "q": "WIFI"}
+    ).get_json()
     assert [s["id"] for s in by_tag["stores"]] == ["n100"]
 
 
@@ -158,13 +175,15 @@ def test_bad_input_is_a_400_problem_naming_the_field(client, params, field):
 
 def test_foreign_cursor_is_refused(client):
     first = client.get("/v1/stores/nearby", query_string={"lat": 60.17, "lon": 24.94, "limit": 1}).get_json()
-    other = client.get("/v1/stores/nearby", query_string={
-        "lat": 60.17, "lon": 24.95, "limit": 1, "cursor": first["next_cursor"]})
+    other = client.get(
+        "/v1/stores/nearby", query_string={"lat": 60.17, "lon": 24.95, "limit": 1, "cursor": first["next_cursor"]}
+    )
     assert other.status_code == 400
     assert "different query" in other.get_json()["errors"][0]["message"]
     # Changing only the page size keeps the cursor valid.
-    same = client.get("/v1/stores/nearby", query_string={
-        "lat": 60.17, "lon": 24.94, "limit": 3, "cursor": first["next_cursor"]})
+    same = client.get(
+        "/v1/stores/nearby", query_string={"lat": 60.17, "lon": 24.94, "limit": 3, "cursor": first["next_cursor"]}
+    )
     assert same.status_code == 200
 
 
@@ -188,9 +207,15 @@ def test_every_endpoint_is_in_the_spec(app, client):
 
 
 def test_healthz(client):
-    assert client.get("/healthz").get_json() == {"status": "ok", "stores": 10, "catalogue": "stores.csv",
-                                                 "model_version": None, "redis": "up", "deals": 0,
-                                                 "impressions_dropped": 0}
+    assert client.get("/healthz").get_json() == {
+        "status": "ok",
+        "stores": 10,
+        "catalogue": "stores.csv",
+        "model_version": None,
+        "redis": "up",
+        "deals": 0,
+        "impressions_dropped": 0,
+    }
 
 
 def test_bundled_catalogue_serves_by_default(tmp_path, redis_url):

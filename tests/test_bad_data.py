@@ -1,6 +1,7 @@
 """Malformed files: every one is refused with a LoadError/DataError or loaded with a report;
 never another exception, never a partial index. A bad model artifact is refused and the
 served one stays."""
+
 import json
 import os
 import shutil
@@ -12,11 +13,22 @@ from hypothesis import strategies as st
 from geo_index import LoadError, StoreIndex, load_catalogue
 from recommender import ArtifactError, DataError, read_table
 
-GOOD_CSV = ("store_id,merchant_id,name,category,lat,lon,opening_hours,price_level,rating\n"
-            "a,m,A,cafe,60.1,24.9,Mo-Fr 08:00-16:00,2,4.5\nb,m,B,bar,60.2,24.95,,,\n")
-GOOD_GEOJSON = json.dumps({"type": "FeatureCollection", "features": [
-    {"type": "Feature", "geometry": {"type": "Point", "coordinates": [24.9, 60.1]},
-     "properties": {"store_id": "a", "merchant_id": "m", "name": "A", "category": "cafe"}}]})
+GOOD_CSV = (
+    "store_id,merchant_id,name,category,lat,lon,opening_hours,price_level,rating\n"
+    "a,m,A,cafe,60.1,24.9,Mo-Fr 08:00-16:00,2,4.5\nb,m,B,bar,60.2,24.95,,,\n"
+)
+GOOD_GEOJSON = json.dumps(
+    {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [24.9, 60.1]},
+                "properties": {"store_id": "a", "merchant_id": "m", "name": "A", "category": "cafe"},
+            }
+        ],
+    }
+)
 ORDERS = "user_id,store_id,deal_id,ts,amount\nu1,a,,2026-06-01T10:00:00Z,12.5\nu2,b,,2026-06-02T10:00:00Z,3\n"
 
 
@@ -27,10 +39,12 @@ def _mutations():
         st.binary(max_size=300).map(lambda b: ("csv", b)),
         st.sampled_from(["latin-1", "utf-16", "cp1252"]).map(lambda e: ("csv", GOOD_CSV.replace("A,", "Å,").encode(e))),
         st.sampled_from(["1e400", "-1e308", "nan", "inf", "99999999999999999999", "0x1A", "", "🙂"]).map(
-            lambda v: ("csv", GOOD_CSV.replace("60.1", v).replace(",2,", f",{v},").encode())),
+            lambda v: ("csv", GOOD_CSV.replace("60.1", v).replace(",2,", f",{v},").encode())
+        ),
         st.integers(0, len(GOOD_GEOJSON)).map(lambda n: ("geojson", GOOD_GEOJSON[:n].encode())),
-        st.sampled_from(['[24.9]', '[]', '"x"', '[1e999, 1e999]', '[[24.9, 60.1]]', 'null']).map(
-            lambda c: ("geojson", GOOD_GEOJSON.replace("[24.9, 60.1]", c).encode())),
+        st.sampled_from(["[24.9]", "[]", '"x"', "[1e999, 1e999]", "[[24.9, 60.1]]", "null"]).map(
+            lambda c: ("geojson", GOOD_GEOJSON.replace("[24.9, 60.1]", c).encode())
+        ),
     )
 
 
@@ -52,8 +66,13 @@ def test_catalogue_loader_never_crashes(tmp_path, case, strict):
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.one_of(st.integers(0, len(ORDERS)).map(lambda n: ORDERS[:n].encode()), st.binary(max_size=200),
-                 st.sampled_from(["1e400", "nan", "-5", "x", ""]).map(lambda v: ORDERS.replace("12.5", v).encode())))
+@given(
+    st.one_of(
+        st.integers(0, len(ORDERS)).map(lambda n: ORDERS[:n].encode()),
+        st.binary(max_size=200),
+        st.sampled_from(["1e400", "nan", "-5", "x", ""]).map(lambda v: ORDERS.replace("12.5", v).encode()),
+    )
+)
 def test_interaction_loader_never_crashes(tmp_path, payload):
     path = tmp_path / "orders.csv"
     path.write_bytes(payload)
@@ -77,7 +96,7 @@ def test_bad_artifact_is_refused_and_the_served_model_stays(tmp_path):
     root = tmp_path / "artifacts"
     save(model, str(root), version="v1")
     shutil.copytree(root / "v1", root / "v2")
-    with open(root / "v2" / "model.npz", "r+b") as fh:   # one flipped byte
+    with open(root / "v2" / "model.npz", "r+b") as fh:  # one flipped byte
         fh.seek(100)
         byte = fh.read(1)
         fh.seek(100)

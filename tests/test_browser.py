@@ -3,6 +3,7 @@
 Skipped with a reason when Chromium or Playwright is missing; CI installs both. Screenshots
 land in test-artifacts/.
 """
+
 import os
 import shutil
 import threading
@@ -17,8 +18,7 @@ ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artif
 WEB_LIBS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "app", "web", "node_modules", "leaflet")
 
 pytestmark = [
-    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); "
-                                                "CI installs it"),
+    pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); CI installs it"),
     pytest.mark.skipif(not os.path.isdir(WEB_LIBS), reason="browser libraries missing: npm ci --prefix app/web"),
 ]
 
@@ -34,26 +34,44 @@ def site(tmp_path_factory, redis_server):
 
     d = tmp_path_factory.mktemp("site")
     stores, _ = load_catalogue("data/stores_helsinki.csv")
-    behaviour = generate(stores, BehaviourConfig(n_users=200, days=40, seed=3,
-                                                 start=(__import__("datetime").date.today() -
-                                                        __import__("datetime").timedelta(days=40)).isoformat()))
+    behaviour = generate(
+        stores,
+        BehaviourConfig(
+            n_users=200,
+            days=40,
+            seed=3,
+            start=(__import__("datetime").date.today() - __import__("datetime").timedelta(days=40)).isoformat(),
+        ),
+    )
     behaviour.deals.to_csv(d / "deals.csv", index=False)
     r = redis.Redis.from_url(redis_server)
     r.flushdb()
-    app = create_app(app_config(d, redis_server, DEALS=str(d / "deals.csv"), TILE_URL="/no-tiles/{z}/{x}/{y}.png",
-                                NOW=None))
+    app = create_app(
+        app_config(d, redis_server, DEALS=str(d / "deals.csv"), TILE_URL="/no-tiles/{z}/{x}/{y}.png", NOW=None)
+    )
     keys = {m: create_key(r, m) for m in ("m-unicafe", "m-restamax")}
     client = app.test_client()
     unicafe = stores[stores["merchant_id"] == "m-unicafe"]
     for i, row in enumerate(unicafe.itertuples()):
         for k in range(6):  # replayed traffic: searches near each Unicafe store by several people
-            client.get("/v1/stores/nearby", query_string={"lat": row.lat + 0.0005 * k, "lon": row.lon, "limit": 10},
-                       headers={"X-Client-Id": f"viewer-{i}-{k}"})
+            client.get(
+                "/v1/stores/nearby",
+                query_string={"lat": row.lat + 0.0005 * k, "lon": row.lon, "limit": 10},
+                headers={"X-Client-Id": f"viewer-{i}-{k}"},
+            )
     now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    events = [{"event_id": f"e{i}-{j}", "type": kind, "ts": now, "store_id": sid, "user_id": f"u{i}",
-               **({"amount": 12.5} if kind == "order" else {})}
-              for i, sid in enumerate(unicafe["store_id"])
-              for j, kind in enumerate(("click", "click", "order", "directions"))]
+    events = [
+        {
+            "event_id": f"e{i}-{j}",
+            "type": kind,
+            "ts": now,
+            "store_id": sid,
+            "user_id": f"u{i}",
+            **({"amount": 12.5} if kind == "order" else {}),
+        }
+        for i, sid in enumerate(unicafe["store_id"])
+        for j, kind in enumerate(("click", "click", "order", "directions"))
+    ]
     assert client.post("/v1/events", json={"events": events}).get_json()["accepted"] == len(events)
     app.extensions["o2o"].impressions.flush()
     server = make_server("127.0.0.1", 0, app, threaded=True)
@@ -68,9 +86,18 @@ def browser():
     pw = pytest.importorskip("playwright.sync_api", reason="playwright (pip) is not installed")
     os.makedirs(ARTIFACTS, exist_ok=True)
     with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
         yield b
         b.close()
 

@@ -1,4 +1,5 @@
 """Catalogue loading: every format, a projected CRS, polygons, and files with bad rows."""
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -6,14 +7,14 @@ import pytest
 import shapely
 
 from geo_index import LoadError, load_catalogue
-
 from tests.conftest import hand_placed
 
 
 def _gdf(frame=None, crs="EPSG:4326"):
     frame = hand_placed() if frame is None else frame
-    gdf = gpd.GeoDataFrame(frame.drop(columns=["lat", "lon"]),
-                           geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326")
+    gdf = gpd.GeoDataFrame(
+        frame.drop(columns=["lat", "lon"]), geometry=gpd.points_from_xy(frame["lon"], frame["lat"]), crs="EPSG:4326"
+    )
     return gdf.to_crs(crs)
 
 
@@ -28,15 +29,18 @@ def _check_same_stores(loaded, atol=1e-9):
     assert got.loc["n250", "price_level"] == 3
 
 
-@pytest.mark.parametrize("suffix,writer", [
-    (".csv", lambda f, p: f.to_csv(p, index=False)),
-    (".parquet", lambda f, p: f.to_parquet(p, index=False)),
-    (".geojson", lambda f, p: _gdf(f).to_file(p, driver="GeoJSON")),
-    (".gpkg", lambda f, p: _gdf(f).to_file(p, driver="GPKG")),
-    # dBase cuts names to 10 characters, as a partner's Shapefile would have them.
-    (".shp", lambda f, p: _gdf(f).rename(columns=lambda c: c[:10]).to_file(p, driver="ESRI Shapefile")),
-    (".geoparquet", lambda f, p: _gdf(f).to_parquet(p)),
-])
+@pytest.mark.parametrize(
+    "suffix,writer",
+    [
+        (".csv", lambda f, p: f.to_csv(p, index=False)),
+        (".parquet", lambda f, p: f.to_parquet(p, index=False)),
+        (".geojson", lambda f, p: _gdf(f).to_file(p, driver="GeoJSON")),
+        (".gpkg", lambda f, p: _gdf(f).to_file(p, driver="GPKG")),
+        # dBase cuts names to 10 characters, as a partner's Shapefile would have them.
+        (".shp", lambda f, p: _gdf(f).rename(columns=lambda c: c[:10]).to_file(p, driver="ESRI Shapefile")),
+        (".geoparquet", lambda f, p: _gdf(f).to_parquet(p)),
+    ],
+)
 def test_every_format_loads_the_same_stores(tmp_path, suffix, writer):
     path = tmp_path / f"stores{suffix}"
     writer(hand_placed(), path)
@@ -52,8 +56,7 @@ def test_projected_crs_is_reprojected(tmp_path):
     _gdf(finnish, crs="EPSG:3067").to_file(path, driver="GPKG")
     frame, report = load_catalogue(path)
     assert any("EPSG:3067" in n for n in report.notes)
-    np.testing.assert_allclose(frame.sort_values("store_id")["lat"],
-                               finnish.sort_values("store_id")["lat"], atol=1e-7)
+    np.testing.assert_allclose(frame.sort_values("store_id")["lat"], finnish.sort_values("store_id")["lat"], atol=1e-7)
 
 
 def test_polygons_reduce_to_a_point_inside(tmp_path):
@@ -81,8 +84,16 @@ rating,m,Bad rating,cafe,60.1,24.9,,,,-1
 ok2,m,Also good,bar,60.2,24.95,,,,
 """
 
-EXPECTED = {(2, "lat"), (3, "lat"), (4, "lon"), (5, "store_id"), (6, "opening_hours"), (7, "timezone"),
-            (8, "price_level"), (9, "rating")}
+EXPECTED = {
+    (2, "lat"),
+    (3, "lat"),
+    (4, "lon"),
+    (5, "store_id"),
+    (6, "opening_hours"),
+    (7, "timezone"),
+    (8, "price_level"),
+    (9, "rating"),
+}
 
 
 def test_bad_rows_strict_refuses_the_file(tmp_path):
@@ -106,13 +117,16 @@ def test_bad_rows_lenient_loads_the_rest(tmp_path):
     assert "bad.csv:3: lat:" in report.summary()
 
 
-@pytest.mark.parametrize("name,content,message", [
-    ("latin1.csv", "store_id,name,category,lat,lon\nx,Caf\xe9,cafe,1,2\n".encode("latin-1"), "cannot read"),
-    ("cut.geojson", b'{"type": "FeatureCollection", "features": [{"type": "Fea', "cannot read"),
-    ("cols.csv", b"id,title\n1,x\n", "missing required column"),
-    ("stores.xlsx", b"PK\x03\x04", "unsupported file type"),
-    ("empty.parquet", b"not parquet at all", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "name,content,message",
+    [
+        ("latin1.csv", "store_id,name,category,lat,lon\nx,Caf\xe9,cafe,1,2\n".encode("latin-1"), "cannot read"),
+        ("cut.geojson", b'{"type": "FeatureCollection", "features": [{"type": "Fea', "cannot read"),
+        ("cols.csv", b"id,title\n1,x\n", "missing required column"),
+        ("stores.xlsx", b"PK\x03\x04", "unsupported file type"),
+        ("empty.parquet", b"not parquet at all", "cannot read"),
+    ],
+)
 def test_unreadable_files_are_refused_whole(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_bytes(content)
@@ -122,8 +136,9 @@ def test_unreadable_files_are_refused_whole(tmp_path, name, content, message):
 
 def test_default_merchant_and_timezone(tmp_path):
     path = tmp_path / "partner.csv"
-    pd.DataFrame({"id": ["a"], "name": ["A"], "category": ["Coffee Shop"], "latitude": [1.0],
-                  "longitude": [2.0]}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"id": ["a"], "name": ["A"], "category": ["Coffee Shop"], "latitude": [1.0], "longitude": [2.0]}
+    ).to_csv(path, index=False)
     frame, _ = load_catalogue(path, default_timezone="Asia/Tokyo", default_merchant_id="m-partner")
     row = frame.iloc[0]
     assert (row["merchant_id"], row["timezone"], row["category"]) == ("m-partner", "Asia/Tokyo", "coffee_shop")

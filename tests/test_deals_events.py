@@ -1,5 +1,6 @@
 """Personalised deals and events against a real Redis: business rules, idempotency,
 impressions, Redis outages and hot reload."""
+
 import json
 import threading
 import uuid
@@ -10,13 +11,11 @@ import pandas as pd
 import pytest
 import redis
 
-from app.storage import keys
-
 from app import create_app
+from app.storage import keys
 from app.storage.keys import IMPRESSIONS
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
-
 from tests.conftest import FIXED_NOW, HELSINKI, M_PER_DEG, app_config, hand_placed, store
 
 LAT0, LON0 = HELSINKI
@@ -30,8 +29,9 @@ def _iso(t):
 def world_catalogue() -> pd.DataFrame:
     """The hand-placed stores plus 'fresh', a store no one has ever ordered from."""
     fresh = store("fresh", LAT0 + 300 / M_PER_DEG, LON0, "bakery", opening_hours="Mo-Su 07:00-19:00")
-    return pd.concat([hand_placed(), pd.DataFrame([fresh])], ignore_index=True).fillna({"tags": "",
-                                                                                         "opening_hours": ""})
+    return pd.concat([hand_placed(), pd.DataFrame([fresh])], ignore_index=True).fillna(
+        {"tags": "", "opening_hours": ""}
+    )
 
 
 DEALS = [
@@ -40,9 +40,9 @@ DEALS = [
     ("d-second-n100", "n100", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
     ("d-expired", "n100", FIXED_NOW - 5 * DAY, FIXED_NOW - DAY, 10),
     ("d-future", "n250", FIXED_NOW + DAY, FIXED_NOW + 5 * DAY, 10),
-    ("d-closed", "n250", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),      # opens 18:00 today
-    ("d-off", "n400a", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),        # hours "off": never opens
-    ("d-unknown", "n400b", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),    # no hours known
+    ("d-closed", "n250", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),  # opens 18:00 today
+    ("d-off", "n400a", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),  # hours "off": never opens
+    ("d-unknown", "n400b", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),  # no hours known
     ("d-quota", "n1000", FIXED_NOW - DAY, FIXED_NOW + DAY, 1),
     ("d-far", "n5000", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
     ("d-fresh", "fresh", FIXED_NOW - DAY, FIXED_NOW + DAY, 10),
@@ -54,8 +54,20 @@ def world(tmp_path_factory):
     d = tmp_path_factory.mktemp("world")
     catalogue = world_catalogue()
     catalogue.to_csv(d / "stores.csv", index=False)
-    pd.DataFrame([{"deal_id": i, "store_id": s, "title": f"{i} offer", "discount_pct": 20, "starts_at": _iso(a),
-                   "ends_at": _iso(b), "quota": q} for i, s, a, b, q in DEALS]).to_csv(d / "deals.csv", index=False)
+    pd.DataFrame(
+        [
+            {
+                "deal_id": i,
+                "store_id": s,
+                "title": f"{i} offer",
+                "discount_pct": 20,
+                "starts_at": _iso(a),
+                "ends_at": _iso(b),
+                "quota": q,
+            }
+            for i, s, a, b, q in DEALS
+        ]
+    ).to_csv(d / "deals.csv", index=False)
     from geo_index import load_catalogue
 
     stores, _ = load_catalogue(d / "stores.csv", default_timezone="Europe/Helsinki")
@@ -64,8 +76,13 @@ def world(tmp_path_factory):
     pairs = interaction_weights(b.orders, b.reviews)
     cfg = TrainConfig(no_components=8, max_epochs=3, patience=1)
     v1 = save(train(known, pairs, b.reviews, cfg, log=lambda m: None), str(d / "artifacts"), version="v1")
-    v2 = save(train(known, pairs, b.reviews, TrainConfig(no_components=8, max_epochs=3, patience=1, seed=9),
-                    log=lambda m: None), str(d / "artifacts"), version="v2")
+    v2 = save(
+        train(
+            known, pairs, b.reviews, TrainConfig(no_components=8, max_epochs=3, patience=1, seed=9), log=lambda m: None
+        ),
+        str(d / "artifacts"),
+        version="v2",
+    )
     b.orders.to_csv(d / "orders.csv", index=False)
     user = b.orders["user_id"].value_counts().index[0]
     return {"dir": d, "user": user, "versions": (v1, v2)}
@@ -75,9 +92,18 @@ def world(tmp_path_factory):
 def world_app(world, tmp_path, redis_url):
     d = world["dir"]
     redis.Redis.from_url(redis_url).set(keys.MODEL_CURRENT, "v1")
-    return create_app(app_config(tmp_path, redis_url, CATALOGUE=str(d / "stores.csv"), DEALS=str(d / "deals.csv"),
-                                 ARTIFACTS=str(d / "artifacts"), BASE_ORDERS=str(d / "orders.csv"),
-                                 MODEL_CHECK_S=0.0, ADMIN_KEY="admin-secret"))
+    return create_app(
+        app_config(
+            tmp_path,
+            redis_url,
+            CATALOGUE=str(d / "stores.csv"),
+            DEALS=str(d / "deals.csv"),
+            ARTIFACTS=str(d / "artifacts"),
+            BASE_ORDERS=str(d / "orders.csv"),
+            MODEL_CHECK_S=0.0,
+            ADMIN_KEY="admin-secret",
+        )
+    )
 
 
 @pytest.fixture
@@ -128,7 +154,7 @@ def test_only_eligible_deals_each_once_with_per_store_diversity(wclient, world):
 
 def test_opening_rules(wclient):
     deals = {d["deal_id"]: d for page in all_pages(wclient) for d in page}
-    assert "d-off" not in deals                       # a store that never opens
+    assert "d-off" not in deals  # a store that never opens
     assert deals["d-closed"]["open_now"] is False
     assert deals["d-closed"]["opens_at"] == "2026-11-25T18:00:00+02:00"
     assert deals["d-unknown"]["open_now"] is None
@@ -142,13 +168,16 @@ def test_radius_limits_candidates(wclient):
 
 def test_quota_and_redeemed_deals_drop_out(wclient, world):
     user = world["user"]
-    status, body = post(wclient, event("redeem", deal_id="d-quota", user_id="someone-else"),
-                        event("redeem", deal_id="d-open", user_id=user))
+    status, body = post(
+        wclient,
+        event("redeem", deal_id="d-quota", user_id="someone-else"),
+        event("redeem", deal_id="d-open", user_id=user),
+    )
     assert status == 200 and body["accepted"] == 2
     mine = {d for page in all_pages(wclient, user_id=user) for d in ids(page)}
     theirs = {d for page in all_pages(wclient, user_id="another-user") for d in ids(page)}
-    assert "d-quota" not in mine and "d-quota" not in theirs   # quota of 1 is used up
-    assert "d-open" not in mine and "d-open" in theirs         # only the redeemer loses it
+    assert "d-quota" not in mine and "d-quota" not in theirs  # quota of 1 is used up
+    assert "d-open" not in mine and "d-open" in theirs  # only the redeemer loses it
 
 
 def test_cold_user_gets_popular_nearby_and_new_store_ranks(wclient):
@@ -165,15 +194,18 @@ def test_explain_parts_add_up_and_order_follows_score(wclient, world):
     assert scores == sorted(scores, reverse=True)
     for d in deals:
         part = next(r for r in d["reasons"] if r["because"] == "score")
-        assert part["score"] == pytest.approx(part["preference_term"] + part["distance_weight"] *
-                                              part["distance_term"], abs=1e-5)
+        assert part["score"] == pytest.approx(
+            part["preference_term"] + part["distance_weight"] * part["distance_term"], abs=1e-5
+        )
         assert part["score"] == pytest.approx(d["score"], abs=1e-5)
     assert not any(r["because"] == "popular_nearby" for d in deals for r in d["reasons"])
 
 
 def test_personalised_nearby_uses_the_scorer(wclient, world):
-    r = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "radius_m": 2000,
-                                                       "sort": "personalised", "user_id": world["user"]})
+    r = wclient.get(
+        "/v1/stores/nearby",
+        query_string={"lat": LAT0, "lon": LON0, "radius_m": 2000, "sort": "personalised", "user_id": world["user"]},
+    )
     assert r.status_code == 200
     assert {s["id"] for s in r.get_json()["stores"]} == {"n100", "n250", "n400a", "n400b", "n1000", "fresh"}
 
@@ -234,12 +266,12 @@ def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
     before = r.xlen(IMPRESSIONS)
     body = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 4}).get_json()
     _wait_len(r, before + 1)
-    (_id, fields), = r.xrevrange(IMPRESSIONS, count=1)
+    ((_id, fields),) = r.xrevrange(IMPRESSIONS, count=1)
     assert fields[b"surface"] == b"nearby"
     assert json.loads(fields[b"items"]) == [[s["id"], i + 1, None] for i, s in enumerate(body["stores"])]
     deals = recommended(wclient, user_id=world["user"], limit=3)["deals"]
     _wait_len(r, before + 2)
-    (_id, fields), = r.xrevrange(IMPRESSIONS, count=1)
+    ((_id, fields),) = r.xrevrange(IMPRESSIONS, count=1)
     assert fields[b"surface"] == b"recommended" and fields[b"viewer"] == f"u:{world['user']}".encode()
     assert [x[2] for x in json.loads(fields[b"items"])] == ids(deals)
 
@@ -250,8 +282,16 @@ def test_redis_down_mid_test_keeps_search_answering(world, tmp_path):
     proc, port = start_on_port(data_dir=str(tmp_path / "r"))
     url = f"redis://127.0.0.1:{port}/0"
     d = world["dir"]
-    app = create_app(app_config(tmp_path, url, CATALOGUE=str(d / "stores.csv"), DEALS=str(d / "deals.csv"),
-                                ARTIFACTS=str(d / "artifacts"), REDIS_TIMEOUT_S=0.2))
+    app = create_app(
+        app_config(
+            tmp_path,
+            url,
+            CATALOGUE=str(d / "stores.csv"),
+            DEALS=str(d / "deals.csv"),
+            ARTIFACTS=str(d / "artifacts"),
+            REDIS_TIMEOUT_S=0.2,
+        )
+    )
     c = app.test_client()
     assert c.get("/healthz").get_json()["redis"] == "up"
     proc.kill()
@@ -309,6 +349,7 @@ def _wait_for(client, version):
 def test_admin_needs_the_key(wclient):
     assert wclient.post("/v1/admin/model/rollback").status_code == 401
     assert wclient.post("/v1/admin/model/rollback", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    r = wclient.post("/v1/admin/model/activate", json={"version": "nope"},
-                     headers={"Authorization": "Bearer admin-secret"})
+    r = wclient.post(
+        "/v1/admin/model/activate", json={"version": "nope"}, headers={"Authorization": "Bearer admin-secret"}
+    )
     assert r.status_code == 400

@@ -1,4 +1,5 @@
 """Faults under load, end to end (short phases; the script's defaults run longer)."""
+
 from scripts.bench.faults import run
 
 

@@ -3,6 +3,7 @@
 Runs the real service under gunicorn on loopback with a bounded budget (about 30 s), every
 endpoint included, the admin key sent so that the merchant and admin routes get past auth.
 """
+
 import os
 import shutil
 import subprocess
@@ -11,8 +12,8 @@ import tempfile
 
 import pytest
 
-from scripts.bench.harness import start_gunicorn
 from app.storage.embedded import free_port
+from scripts.bench.harness import start_gunicorn
 
 ST = shutil.which("st", path=os.path.dirname(sys.executable))
 
@@ -20,16 +21,35 @@ ST = shutil.which("st", path=os.path.dirname(sys.executable))
 @pytest.mark.skipif(ST is None, reason="schemathesis is not installed (it is in requirements.txt)")
 def test_spec_fuzzing_finds_no_server_error_and_no_spec_violation(tmp_path):
     port = free_port()
-    env = {"O2O_DATA_DIR": str(tmp_path / "var"), "O2O_ADMIN_KEY": "fuzz-admin", "O2O_DEALS": "",
-           "O2O_ARTIFACTS": str(tmp_path / "artifacts")}
+    env = {
+        "O2O_DATA_DIR": str(tmp_path / "var"),
+        "O2O_ADMIN_KEY": "fuzz-admin",
+        "O2O_DEALS": "",
+        "O2O_ARTIFACTS": str(tmp_path / "artifacts"),
+    }
     proc, _ = start_gunicorn(port, env)
     try:
         run = subprocess.run(
-            [ST, "run", f"http://127.0.0.1:{port}/openapi.json", "--checks",
-             "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
-             "--max-examples", "25", "--seed", "1", "-H", "Authorization: Bearer fuzz-admin",
-             "--request-timeout", "10"],
-            capture_output=True, text=True, timeout=600, cwd=tempfile.gettempdir())
+            [
+                ST,
+                "run",
+                f"http://127.0.0.1:{port}/openapi.json",
+                "--checks",
+                "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+                "--max-examples",
+                "25",
+                "--seed",
+                "1",
+                "-H",
+                "Authorization: Bearer fuzz-admin",
+                "--request-timeout",
+                "10",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tempfile.gettempdir(),
+        )
     finally:
         proc.terminate()
         proc.wait(10)

@@ -1,10 +1,10 @@
 """The index against hand-placed stores whose distances are known by construction."""
+
 import numpy as np
 import pytest
 
 from geo_index import StoreFilter, StoreIndex, validate_stores
 from geo_index.report import LoadReport
-
 from tests.conftest import HELSINKI, M_PER_DEG, hand_placed, store
 
 
@@ -63,9 +63,18 @@ def test_pole(index):
 
 def test_polygon(index):
     lat0, lon0 = HELSINKI
-    square = {"type": "Polygon", "coordinates": [[
-        [lon0 - 0.01, lat0], [lon0 + 0.01, lat0], [lon0 + 0.01, lat0 + 0.003],
-        [lon0 - 0.01, lat0 + 0.003], [lon0 - 0.01, lat0]]]}
+    square = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [lon0 - 0.01, lat0],
+                [lon0 + 0.01, lat0],
+                [lon0 + 0.01, lat0 + 0.003],
+                [lon0 - 0.01, lat0 + 0.003],
+                [lon0 - 0.01, lat0],
+            ]
+        ],
+    }
     # 0.003 degrees of latitude is ~333 m: n100 and n250 are inside.
     assert ids(index, index.in_polygon(square)) == ["n100", "n250"]
     with pytest.raises(ValueError):
@@ -75,8 +84,18 @@ def test_polygon(index):
 def test_insert_update_delete_without_rebuild(index):
     lat0, lon0 = HELSINKI
     before = len(index)
-    index.upsert(store("new50", lat0 + 50 / M_PER_DEG, lon0, price_level=None, rating=None,
-                       opening_hours=None, tags=(), popularity=0.0))
+    index.upsert(
+        store(
+            "new50",
+            lat0 + 50 / M_PER_DEG,
+            lon0,
+            price_level=None,
+            rating=None,
+            opening_hours=None,
+            tags=(),
+            popularity=0.0,
+        )
+    )
     assert len(index) == before + 1
     assert ids(index, index.nearest(*HELSINKI, k=1).positions) == ["new50"]
     # Move it 2 km away: the old position must disappear from the tree.

@@ -1,4 +1,5 @@
 """Every query type equals a brute-force haversine scan, on random catalogues (hypothesis)."""
+
 import numpy as np
 import pandas as pd
 import shapely
@@ -29,8 +30,17 @@ def catalogues(draw):
     n = len(pts)
     ids = draw(st.permutations([f"s{i:04d}" for i in range(n)]))
     cats = draw(st.lists(st.sampled_from(CATS), min_size=n, max_size=n))
-    frame = pd.DataFrame({"store_id": ids, "merchant_id": "m", "name": ids, "category": cats,
-                          "lat": [p[0] for p in pts], "lon": [p[1] for p in pts], "timezone": "UTC"})
+    frame = pd.DataFrame(
+        {
+            "store_id": ids,
+            "merchant_id": "m",
+            "name": ids,
+            "category": cats,
+            "lat": [p[0] for p in pts],
+            "lon": [p[1] for p in pts],
+            "timezone": "UTC",
+        }
+    )
     return frame
 
 
@@ -56,8 +66,13 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 
 
 @SETTINGS
-@given(catalogues(), point, st.integers(1, 30), st.one_of(st.none(), st.floats(1, 2e7)),
-       st.one_of(st.none(), st.sets(st.sampled_from(CATS), min_size=1)))
+@given(
+    catalogues(),
+    point,
+    st.integers(1, 30),
+    st.one_of(st.none(), st.floats(1, 2e7)),
+    st.one_of(st.none(), st.sets(st.sampled_from(CATS), min_size=1)),
+)
 def test_nearest_equals_brute_force(frame, q, k, max_d, cats):
     index, valid = build(frame)
     mask = valid["category"].isin(cats).to_numpy() if cats else None
@@ -110,7 +125,18 @@ def test_polygon_equals_brute_force(frame, la0, la1, lo0, lo1):
 def test_degenerate_polygon_is_refused():
     import pytest
 
-    index, _ = build(pd.DataFrame({"store_id": ["a"], "merchant_id": "m", "name": "a", "category": "cafe",
-                                   "lat": [0.0], "lon": [0.0], "timezone": "UTC"}))
+    index, _ = build(
+        pd.DataFrame(
+            {
+                "store_id": ["a"],
+                "merchant_id": "m",
+                "name": "a",
+                "category": "cafe",
+                "lat": [0.0],
+                "lon": [0.0],
+                "timezone": "UTC",
+            }
+        )
+    )
     with pytest.raises(ValueError, match="invalid polygon"):
         index.in_polygon(shapely.geometry.mapping(shapely.Polygon([(0, 0), (1, 1), (0, 0), (1, 1)])))

@@ -1,4 +1,5 @@
 """The recommender: learns a known structure, round-trips, serves every cold-start path."""
+
 import json
 import os
 
@@ -16,8 +17,14 @@ QUIET = dict(log=lambda message: None)
 def checkerboard(n_users=60, n_items=60, per_user=12, seed=0):
     """Two worlds: even users only ever use even stores, odd users odd stores."""
     rng = np.random.default_rng(seed)
-    stores = pd.DataFrame({"store_id": [f"s{i:02d}" for i in range(n_items)], "lat": 60.0 + 0.001 * np.arange(n_items),
-                           "lon": 25.0, "category": ["even" if i % 2 == 0 else "odd" for i in range(n_items)]})
+    stores = pd.DataFrame(
+        {
+            "store_id": [f"s{i:02d}" for i in range(n_items)],
+            "lat": 60.0 + 0.001 * np.arange(n_items),
+            "lon": 25.0,
+            "category": ["even" if i % 2 == 0 else "odd" for i in range(n_items)],
+        }
+    )
     rows = []
     for u in range(n_users):
         mine = np.arange(u % 2, n_items, 2)
@@ -29,8 +36,13 @@ def checkerboard(n_users=60, n_items=60, per_user=12, seed=0):
 @pytest.fixture(scope="module")
 def board_model():
     stores, pairs = checkerboard()
-    cfg = TrainConfig(no_components=8, max_epochs=30, patience=30, learning_rate=0.05,
-                      features=FeatureConfig(item_features=False, user_features=False))
+    cfg = TrainConfig(
+        no_components=8,
+        max_epochs=30,
+        patience=30,
+        learning_rate=0.05,
+        features=FeatureConfig(item_features=False, user_features=False),
+    )
     return stores, pairs, train(stores, pairs, None, cfg, **QUIET)
 
 
@@ -54,8 +66,12 @@ def test_scorer_equals_lightfm_predict(board_model):
     space = model.space
     items = np.arange(len(space.item_ids_), dtype=np.int32)
     for user in space.user_ids_[:5]:
-        want = model.lightfm.predict(np.full(len(items), space.user_index_[user], dtype=np.int32), items,
-                                     item_features=space.item_matrix(), user_features=space.user_matrix())
+        want = model.lightfm.predict(
+            np.full(len(items), space.user_index_[user], dtype=np.int32),
+            items,
+            item_features=space.item_matrix(),
+            user_features=space.user_matrix(),
+        )
         np.testing.assert_allclose(scorer.score(user, space.item_ids_), want, rtol=1e-5, atol=1e-5)
 
 
@@ -105,11 +121,14 @@ def test_cold_start_paths_give_finite_ordered_scores(helsinki_model):
     assert scorer.user_state("never-seen", {"ucat=cafe": 1.0}).kind == "features"
     assert scorer.user_state("never-seen", {"nonsense=1": 1.0}).kind == "anonymous"
     # Anonymous users get the item-bias (popularity-like) order.
-    np.testing.assert_allclose(anonymous, model.space.item_matrix()[[model.space.item_index_[s] for s in ids]]
-                               @ model.item_biases, rtol=1e-5)
+    np.testing.assert_allclose(
+        anonymous, model.space.item_matrix()[[model.space.item_index_[s] for s in ids]] @ model.item_biases, rtol=1e-5
+    )
     # A new store with attributes is rankable at once; one with none gets a neutral score.
-    assert scorer.add_items([{"store_id": "brand-new", "category": "cafe", "price_level": 2, "lat": 60.17,
-                              "lon": 24.94}]) == 1
+    assert (
+        scorer.add_items([{"store_id": "brand-new", "category": "cafe", "price_level": 2, "lat": 60.17, "lon": 24.94}])
+        == 1
+    )
     user = model.space.user_ids_[0]
     new, unknown = scorer.score(user, ["brand-new", "no-attributes"])
     assert np.isfinite(new) and np.isfinite(unknown)
@@ -118,8 +137,9 @@ def test_cold_start_paths_give_finite_ordered_scores(helsinki_model):
 
 def test_training_is_deterministic_for_a_seed(helsinki_model):
     stores, b, pairs, model = helsinki_model
-    again = train(stores, pairs, b.reviews, TrainConfig(**{**model.meta["hyperparameters"],
-                                                           "features": FeatureConfig()}), **QUIET)
+    again = train(
+        stores, pairs, b.reviews, TrainConfig(**{**model.meta["hyperparameters"], "features": FeatureConfig()}), **QUIET
+    )
     np.testing.assert_array_equal(again.item_embeddings, model.item_embeddings)
     np.testing.assert_array_equal(again.user_biases, model.user_biases)
     assert again.meta["fingerprint"] == model.meta["fingerprint"]
@@ -127,33 +147,49 @@ def test_training_is_deterministic_for_a_seed(helsinki_model):
 
 def test_interaction_weights_recency_and_bad_reviews():
     ts = pd.Timestamp("2026-06-01", tz="UTC")
-    orders = pd.DataFrame({"user_id": ["a", "a", "b", "c"], "store_id": ["x", "y", "x", "x"],
-                           "ts": [ts, ts - pd.Timedelta(days=45), ts, ts]})
-    reviews = pd.DataFrame({"user_id": ["b", "c", "d"], "store_id": ["x", "x", "z"], "ts": [ts, ts, ts],
-                            "rating": [1, 5, 4]})
+    orders = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "c"],
+            "store_id": ["x", "y", "x", "x"],
+            "ts": [ts, ts - pd.Timedelta(days=45), ts, ts],
+        }
+    )
+    reviews = pd.DataFrame(
+        {"user_id": ["b", "c", "d"], "store_id": ["x", "x", "z"], "ts": [ts, ts, ts], "rating": [1, 5, 4]}
+    )
     w = interaction_weights(orders, reviews, now=ts, half_life_days=45).set_index(["user_id", "store_id"])["weight"]
     assert w[("a", "x")] == pytest.approx(1.0)
-    assert w[("a", "y")] == pytest.approx(0.5)       # one half-life old
-    assert ("b", "x") not in w.index                  # a 1-star review is not a positive
-    assert w[("c", "x")] == pytest.approx(1.5)        # 5 stars lift it
-    assert w[("d", "z")] == pytest.approx(1.2)        # a good review alone is a positive
+    assert w[("a", "y")] == pytest.approx(0.5)  # one half-life old
+    assert ("b", "x") not in w.index  # a 1-star review is not a positive
+    assert w[("c", "x")] == pytest.approx(1.5)  # 5 stars lift it
+    assert w[("d", "z")] == pytest.approx(1.2)  # a good review alone is a positive
 
 
 def test_bad_interaction_rows_are_reported(tmp_path):
     path = tmp_path / "reviews.csv"
-    path.write_text("user_id,store_id,ts,rating,text\nu1,s1,2026-06-01T10:00:00Z,5,great\n"
-                    "u2,s1,2026-06-01T10:00:00Z,6,\nu3,s1,not-a-time,4,\n,s1,2026-06-01T10:00:00Z,3,\n"
-                    "u5,ghost,2026-06-01T10:00:00Z,3,\n")
+    path.write_text(
+        "user_id,store_id,ts,rating,text\nu1,s1,2026-06-01T10:00:00Z,5,great\n"
+        "u2,s1,2026-06-01T10:00:00Z,6,\nu3,s1,not-a-time,4,\n,s1,2026-06-01T10:00:00Z,3,\n"
+        "u5,ghost,2026-06-01T10:00:00Z,3,\n"
+    )
     frame, report = read_table(path, "reviews", known_stores={"s1"})
     assert list(frame["user_id"]) == ["u1"]
-    assert {(p.row, p.field) for p in report.problems} == {(2, "rating"), (3, "ts"), (4, "user_id"),
-                                                            (5, "store_id")}
+    assert {(p.row, p.field) for p in report.problems} == {(2, "rating"), (3, "ts"), (4, "user_id"), (5, "store_id")}
     assert "reviews.csv:2: rating: rating 6.0 out of range [0, 5]" in report.summary()
 
 
 def test_generator_is_seeded_and_keeps_its_secrets_apart():
-    stores = pd.DataFrame({"store_id": [f"s{i}" for i in range(40)], "name": "x", "lat": 60 + np.arange(40) * 1e-3,
-                           "lon": 25.0, "category": ["cafe", "bar"] * 20, "price_level": 2.0, "rating": 4.0})
+    stores = pd.DataFrame(
+        {
+            "store_id": [f"s{i}" for i in range(40)],
+            "name": "x",
+            "lat": 60 + np.arange(40) * 1e-3,
+            "lon": 25.0,
+            "category": ["cafe", "bar"] * 20,
+            "price_level": 2.0,
+            "rating": 4.0,
+        }
+    )
     a = generate(stores, BehaviourConfig(n_users=30, days=20, seed=5))
     b = generate(stores, BehaviourConfig(n_users=30, days=20, seed=5))
     pd.testing.assert_frame_equal(a.orders, b.orders)

@@ -1,4 +1,5 @@
 """The evaluate, train and Foursquare commands, run as a user runs them."""
+
 import json
 import os
 
@@ -8,9 +9,8 @@ import pytest
 
 from recommender import load
 from scripts import evaluate
-from scripts.data import foursquare
 from scripts import train as train_cmd
-
+from scripts.data import foursquare
 from tests.test_recommender import checkerboard
 
 FSQ = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "foursquare_nyc")
@@ -25,16 +25,34 @@ def board_files(tmp_path_factory):
     stores.to_csv(d / "stores.csv", index=False)
     pairs[~test_mask].to_csv(d / "train.csv", index=False)
     pairs[test_mask].to_csv(d / "test.csv", index=False)
-    pairs.assign(ts=pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(len(pairs)), unit="h")) \
-        .to_csv(d / "all.csv", index=False)
+    pairs.assign(ts=pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(np.arange(len(pairs)), unit="h")).to_csv(
+        d / "all.csv", index=False
+    )
     return d
 
 
 def test_evaluate_writes_the_contract(board_files, tmp_path, capsys):
     out = tmp_path / "eval.json"
     d = board_files
-    assert evaluate.main(["--stores", str(d / "stores.csv"), "--train", str(d / "train.csv"), "--test",
-                          str(d / "test.csv"), "--k", "5", "--json", str(out), "--max-epochs", "15"]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--stores",
+                str(d / "stores.csv"),
+                "--train",
+                str(d / "train.csv"),
+                "--test",
+                str(d / "test.csv"),
+                "--k",
+                "5",
+                "--json",
+                str(out),
+                "--max-epochs",
+                "15",
+            ]
+        )
+        == 0
+    )
     result = json.loads(out.read_text())
     assert result["k"] == 5 and result["served"] == "served"
     assert set(result["models"]) == {"popularity", "geo_popularity", "lightfm_cf", "lightfm_hybrid", "served"}
@@ -48,8 +66,23 @@ def test_evaluate_writes_the_contract(board_files, tmp_path, capsys):
 def test_evaluate_with_a_time_split(board_files, tmp_path):
     d = board_files
     out = tmp_path / "eval.json"
-    assert evaluate.main(["--stores", str(d / "stores.csv"), "--interactions", str(d / "all.csv"), "--split",
-                          "per-user-time:0.8", "--json", str(out), "--max-epochs", "3"]) == 0
+    assert (
+        evaluate.main(
+            [
+                "--stores",
+                str(d / "stores.csv"),
+                "--interactions",
+                str(d / "all.csv"),
+                "--split",
+                "per-user-time:0.8",
+                "--json",
+                str(out),
+                "--max-epochs",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert json.loads(out.read_text())["data"]["test_pairs"] > 0
 
 
@@ -74,8 +107,10 @@ def test_train_command_writes_a_loadable_artifact(tmp_path, capsys):
     assert load(path).meta["n_pairs"] > 100
 
 
-@pytest.mark.skipif(not os.path.exists(os.path.join(FSQ, "specific_train.csv")),
-                    reason="../shared/data/foursquare_nyc is not on this machine (it is evaluation data, not test data)")
+@pytest.mark.skipif(
+    not os.path.exists(os.path.join(FSQ, "specific_train.csv")),
+    reason="../shared/data/foursquare_nyc is not on this machine (it is evaluation data, not test data)",
+)
 def test_foursquare_adapter(tmp_path):
     assert foursquare.main(["--src", FSQ, "--out", str(tmp_path)]) == 0
     stores = pd.read_csv(tmp_path / "stores.csv")

@@ -1,4 +1,5 @@
 """Evaluation metrics against slow, obviously correct references; no leakage."""
+
 import math
 
 import numpy as np

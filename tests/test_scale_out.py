@@ -1,21 +1,20 @@
 """Two gunicorn instances (two workers each) on one Redis: rate limits, idempotency, stats and
 hot reload stay consistent across workers and instances. Also CORS."""
+
 import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from app.storage import keys
-
+from app.storage.embedded import free_port
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 from scripts.bench.harness import request, start_gunicorn
-from app.storage.embedded import free_port
-
 from tests.conftest import HELSINKI, app_config, hand_placed
 
 
@@ -35,14 +34,32 @@ def cluster(tmp_path_factory, redis_server):
     b = generate(canon, BehaviourConfig(n_users=60, days=20, seed=1, start="2026-11-01"))
     pairs = interaction_weights(b.orders, b.reviews)
     for version, seed in (("v1", 1), ("v2", 2)):
-        save(train(canon, pairs, None, TrainConfig(no_components=4, max_epochs=2, min_epochs=2, seed=seed),
-                   log=lambda m: None), str(d / "artifacts"), version=version)
+        save(
+            train(
+                canon,
+                pairs,
+                None,
+                TrainConfig(no_components=4, max_epochs=2, min_epochs=2, seed=seed),
+                log=lambda m: None,
+            ),
+            str(d / "artifacts"),
+            version=version,
+        )
     r = redis.Redis.from_url(redis_server)
     r.flushdb()
     r.set(keys.MODEL_CURRENT, "v1")
-    env = {"O2O_CATALOGUE": str(d / "stores.csv"), "REDIS_URL": redis_server, "O2O_ARTIFACTS": str(d / "artifacts"),
-           "O2O_DEALS": "", "O2O_BASE_ORDERS": "", "O2O_ADMIN_KEY": "admin", "O2O_MODEL_CHECK_S": "0.5",
-           "O2O_RATE_LIMIT_ANON": "20", "O2O_RATE_LIMIT_KEY": "1000", "O2O_DATA_DIR": str(d / "var")}
+    env = {
+        "O2O_CATALOGUE": str(d / "stores.csv"),
+        "REDIS_URL": redis_server,
+        "O2O_ARTIFACTS": str(d / "artifacts"),
+        "O2O_DEALS": "",
+        "O2O_BASE_ORDERS": "",
+        "O2O_ADMIN_KEY": "admin",
+        "O2O_MODEL_CHECK_S": "0.5",
+        "O2O_RATE_LIMIT_ANON": "20",
+        "O2O_RATE_LIMIT_KEY": "1000",
+        "O2O_DATA_DIR": str(d / "var"),
+    }
     procs, ports = [], []
     for _ in range(2):
         port = free_port()
@@ -87,13 +104,15 @@ def test_events_are_idempotent_across_instances_and_stats_agree(cluster):
     from app.storage.apikeys import create_key
 
     key = create_key(r, "m-1")
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    batch = [{"event_id": f"x-{uuid.uuid4().hex}", "type": "click", "ts": now, "store_id": "n100", "user_id": f"u{i}"}
-             for i in range(7)]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    batch = [
+        {"event_id": f"x-{uuid.uuid4().hex}", "type": "click", "ts": now, "store_id": "n100", "user_id": f"u{i}"}
+        for i in range(7)
+    ]
     s1, body1, _ = call(ports[0], "POST", "/v1/events", {"events": batch})
     s2, body2, _ = call(ports[1], "POST", "/v1/events", {"events": batch})
     assert (s1, body1["accepted"]) == (200, 7) and (s2, body2["duplicates"]) == (200, 7)
-    today = datetime.now(timezone.utc).astimezone().date().isoformat()
+    today = datetime.now(UTC).astimezone().date().isoformat()
     q = f"/v1/merchants/m-1/stats?from={today}&to={today}&store_id=n100"
     a = call(ports[0], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
     b = call(ports[1], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
@@ -120,14 +139,22 @@ def test_hot_reload_reaches_every_instance(cluster):
 def test_cors_is_explicit(tmp_path, redis_url, hand_placed_csv):
     from app import create_app
 
-    app = create_app(app_config(tmp_path, redis_url, CATALOGUE=str(hand_placed_csv), ADMIN_KEY="admin",
-                                CORS_ORIGINS="https://shop.example, https://blog.example"))
+    app = create_app(
+        app_config(
+            tmp_path,
+            redis_url,
+            CATALOGUE=str(hand_placed_csv),
+            ADMIN_KEY="admin",
+            CORS_ORIGINS="https://shop.example, https://blog.example",
+        )
+    )
     c = app.test_client()
     origin = {"Origin": "https://shop.example"}
     r = c.get(f"/v1/stores/nearby?lat={HELSINKI[0]}&lon={HELSINKI[1]}", headers=origin)
     assert r.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     r = c.get(f"/v1/stores/nearby?lat={HELSINKI[0]}&lon={HELSINKI[1]}", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in r.headers
-    r = c.get("/v1/merchants/m-1/stats?from=2026-11-20&to=2026-11-20",
-              headers={**origin, "Authorization": "Bearer admin"})
+    r = c.get(
+        "/v1/merchants/m-1/stats?from=2026-11-20&to=2026-11-20", headers={**origin, "Authorization": "Bearer admin"}
+    )
     assert r.status_code == 200 and "Access-Control-Allow-Origin" not in r.headers

@@ -1,11 +1,11 @@
 """Command-line entry points, called through main([...]) as a user would run them."""
+
 import numpy as np
 import pandas as pd
 
 from geo_index import StoreIndex, load_catalogue
 from geo_index.synthetic import synthetic_catalogue
-from scripts.data import import_osm
-from scripts.data import make_synthetic
+from scripts.data import import_osm, make_synthetic
 
 
 def test_import_osm_from_the_bundled_extract(tmp_path, capsys):

@@ -1,9 +1,10 @@
 """Merchant statistics against a real Redis: a brute-force recount of the raw streams,
 HyperLogLog error, the exact share-of-search denominator, privacy, auth, bad ranges."""
+
 import json
 import uuid
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -11,26 +12,26 @@ import pandas as pd
 import pytest
 import redis
 
-from app.storage import keys
-
 from app import create_app
+from app.storage import keys
 from app.storage.apikeys import create_key
 from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
-
 from tests.conftest import HELSINKI, M_PER_DEG, app_config, store
 
 LAT0, LON0 = HELSINKI
 HEL = ZoneInfo("Europe/Helsinki")
-DAY0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)   # 12:00 in Helsinki
+DAY0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 12:00 in Helsinki
 
 
 def catalogue() -> pd.DataFrame:
-    rows = [store("a1", LAT0, LON0, "cafe", merchant_id="mA"),
-            store("a2", LAT0 + 300 / M_PER_DEG, LON0, "bar", merchant_id="mA"),
-            store("b1", LAT0 + 600 / M_PER_DEG, LON0, "cafe", merchant_id="mB"),
-            store("c1", LAT0 - 400 / M_PER_DEG, LON0, "cafe", merchant_id="mC"),
-            store("c2", LAT0 + 3000 / M_PER_DEG, LON0, "cafe", merchant_id="mC")]
+    rows = [
+        store("a1", LAT0, LON0, "cafe", merchant_id="mA"),
+        store("a2", LAT0 + 300 / M_PER_DEG, LON0, "bar", merchant_id="mA"),
+        store("b1", LAT0 + 600 / M_PER_DEG, LON0, "cafe", merchant_id="mB"),
+        store("c1", LAT0 - 400 / M_PER_DEG, LON0, "cafe", merchant_id="mC"),
+        store("c2", LAT0 + 3000 / M_PER_DEG, LON0, "cafe", merchant_id="mC"),
+    ]
     return pd.DataFrame(rows)
 
 
@@ -47,8 +48,9 @@ def stats_app(tmp_path, redis_url):
     path = tmp_path / "stores.csv"
     catalogue().to_csv(path, index=False)
     clock = Clock(DAY0)
-    app = create_app(app_config(tmp_path, redis_url, CATALOGUE=str(path), NOW=clock, ADMIN_KEY="admin",
-                                STATS_PRIVACY_THRESHOLD=1))
+    app = create_app(
+        app_config(tmp_path, redis_url, CATALOGUE=str(path), NOW=clock, ADMIN_KEY="admin", STATS_PRIVACY_THRESHOLD=1)
+    )
     r = redis.Redis.from_url(redis_url)
     keys = {m: create_key(r, m) for m in ("mA", "mB", "mC")}
     return app, clock, keys, r
@@ -63,14 +65,21 @@ def drive(app, clock, rng, days=3, requests=40, events=30):
             clock.at = DAY0 + timedelta(days=d, minutes=q)
             lat = LAT0 + rng.normal(0, 700) / M_PER_DEG
             lon = LON0 + rng.normal(0, 0.01)
-            c.get("/v1/stores/nearby", query_string={"lat": lat, "lon": lon, "limit": int(rng.integers(1, 5)),
-                                                     "radius_m": 5000},
-                  headers={"X-Client-Id": f"client-{rng.integers(12)}"})
+            c.get(
+                "/v1/stores/nearby",
+                query_string={"lat": lat, "lon": lon, "limit": int(rng.integers(1, 5)), "radius_m": 5000},
+                headers={"X-Client-Id": f"client-{rng.integers(12)}"},
+            )
         batch = []
         for _ in range(events):
             kind = str(rng.choice(["click", "detail_view", "order", "directions", "call", "website", "review"]))
-            ev = {"event_id": uuid.uuid4().hex, "type": kind, "ts": _iso(clock.at), "store_id": str(rng.choice(stores)),
-                  "user_id": f"user-{rng.integers(8)}"}
+            ev = {
+                "event_id": uuid.uuid4().hex,
+                "type": kind,
+                "ts": _iso(clock.at),
+                "store_id": str(rng.choice(stores)),
+                "user_id": f"user-{rng.integers(8)}",
+            }
             if kind == "order":
                 ev["amount"] = float(rng.integers(5, 50))
             if kind == "review":
@@ -95,7 +104,7 @@ def recount(r, cat, radius_m=1000.0):
         lat, lon = float(f[b"lat"]), float(f[b"lon"])
         day = datetime.fromisoformat(f[b"ts"].decode()).astimezone(HEL).date().isoformat()
         surface = f[b"surface"].decode()
-        for s in cat["store_id"]:   # the denominator: requests within radius of each store
+        for s in cat["store_id"]:  # the denominator: requests within radius of each store
             if haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
                 out[(s, day)]["local_requests"] += 1
         for s, rank, _deal in json.loads(f[b"items"]):
@@ -106,8 +115,16 @@ def recount(r, cat, radius_m=1000.0):
             if haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
                 out[key]["local_appeared"] += 1
             assert surface == "nearby"
-    names = {"click": "clicks", "detail_view": "detail_views", "order": "orders", "directions": "directions",
-             "call": "calls", "website": "website", "review": "reviews", "redeem": "redemptions"}
+    names = {
+        "click": "clicks",
+        "detail_view": "detail_views",
+        "order": "orders",
+        "directions": "directions",
+        "call": "calls",
+        "website": "website",
+        "review": "reviews",
+        "redeem": "redemptions",
+    }
     for _id, f in r.xrange(keys.EVENTS):
         e = json.loads(f[b"body"])
         day = datetime.fromisoformat(e["ts"].replace("Z", "+00:00")).astimezone(HEL).date().isoformat()
@@ -125,18 +142,31 @@ def test_figures_equal_a_brute_force_recount(stats_app):
     c = app.test_client()
     checked = 0
     for merchant, stores in (("mA", ["a1", "a2"]), ("mC", ["c1", "c2"])):
-        body = c.get(f"/v1/merchants/{merchant}/stats", query_string={"from": "2026-11-20", "to": "2026-11-22"},
-                     headers={"Authorization": f"Bearer {keys[merchant]}"}).get_json()
+        body = c.get(
+            f"/v1/merchants/{merchant}/stats",
+            query_string={"from": "2026-11-20", "to": "2026-11-22"},
+            headers={"Authorization": f"Bearer {keys[merchant]}"},
+        ).get_json()
         assert [s["store_id"] for s in body["stores"]] == stores
         for s in body["stores"]:
             for d in s["days"]:
                 key = (s["store_id"], d["date"])
                 want = expected.get(key, {})
-                for metric in ("impressions", "clicks", "detail_views", "orders", "directions", "calls", "website",
-                               "reviews", "local_requests", "local_appeared"):
+                for metric in (
+                    "impressions",
+                    "clicks",
+                    "detail_views",
+                    "orders",
+                    "directions",
+                    "calls",
+                    "website",
+                    "reviews",
+                    "local_requests",
+                    "local_appeared",
+                ):
                     assert d[metric] == want.get(metric, 0), (key, metric)
                 assert d["order_amount"] == pytest.approx(want.get("order_amount", 0.0))
-                assert d["unique_viewers"] == len(viewers[key])          # tiny sets: HLL is exact here
+                assert d["unique_viewers"] == len(viewers[key])  # tiny sets: HLL is exact here
                 assert d["unique_clickers"] == len(people[(key, "click")])
                 assert d["unique_orderers"] == len(people[(key, "order")])
                 rk = ranks[key]
@@ -158,18 +188,37 @@ def test_figures_equal_a_brute_force_recount(stats_app):
 def test_unique_viewers_within_hyperloglog_error(stats_app):
     app, clock, keys, r = stats_app
     svc = app.extensions["o2o"]
-    batch = [{"surface": "nearby", "viewer": f"a:{i}", "_lat": LAT0, "_lon": LON0, "_now": DAY0,
-              "_items": [("a1", 1, None)], "lat": "0", "lon": "0", "ts": DAY0.isoformat(), "cell": "x", "items": "[]"}
-             for i in range(20_000)]
+    batch = [
+        {
+            "surface": "nearby",
+            "viewer": f"a:{i}",
+            "_lat": LAT0,
+            "_lon": LON0,
+            "_now": DAY0,
+            "_items": [("a1", 1, None)],
+            "lat": "0",
+            "lon": "0",
+            "ts": DAY0.isoformat(),
+            "cell": "x",
+            "items": "[]",
+        }
+        for i in range(20_000)
+    ]
     for rec in batch:
         svc.impressions.add(rec)
     svc.impressions.flush()
     svc.impressions.flush()
     svc.impressions.flush()
     svc.impressions.flush()
-    body = app.test_client().get("/v1/merchants/mA/stats", query_string={"from": "2026-11-20", "to": "2026-11-20",
-                                                                        "store_id": "a1"},
-                                 headers={"Authorization": "Bearer admin"}).get_json()
+    body = (
+        app.test_client()
+        .get(
+            "/v1/merchants/mA/stats",
+            query_string={"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"},
+            headers={"Authorization": "Bearer admin"},
+        )
+        .get_json()
+    )
     day = body["stores"][0]["days"][0]
     assert day["impressions"] == 20_000
     # Redis HLL: standard error 0.81 %; 3 % is beyond three standard errors.
@@ -182,12 +231,14 @@ def test_share_of_search_denominator_counts_exactly_the_requests_near_the_store(
     for metres in (0, 500, 999, 1001, 2000, 999.5):
         c.get("/v1/stores/nearby", query_string={"lat": LAT0 - metres / M_PER_DEG, "lon": LON0, "radius_m": 1})
     app.extensions["o2o"].impressions.flush()
-    body = c.get("/v1/merchants/mA/stats", query_string={"from": "2026-11-20", "to": "2026-11-20",
-                                                          "store_id": "a1"},
-                 headers={"Authorization": f"Bearer {keys['mA']}"}).get_json()
+    body = c.get(
+        "/v1/merchants/mA/stats",
+        query_string={"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"},
+        headers={"Authorization": f"Bearer {keys['mA']}"},
+    ).get_json()
     day = body["stores"][0]["days"][0]
-    assert day["local_requests"] == 4          # 0, 500, 999 and 999.5 m; not 1001 or 2000
-    assert day["local_appeared"] == 1          # radius 1 m: only the request on top of it showed a1
+    assert day["local_requests"] == 4  # 0, 500, 999 and 999.5 m; not 1001 or 2000
+    assert day["local_appeared"] == 1  # radius 1 m: only the request on top of it showed a1
     assert day["local_search_share"] == 0.25
 
 
@@ -196,18 +247,24 @@ def test_privacy_threshold_hides_small_unique_counts(stats_app, tmp_path, redis_
     app.config["STATS_PRIVACY_THRESHOLD"] = 5
     c = app.test_client()
     for client in range(3):
-        c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 1},
-              headers={"X-Client-Id": f"p{client}"})
+        c.get(
+            "/v1/stores/nearby",
+            query_string={"lat": LAT0, "lon": LON0, "limit": 1},
+            headers={"X-Client-Id": f"p{client}"},
+        )
     app.extensions["o2o"].impressions.flush()
     q = {"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"}
     auth = {"Authorization": f"Bearer {keys['mA']}"}
     day = c.get("/v1/merchants/mA/stats", query_string=q, headers=auth).get_json()["stores"][0]["days"][0]
     assert day["impressions"] == 3 and day["unique_viewers"] == "<5"
     viewers = c.get("/v1/merchants/mA/stats/viewers", query_string=q, headers=auth).get_json()
-    assert viewers["cells"] == [] and viewers["other"] == 3      # 3 impressions in one cell: under 5, merged
+    assert viewers["cells"] == [] and viewers["other"] == 3  # 3 impressions in one cell: under 5, merged
     for client in range(3, 8):
-        c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 1},
-              headers={"X-Client-Id": f"p{client}"})
+        c.get(
+            "/v1/stores/nearby",
+            query_string={"lat": LAT0, "lon": LON0, "limit": 1},
+            headers={"X-Client-Id": f"p{client}"},
+        )
     app.extensions["o2o"].impressions.flush()
     day = c.get("/v1/merchants/mA/stats", query_string=q, headers=auth).get_json()["stores"][0]["days"][0]
     assert day["unique_viewers"] == 8
@@ -222,8 +279,11 @@ ROUTES = ["/v1/merchants/{m}/stats", "/v1/merchants/{m}/stats/viewers", "/v1/mer
 @pytest.mark.parametrize("who,status", [(None, 401), ("bad", 401), ("mB", 403), ("admin", 200), ("mA", 200)])
 def test_auth_on_every_stats_route(stats_app, route, who, status):
     app, _clock, keys, _r = stats_app
-    headers = {} if who is None else {"Authorization": "Bearer " + {"bad": "mk_nope", "admin": "admin"}.get(
-        who, keys.get(who, ""))}
+    headers = (
+        {}
+        if who is None
+        else {"Authorization": "Bearer " + {"bad": "mk_nope", "admin": "admin"}.get(who, keys.get(who, ""))}
+    )
     sep = "&" if "?" in route else "?"
     r = app.test_client().get(route.format(m="mA") + sep + "from=2026-11-20&to=2026-11-21", headers=headers)
     assert r.status_code == status
@@ -249,15 +309,26 @@ def test_revoked_key_is_refused(stats_app):
 
     app, _clock, keys, r = stats_app
     assert revoke_key(r, keys["mA"])
-    resp = app.test_client().get("/v1/merchants/mA/stats?from=2026-11-20&to=2026-11-20",
-                                 headers={"Authorization": f"Bearer {keys['mA']}"})
+    resp = app.test_client().get(
+        "/v1/merchants/mA/stats?from=2026-11-20&to=2026-11-20", headers={"Authorization": f"Bearer {keys['mA']}"}
+    )
     assert resp.status_code == 401
 
 
-@pytest.mark.parametrize("q", ["from=2026-11-22&to=2026-11-20", "from=2025-01-01&to=2026-11-20",
-                               "from=yesterday&to=2026-11-20", "to=2026-11-20", "from=2026-02-30&to=2026-03-01",
-                               "from=2026-11-20&to=2026-11-20&surface=tv", "from=2026-11-20&to=2026-11-20&x=1",
-                               "from=0001-01-01&to=0001-01-01", "from=9999-12-30&to=9999-12-31"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "from=2026-11-22&to=2026-11-20",
+        "from=2025-01-01&to=2026-11-20",
+        "from=yesterday&to=2026-11-20",
+        "to=2026-11-20",
+        "from=2026-02-30&to=2026-03-01",
+        "from=2026-11-20&to=2026-11-20&surface=tv",
+        "from=2026-11-20&to=2026-11-20&x=1",
+        "from=0001-01-01&to=0001-01-01",
+        "from=9999-12-30&to=9999-12-31",
+    ],
+)
 def test_bad_dates_and_ranges_are_400(stats_app, q):
     app, _clock, _keys, _r = stats_app
     r = app.test_client().get(f"/v1/merchants/mA/stats?{q}", headers={"Authorization": "Bearer admin"})
@@ -267,8 +338,10 @@ def test_bad_dates_and_ranges_are_400(stats_app, q):
 def test_csv_has_the_daily_rows(stats_app):
     app, clock, keys, _r = stats_app
     drive(app, clock, np.random.default_rng(2), days=2, requests=10, events=10)
-    r = app.test_client().get("/v1/merchants/mA/stats?from=2026-11-20&to=2026-11-21",
-                              headers={"Authorization": "Bearer admin", "Accept": "text/csv"})
+    r = app.test_client().get(
+        "/v1/merchants/mA/stats?from=2026-11-20&to=2026-11-21",
+        headers={"Authorization": "Bearer admin", "Accept": "text/csv"},
+    )
     assert r.mimetype == "text/csv"
     lines = r.get_data(as_text=True).strip().splitlines()
     assert lines[0].startswith("store_id,date,impressions") and len(lines) == 1 + 2 * 2

@@ -7,13 +7,13 @@ not depend on the machine's date or time zone. Days are always a store's local d
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from geo_index.hours import get_zone
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def local_day(instant: datetime, tz: str) -> str:

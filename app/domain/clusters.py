@@ -7,6 +7,7 @@ moves a cluster; only cells cut by the viewport edge change count. Follows
 supercluster's output where it fits: ``cluster``, ``cluster_id``, ``point_count``,
 ``point_count_abbreviated``, ``expansion_zoom`` (the zoom at which the cluster splits).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ MAX_LAT = 85.05112878
 
 def world_px(lat: np.ndarray, lon: np.ndarray, zoom: int) -> tuple[np.ndarray, np.ndarray]:
     """Web-Mercator pixel coordinates at ``zoom`` (the world is 256 * 2**zoom pixels wide)."""
-    size = 256.0 * (2 ** zoom)
+    size = 256.0 * (2**zoom)
     la = np.radians(np.clip(lat, -MAX_LAT, MAX_LAT))
     x = (np.asarray(lon) + 180.0) / 360.0 * size
     y = (1.0 - np.log(np.tan(la) + 1.0 / np.cos(la)) / math.pi) / 2.0 * size

@@ -1,9 +1,10 @@
 """The deal book: every deal with its store and time window, indexed by store position."""
+
 from __future__ import annotations
 
 import logging
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ class DealBook:
         self._n_positions = index.size
 
     @classmethod
-    def from_file(cls, path: str | None, index: StoreIndex) -> "DealBook":
+    def from_file(cls, path: str | None, index: StoreIndex) -> DealBook:
         if not path or not os.path.exists(path):
             log.warning("no deals file at %s: no deals will be recommended", path)
             return cls(_empty(), index)
@@ -64,13 +65,19 @@ class DealBook:
 
 
 def _naive_utc(now: datetime):
-    from datetime import timezone
 
-    return now.astimezone(timezone.utc).replace(tzinfo=None)
+    return now.astimezone(UTC).replace(tzinfo=None)
 
 
 def _empty() -> pd.DataFrame:
-    return pd.DataFrame({"deal_id": pd.Series(dtype=str), "store_id": pd.Series(dtype=str),
-                         "title": pd.Series(dtype=str), "discount_pct": pd.Series(dtype=float),
-                         "starts_at": pd.Series(dtype="datetime64[ns, UTC]"),
-                         "ends_at": pd.Series(dtype="datetime64[ns, UTC]"), "quota": pd.Series(dtype=float)})
+    return pd.DataFrame(
+        {
+            "deal_id": pd.Series(dtype=str),
+            "store_id": pd.Series(dtype=str),
+            "title": pd.Series(dtype=str),
+            "discount_pct": pd.Series(dtype=float),
+            "starts_at": pd.Series(dtype="datetime64[ns, UTC]"),
+            "ends_at": pd.Series(dtype="datetime64[ns, UTC]"),
+            "quota": pd.Series(dtype=float),
+        }
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
@@ -17,8 +17,16 @@ def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_
         try:
             ev = EventIn.model_validate(raw)
         except ValidationError as exc:
-            out.append((i, None, [{"field": ".".join(map(str, e["loc"])) or "event", "message": e["msg"]}
-                                  for e in exc.errors(include_url=False)]))
+            out.append(
+                (
+                    i,
+                    None,
+                    [
+                        {"field": ".".join(map(str, e["loc"])) or "event", "message": e["msg"]}
+                        for e in exc.errors(include_url=False)
+                    ],
+                )
+            )
             continue
         errors = _semantic_errors(ev, known_store, deal_store, now, max_age_days)
         if ev.event_id in seen_ids:
@@ -44,7 +52,7 @@ def _semantic_errors(ev: EventIn, known_store, deal_store, now, max_age_days) ->
         errors.append({"field": "deal_id", "message": "a redeem event needs the deal_id"})
     if ev.type == "review" and ev.rating is None:
         errors.append({"field": "rating", "message": "a review needs a rating from 1 to 5"})
-    ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=timezone.utc)
+    ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)
     if ts > now + timedelta(minutes=5):
         errors.append({"field": "ts", "message": "in the future (more than 5 minutes ahead of the server)"})
     elif ts < now - timedelta(days=max_age_days):

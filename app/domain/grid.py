@@ -17,5 +17,9 @@ def cell_of(lat: float, lon: float) -> str:
 def cell_bounds(cell: str) -> dict:
     """The cell's corners in degrees, rounded to 6 places."""
     la, lo = (int(x) for x in cell.split("_"))
-    return {"min_lat": round(la * CELL_DEG, 6), "min_lon": round(lo * CELL_DEG, 6),
-            "max_lat": round((la + 1) * CELL_DEG, 6), "max_lon": round((lo + 1) * CELL_DEG, 6)}
+    return {
+        "min_lat": round(la * CELL_DEG, 6),
+        "min_lon": round(lo * CELL_DEG, 6),
+        "max_lat": round((la + 1) * CELL_DEG, 6),
+        "max_lon": round((lo + 1) * CELL_DEG, 6),
+    }

@@ -3,10 +3,11 @@
 score(deal) = Blend.combine(preference(user, store), distance(point, store)): the formula
 ``scripts.evaluate`` measures as ``served``. Ties go to the bigger discount, then deal_id.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -19,17 +20,18 @@ NEAREST_STORES = 200
 
 @dataclass
 class Ranked:
-    rows: np.ndarray          # deal rows in the deal book, best first
-    distances: np.ndarray     # metres to each deal's store
-    preference: np.ndarray    # model preference per deal (0 without a model)
+    rows: np.ndarray  # deal rows in the deal book, best first
+    distances: np.ndarray  # metres to each deal's store
+    preference: np.ndarray  # model preference per deal (0 without a model)
     distance_term: np.ndarray
     score: np.ndarray
     blend: Blend
     user_kind: str
 
 
-def rank_deals(index, deals, scorer, models, query, now: datetime, fetch_state,
-               user_features: dict | None = None) -> tuple[Ranked, dict]:
+def rank_deals(
+    index, deals, scorer, models, query, now: datetime, fetch_state, user_features: dict | None = None
+) -> tuple[Ranked, dict]:
     """Every eligible deal for the query, ranked (diversity is applied per page later).
 
     ``fetch_state(deal_ids) -> (redeemed_by_user, redemptions_per_deal)`` is asked only
@@ -87,14 +89,14 @@ def _opens_in_window(index, deals, rows, now) -> np.ndarray:
             opens_by[code] = np.datetime64("1970-01-01T00:00:00", "ns")  # open now, or hours unknown
         else:
             nxt = table.next_open(code, now)
-            opens_by[code] = never if nxt is None else np.datetime64(
-                nxt.astimezone(timezone.utc).replace(tzinfo=None), "ns")
+            opens_by[code] = never if nxt is None else np.datetime64(nxt.astimezone(UTC).replace(tzinfo=None), "ns")
     opens = np.array([opens_by[c] for c in codes.tolist()], dtype="datetime64[ns]")
     return ~np.isnat(opens) & (opens < deals.ends[rows])
 
 
-def paginate(ranked: Ranked, deals, index, limit: int, page: int, per_store: int,
-             per_category: int) -> tuple[np.ndarray, bool]:
+def paginate(
+    ranked: Ranked, deals, index, limit: int, page: int, per_store: int, per_category: int
+) -> tuple[np.ndarray, bool]:
     """Positions (into ``ranked``) of page ``page``, and whether more pages follow.
 
     Pages are filled in rank order; a deal that would exceed ``per_store`` deals of one
@@ -141,8 +143,14 @@ def reasons(ranked: Ranked, j: int, deals, index, scorer, ordered_at: set, taste
     if scorer is not None and not scorer.is_trained_item(store):
         out.append({"because": "new_store", "store_id": store})
     b = ranked.blend
-    out.append({"because": "score", "preference": round(float(ranked.preference[j]), 6),
-                "preference_term": round(float(ranked.preference[j] / b.pref_scale), 6),
-                "distance_term": round(float(ranked.distance_term[j]), 6), "distance_weight": b.weight,
-                "score": round(float(ranked.score[j]), 6)})
+    out.append(
+        {
+            "because": "score",
+            "preference": round(float(ranked.preference[j]), 6),
+            "preference_term": round(float(ranked.preference[j] / b.pref_scale), 6),
+            "distance_term": round(float(ranked.distance_term[j]), 6),
+            "distance_weight": b.weight,
+            "score": round(float(ranked.score[j]), 6),
+        }
+    )
     return out

@@ -4,6 +4,7 @@ No Flask here: the view parses the request into a ``NearbyQuery`` and calls ``ne
 Orderings are total: (primary, distance, store_id), where primary is 0 for
 ``sort=distance``, minus the rating (unrated last) or minus the popularity.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,9 +12,8 @@ from datetime import datetime
 
 import numpy as np
 
-from geo_index import StoreFilter, StoreIndex
-
 from app.http.schemas import NearbyQuery
+from geo_index import StoreFilter, StoreIndex
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,24 @@ class NearbyPage:
 
 def store_filter(query: NearbyQuery, evaluated_at: datetime) -> StoreFilter:
     open_at = query.open_at if query.open_at is not None else (evaluated_at if query.open_now else None)
-    return StoreFilter(categories=tuple(query.category), exclude_categories=tuple(query.exclude_category),
-                       price_levels=tuple(query.price), min_rating=query.min_rating, open_at=open_at,
-                       text=query.q)
+    return StoreFilter(
+        categories=tuple(query.category),
+        exclude_categories=tuple(query.exclude_category),
+        price_levels=tuple(query.price),
+        min_rating=query.min_rating,
+        open_at=open_at,
+        text=query.q,
+    )
 
 
-def nearby(index: StoreIndex, query: NearbyQuery, evaluated_at: datetime, after: list | None,
-           ranked_radius_m: float, personal=None) -> NearbyPage:
+def nearby(
+    index: StoreIndex,
+    query: NearbyQuery,
+    evaluated_at: datetime,
+    after: list | None,
+    ranked_radius_m: float,
+    personal=None,
+) -> NearbyPage:
     """One page of stores for ``query``, strictly after sort key ``after`` (None: first page).
 
     ``personal(positions, distances) -> primary`` supplies the sort key for
@@ -43,8 +54,11 @@ def nearby(index: StoreIndex, query: NearbyQuery, evaluated_at: datetime, after:
         return _nearest_page(index, query, where, after)
     radius = query.radius_m if query.radius_m is not None else ranked_radius_m
     hits = index.within(query.lat, query.lon, radius, where=where)
-    primary = personal(hits.positions, hits.distances_m) if query.sort == "personalised" else \
-        sort_primary(index, hits.positions, query.sort)
+    primary = (
+        personal(hits.positions, hits.distances_m)
+        if query.sort == "personalised"
+        else sort_primary(index, hits.positions, query.sort)
+    )
     ids = index.column("store_id")[hits.positions]
     order = np.lexsort((ids, hits.distances_m, primary))
     pos, d, p, ids = hits.positions[order], hits.distances_m[order], primary[order], ids[order]

@@ -17,23 +17,50 @@ SURFACES: tuple[str, ...] = get_args(Surface)
 #: Surfaces that are local searches: they count toward the share-of-search denominator.
 LOCAL_SURFACES = ("nearby", "recommended")
 
-EVENT_FIELDS = {"clicks": "click", "detail_views": "detail_view", "directions": "directions", "calls": "call",
-                "website": "website", "redemptions": "redeem", "orders": "order", "reviews": "review"}
+EVENT_FIELDS = {
+    "clicks": "click",
+    "detail_views": "detail_view",
+    "directions": "directions",
+    "calls": "call",
+    "website": "website",
+    "redemptions": "redeem",
+    "orders": "order",
+    "reviews": "review",
+}
 UNIQUE_FIELDS = ("unique_viewers", "unique_clickers", "unique_orderers", "unique_redeemers")
-NUMERIC = ("impressions", "clicks", "detail_views", "directions", "calls", "website", "redemptions", "orders",
-           "reviews", "order_amount", "unique_viewers", "local_search_share")
+NUMERIC = (
+    "impressions",
+    "clicks",
+    "detail_views",
+    "directions",
+    "calls",
+    "website",
+    "redemptions",
+    "orders",
+    "reviews",
+    "order_amount",
+    "unique_viewers",
+    "local_search_share",
+)
 
 
 def finish(fig: dict, threshold: int) -> dict:
     """Derived rates, rank mean/median, and the privacy threshold on unique counts."""
     out = {k: v for k, v in fig.items() if not k.startswith("_")}
     imp, clicks = fig["impressions"], fig["clicks"]
-    out["funnel"] = {"click_rate": _rate(clicks, imp), "redeem_rate": _rate(fig["redemptions"], clicks),
-                     "order_rate": _rate(fig["orders"], clicks),
-                     "people": {"click_rate": _rate(fig["unique_clickers"], fig["unique_viewers"]),
-                                "order_rate": _rate(fig["unique_orderers"], fig["unique_clickers"])}}
-    out["rank"] = {"mean": round(fig["_rank_sum"] / fig["_rank_n"], 3) if fig["_rank_n"] else None,
-                   "median": fig["_rank_median"]}
+    out["funnel"] = {
+        "click_rate": _rate(clicks, imp),
+        "redeem_rate": _rate(fig["redemptions"], clicks),
+        "order_rate": _rate(fig["orders"], clicks),
+        "people": {
+            "click_rate": _rate(fig["unique_clickers"], fig["unique_viewers"]),
+            "order_rate": _rate(fig["unique_orderers"], fig["unique_clickers"]),
+        },
+    }
+    out["rank"] = {
+        "mean": round(fig["_rank_sum"] / fig["_rank_n"], 3) if fig["_rank_n"] else None,
+        "median": fig["_rank_median"],
+    }
     out["local_search_share"] = _rate(fig["local_appeared"], fig["local_requests"])
     for k in UNIQUE_FIELDS:
         if 0 < out[k] < threshold:
@@ -77,10 +104,33 @@ def viewer_cells(counts: dict[str, int], threshold: int) -> tuple[list[dict], in
     return cells, other
 
 
-_CSV_COLUMNS = ["store_id", "date", "impressions", *(f"impressions_{s}" for s in SURFACES), "unique_viewers",
-                "clicks", "detail_views", "directions", "calls", "website", "redemptions", "orders", "order_amount",
-                "reviews", "unique_clickers", "unique_orderers", "unique_redeemers", "click_rate", "redeem_rate",
-                "order_rate", "rank_mean", "rank_median", "local_requests", "local_appeared", "local_search_share"]
+_CSV_COLUMNS = [
+    "store_id",
+    "date",
+    "impressions",
+    *(f"impressions_{s}" for s in SURFACES),
+    "unique_viewers",
+    "clicks",
+    "detail_views",
+    "directions",
+    "calls",
+    "website",
+    "redemptions",
+    "orders",
+    "order_amount",
+    "reviews",
+    "unique_clickers",
+    "unique_orderers",
+    "unique_redeemers",
+    "click_rate",
+    "redeem_rate",
+    "order_rate",
+    "rank_mean",
+    "rank_median",
+    "local_requests",
+    "local_appeared",
+    "local_search_share",
+]
 
 
 def to_csv(body: dict) -> str:
@@ -91,10 +141,33 @@ def to_csv(body: dict) -> str:
     for s in body["stores"]:
         for d in s["days"]:
             by, funnel = d["impressions_by_surface"], d["funnel"]
-            w.writerow([s["store_id"], d["date"], d["impressions"], *(by[x] for x in SURFACES), d["unique_viewers"],
-                        d["clicks"], d["detail_views"], d["directions"], d["calls"], d["website"], d["redemptions"],
-                        d["orders"], d["order_amount"], d["reviews"], d["unique_clickers"], d["unique_orderers"],
-                        d["unique_redeemers"], funnel["click_rate"], funnel["redeem_rate"], funnel["order_rate"],
-                        d["rank"]["mean"], d["rank"]["median"], d["local_requests"], d["local_appeared"],
-                        d["local_search_share"]])
+            w.writerow(
+                [
+                    s["store_id"],
+                    d["date"],
+                    d["impressions"],
+                    *(by[x] for x in SURFACES),
+                    d["unique_viewers"],
+                    d["clicks"],
+                    d["detail_views"],
+                    d["directions"],
+                    d["calls"],
+                    d["website"],
+                    d["redemptions"],
+                    d["orders"],
+                    d["order_amount"],
+                    d["reviews"],
+                    d["unique_clickers"],
+                    d["unique_orderers"],
+                    d["unique_redeemers"],
+                    funnel["click_rate"],
+                    funnel["redeem_rate"],
+                    funnel["order_rate"],
+                    d["rank"]["mean"],
+                    d["rank"]["median"],
+                    d["local_requests"],
+                    d["local_appeared"],
+                    d["local_search_share"],
+                ]
+            )
     return buf.getvalue()

@@ -2,6 +2,7 @@
 
 The platform admin key (``O2O_ADMIN_KEY``) reads any merchant.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -18,8 +19,9 @@ def caller(svc) -> str:
     """The merchant id of the request's key (or ADMIN); 401 problems otherwise."""
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or len(header) > 512:
-        raise Problem(401, "Send your merchant key as 'Authorization: Bearer <key>'.",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401, "Send your merchant key as 'Authorization: Bearer <key>'.", headers={"WWW-Authenticate": "Bearer"}
+        )
     key = header[7:].strip()
     admin = current_app.config["ADMIN_KEY"]
     if admin and hmac.compare_digest(key.encode(), admin.encode()):

@@ -3,6 +3,7 @@
 Merchant, admin and event endpoints send no CORS headers, so browsers on other origins
 cannot read them. ``O2O_CORS_ORIGINS`` is ``*`` or a comma-separated list of origins.
 """
+
 from __future__ import annotations
 
 from flask import Flask, current_app, request

@@ -3,6 +3,7 @@
 ``{"type", "title", "status", "detail", "errors": [{"field", "message", "hint"}]}``;
 server errors hide their details unless DEBUG_ERRORS is set.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,8 +22,14 @@ PROBLEM_MIME = "application/problem+json"
 class Problem(Exception):
     """Raise from any view to answer with a problem body."""
 
-    def __init__(self, status: int, detail: str, errors: list[dict] | None = None,
-                 title: str | None = None, headers: dict | None = None):
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[dict] | None = None,
+        title: str | None = None,
+        headers: dict | None = None,
+    ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
@@ -60,8 +67,7 @@ def problem_response(status: int, detail: str, errors=None, title=None, headers=
     from http import HTTPStatus
 
     title = title or HTTPStatus(status).phrase
-    body = {"type": f"https://o2o.example/problems/{status}", "title": title, "status": status,
-            "detail": detail}
+    body = {"type": f"https://o2o.example/problems/{status}", "title": title, "status": status, "detail": detail}
     if errors:
         body["errors"] = errors
     resp = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
@@ -88,6 +94,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         log.exception("unhandled error")
-        detail = f"{type(exc).__name__}: {exc}" if current_app.config["DEBUG_ERRORS"] else \
-            "Internal error; it has been logged."
+        detail = (
+            f"{type(exc).__name__}: {exc}"
+            if current_app.config["DEBUG_ERRORS"]
+            else "Internal error; it has been logged."
+        )
         return problem_response(500, detail)

@@ -1,5 +1,6 @@
 """JSON through orjson: several times faster than the standard library on store lists,
 and it rejects NaN by writing null instead of emitting invalid JSON."""
+
 from __future__ import annotations
 
 import orjson

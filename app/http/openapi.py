@@ -3,6 +3,7 @@
 Views declare themselves with ``@documented(...)``; ``build_spec`` walks the URL map, so
 an endpoint cannot exist without appearing in the spec (a test checks that).
 """
+
 from __future__ import annotations
 
 import re
@@ -16,19 +17,37 @@ from app.http.schemas import ProblemBody
 _PROBLEM = "application/problem+json"
 
 
-def documented(*, summary: str, responses: dict, query: type[BaseModel] | None = None,
-               body: type[BaseModel] | None = None, path: dict | None = None, tags=(), security=None,
-               also: dict | None = None):
+def documented(
+    *,
+    summary: str,
+    responses: dict,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    path: dict | None = None,
+    tags=(),
+    security=None,
+    also: dict | None = None,
+):
     """Attach OpenAPI metadata to a view function.
 
     ``responses`` maps a status to a pydantic model, or to ``(media_type, description)`` for
     non-JSON bodies; ``also`` adds media types to a status (``{200: ["text/csv"]}``).
     """
+
     def wrap(view):
-        view.openapi = {"summary": summary, "responses": responses, "query": query, "body": body,
-                        "path": path or {}, "tags": list(tags), "security": security, "also": also or {},
-                        "description": (view.__doc__ or "").strip()}
+        view.openapi = {
+            "summary": summary,
+            "responses": responses,
+            "query": query,
+            "body": body,
+            "path": path or {},
+            "tags": list(tags),
+            "security": security,
+            "also": also or {},
+            "description": (view.__doc__ or "").strip(),
+        }
         return view
+
     return wrap
 
 
@@ -45,34 +64,43 @@ def build_spec(app: Flask) -> dict:
             paths.setdefault(oa_path, {})[method.lower()] = _operation(rule, meta, components)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "O2O local-commerce API", "version": "1.0.0",
-                 "description": "Stores near a point, personalised deals, merchant visibility."},
+        "info": {
+            "title": "O2O local-commerce API",
+            "version": "1.0.0",
+            "description": "Stores near a point, personalised deals, merchant visibility.",
+        },
         "paths": paths,
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
 
 
 def _operation(rule, meta, components) -> dict:
-    op: dict = {"summary": meta["summary"], "operationId": rule.endpoint.replace(".", "_"),
-                "responses": {}}
+    op: dict = {"summary": meta["summary"], "operationId": rule.endpoint.replace(".", "_"), "responses": {}}
     if meta["description"]:
         op["description"] = meta["description"]
     if meta["tags"]:
         op["tags"] = meta["tags"]
     if meta["security"]:
         op["security"] = meta["security"]
-    params = [{"name": name, "in": "path", "required": True,
-               "schema": meta["path"].get(name, {}).get("schema", {"type": "string", "minLength": 1}),
-               "description": meta["path"].get(name, {}).get("description", name)}
-              for name in rule.arguments]
+    params = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": meta["path"].get(name, {}).get("schema", {"type": "string", "minLength": 1}),
+            "description": meta["path"].get(name, {}).get("description", name),
+        }
+        for name in rule.arguments
+    ]
     if meta["query"] is not None:
         params += _query_parameters(meta["query"], components)
     if params:
         op["parameters"] = params
     if meta["body"] is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": _ref(meta["body"], components)}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(meta["body"], components)}},
+        }
     for status, spec in meta["responses"].items():
         op["responses"][str(status)] = _response(status, spec, components)
         for media in meta["also"].get(status, ()):
@@ -95,8 +123,10 @@ def _response(status, spec, components) -> dict:
     if spec is None:
         return {"description": "No content"}
     media = _PROBLEM if spec is ProblemBody else "application/json"
-    return {"description": (spec.__doc__ or spec.__name__).strip().splitlines()[0],
-            "content": {media: {"schema": _ref(spec, components)}}}
+    return {
+        "description": (spec.__doc__ or spec.__name__).strip().splitlines()[0],
+        "content": {media: {"schema": _ref(spec, components)}},
+    }
 
 
 def _ref(model: type[BaseModel], components: dict) -> dict:
@@ -134,8 +164,13 @@ def _is_array(prop: dict) -> bool:
 
 def undocumented_endpoints(app: Flask) -> list[str]:
     """Endpoints with no OpenAPI metadata (static files excepted); used by a test."""
-    return sorted({r.endpoint for r in app.url_map.iter_rules()
-                   if r.endpoint != "static" and not hasattr(app.view_functions[r.endpoint], "openapi")})
+    return sorted(
+        {
+            r.endpoint
+            for r in app.url_map.iter_rules()
+            if r.endpoint != "static" and not hasattr(app.view_functions[r.endpoint], "openapi")
+        }
+    )
 
 
 __all__: typing.Sequence[str] = ("documented", "build_spec", "undocumented_endpoints")

@@ -4,6 +4,7 @@ A cursor carries the last row's sort key, the instant the query was evaluated at
 that open_now does not shift between pages) and a fingerprint of the query. The HMAC
 makes a hand-edited cursor fail loudly instead of silently skipping rows.
 """
+
 from __future__ import annotations
 
 import base64
@@ -53,9 +54,13 @@ def encode(secret: str, fp: str, key: list, evaluated_at: str) -> str:
 
 def decode(secret: str, cursor: str, fp: str) -> dict:
     """The cursor's payload; a 400 Problem if it is malformed, tampered with, or foreign."""
+
     def bad(message):
-        return Problem(400, "Invalid cursor.", [field_error(
-            "cursor", message, "pass next_cursor exactly as returned, with the same other parameters")])
+        return Problem(
+            400,
+            "Invalid cursor.",
+            [field_error("cursor", message, "pass next_cursor exactly as returned, with the same other parameters")],
+        )
 
     data = verify(secret, cursor)
     if data is None:

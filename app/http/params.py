@@ -2,6 +2,7 @@
 
 Pure functions: the views call them, and tests can call them without an app.
 """
+
 from __future__ import annotations
 
 import typing
@@ -19,7 +20,7 @@ def parse_query(model: type[BaseModel], args) -> BaseModel:
     """
     data: dict[str, typing.Any] = {}
     errors = []
-    for key in args.keys():
+    for key in args:
         values = args.getlist(key)
         info = model.model_fields.get(key)
         if info is not None and _is_list(info.annotation):

@@ -6,6 +6,7 @@ requests per second (0 turns a limit off). Over the limit: 429 with ``Retry-Afte
 Redis is unreachable the limiter lets requests through (and says so once per outage),
 because refusing all traffic would turn a Redis outage into a full outage.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,7 +49,10 @@ def init_app(app: Flask) -> None:
             svc.breaker.failed(exc, "rate limiting (requests let through)")
             return None
         if count > limit:
-            raise Problem(429, f"Too many requests: at most {limit} a second for this "
-                               f"{'key' if who.startswith('k:') else 'address'}; retry after the Retry-After seconds.",
-                          headers={"Retry-After": "1"})
+            raise Problem(
+                429,
+                f"Too many requests: at most {limit} a second for this "
+                f"{'key' if who.startswith('k:') else 'address'}; retry after the Retry-After seconds.",
+                headers={"Retry-After": "1"},
+            )
         return None

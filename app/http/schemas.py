@@ -1,5 +1,6 @@
 """Request and response schemas. The OpenAPI spec and the parameter validation both come
 from these models, so the documentation cannot drift from what the code accepts."""
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,22 @@ from app.domain.stats import EventType, Surface
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
 PriceLevel = Annotated[int, Field(ge=1, le=4)]
-StoreField = Literal["id", "name", "category", "lat", "lon", "distance_m", "merchant_id", "price_level",
-                     "rating", "tags", "opening_hours", "timezone", "open_now", "popularity"]
+StoreField = Literal[
+    "id",
+    "name",
+    "category",
+    "lat",
+    "lon",
+    "distance_m",
+    "merchant_id",
+    "price_level",
+    "rating",
+    "tags",
+    "opening_hours",
+    "timezone",
+    "open_now",
+    "popularity",
+]
 STORE_FIELDS: tuple[str, ...] = StoreField.__args__
 
 
@@ -23,37 +38,56 @@ class _Query(BaseModel):
 
 class NearbyQuery(_Query):
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in WGS84 degrees, -90 to 90.")
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False,
-                       description="Longitude in WGS84 degrees, -180 to 180.")
-    radius_m: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
-                                   description="Search radius in metres, >0 and at most 100000. Without it, "
-                                               "the nearest stores at any distance (sort=distance).")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in WGS84 degrees, -180 to 180.")
+    radius_m: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="Search radius in metres, >0 and at most 100000. Without it, "
+        "the nearest stores at any distance (sort=distance).",
+    )
     limit: int = Field(20, ge=1, le=50, description="Page size, 1 to 50.")
-    cursor: str | None = Field(None, min_length=1, max_length=2048,
-                               description="Opaque next_cursor from the previous page of the same query.")
-    category: list[Slug] = Field(default_factory=list,
-                                 description="Keep these categories (repeat or comma-separate), e.g. cafe.")
+    cursor: str | None = Field(
+        None, min_length=1, max_length=2048, description="Opaque next_cursor from the previous page of the same query."
+    )
+    category: list[Slug] = Field(
+        default_factory=list, description="Keep these categories (repeat or comma-separate), e.g. cafe."
+    )
     exclude_category: list[Slug] = Field(default_factory=list, description="Drop these categories.")
     price: list[PriceLevel] = Field(default_factory=list, description="Keep these price levels, 1 to 4.")
     open_now: bool = Field(False, description="Only stores open now, in each store's own timezone.")
-    open_at: datetime | None = Field(None, description="Only stores open at this ISO datetime; without an "
-                                                       "offset it is local time in each store's timezone.")
-    min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False,
-                                     description="Lowest rating, 0 to 5; unrated stores are dropped.")
-    q: str | None = Field(None, min_length=1, max_length=100,
-                          description="Text in name, category or tags (case-insensitive).")
+    open_at: datetime | None = Field(
+        None,
+        description="Only stores open at this ISO datetime; without an "
+        "offset it is local time in each store's timezone.",
+    )
+    min_rating: float | None = Field(
+        None, ge=0, le=5, allow_inf_nan=False, description="Lowest rating, 0 to 5; unrated stores are dropped."
+    )
+    q: str | None = Field(
+        None, min_length=1, max_length=100, description="Text in name, category or tags (case-insensitive)."
+    )
     sort: Literal["distance", "rating", "popularity", "personalised"] = Field(
-        "distance", description="distance (default), rating, popularity, or personalised (with user_id: the "
-                                "recommender's preference blended with distance); ties by distance, then id.")
-    user_id: str | None = Field(None, min_length=1, max_length=128,
-                                description="For sort=personalised; unknown users get popular-nearby.")
-    fields: list[StoreField] = Field(default_factory=list,
-                                     description="Store fields to return; id and distance_m always come.")
+        "distance",
+        description="distance (default), rating, popularity, or personalised (with user_id: the "
+        "recommender's preference blended with distance); ties by distance, then id.",
+    )
+    user_id: str | None = Field(
+        None, min_length=1, max_length=128, description="For sort=personalised; unknown users get popular-nearby."
+    )
+    fields: list[StoreField] = Field(
+        default_factory=list, description="Store fields to return; id and distance_m always come."
+    )
 
 
 class DetailQuery(_Query):
-    user_id: str | None = Field(None, min_length=1, max_length=128,
-                                description="The signed-in user, so the view counts toward their unique views.")
+    user_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        description="The signed-in user, so the view counts toward their unique views.",
+    )
 
 
 class StoreOut(BaseModel):
@@ -115,8 +149,6 @@ class ProblemBody(BaseModel):
     errors: list[FieldError] | None = None
 
 
-
-
 class EventIn(BaseModel):
     """One client event. ``event_id`` makes retries safe: the same id is counted once."""
 
@@ -166,11 +198,17 @@ class EventsResponse(BaseModel):
 class RecommendedQuery(_Query):
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in WGS84 degrees, -90 to 90.")
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in WGS84 degrees, -180 to 180.")
-    user_id: str | None = Field(None, min_length=1, max_length=128,
-                                description="The signed-in user; omit for anonymous (popular nearby).")
-    radius_m: float | None = Field(None, gt=0, le=100_000, allow_inf_nan=False,
-                                   description="Only deals at stores within this many metres; without it, "
-                                               "deals at the nearest stores that have any.")
+    user_id: str | None = Field(
+        None, min_length=1, max_length=128, description="The signed-in user; omit for anonymous (popular nearby)."
+    )
+    radius_m: float | None = Field(
+        None,
+        gt=0,
+        le=100_000,
+        allow_inf_nan=False,
+        description="Only deals at stores within this many metres; without it, "
+        "deals at the nearest stores that have any.",
+    )
     limit: int = Field(20, ge=1, le=50, description="Page size, 1 to 50.")
     cursor: str | None = Field(None, min_length=1, max_length=2048, description="next_cursor of the previous page.")
     category: list[Slug] = Field(default_factory=list, description="Only stores of these categories.")
@@ -214,10 +252,10 @@ class StatsQuery(_Query):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=False)
     from_: date = Field(alias="from", description="First day (YYYY-MM-DD, the stores' local dates).")
     to: date = Field(description="Last day, inclusive; at most 366 days after from.")
-    store_id: str | None = Field(None, min_length=1, max_length=128,
-                                 description="One of the merchant's stores; default all of them.")
-    surface: Surface | None = Field(
-        None, description="Impressions and viewers of one surface only.")
+    store_id: str | None = Field(
+        None, min_length=1, max_length=128, description="One of the merchant's stores; default all of them."
+    )
+    surface: Surface | None = Field(None, description="Impressions and viewers of one surface only.")
     format: Literal["json", "csv"] = Field("json", description="csv: the daily rows as CSV (or send Accept: text/csv).")
 
 
@@ -287,9 +325,11 @@ def _parse_bbox(value):
     return (min_lon, min_lat, max_lon, max_lat)
 
 
-BBox = Annotated[tuple[float, float, float, float], BeforeValidator(_parse_bbox),
-                 WithJsonSchema({"type": "string", "pattern": r"^[^,]+,[^,]+,[^,]+,[^,]+$",
-                                 "example": "24.90,60.15,24.98,60.19"})]
+BBox = Annotated[
+    tuple[float, float, float, float],
+    BeforeValidator(_parse_bbox),
+    WithJsonSchema({"type": "string", "pattern": r"^[^,]+,[^,]+,[^,]+,[^,]+$", "example": "24.90,60.15,24.98,60.19"}),
+]
 
 
 class MapQuery(_Query):

@@ -1,4 +1,5 @@
 """The Redis client (one per process, short timeouts) and the breaker for best-effort writes."""
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,13 @@ STORAGE_ERRORS = (redis.RedisError, OSError)
 
 def client(url: str, timeout_s: float) -> redis.Redis:
     """A client with bounded waits: a slow or dead Redis costs at most ``timeout_s`` a call."""
-    return redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                health_check_interval=30, retry_on_timeout=False)
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+        retry_on_timeout=False,
+    )
 
 
 class Breaker:
@@ -35,6 +41,7 @@ class Breaker:
     def failed(self, exc: Exception, what: str) -> None:
         self.failures += 1
         if self.closed:  # log once per outage window, not per request
-            log.warning("redis unavailable (%s: %s); dropping %s for %.0f s", type(exc).__name__, exc, what,
-                        self.cooldown_s)
+            log.warning(
+                "redis unavailable (%s: %s); dropping %s for %.0f s", type(exc).__name__, exc, what, self.cooldown_s
+            )
         self._open_until = time.monotonic() + self.cooldown_s

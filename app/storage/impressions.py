@@ -7,6 +7,7 @@ are dropped and counted (``/healthz`` shows ``impressions_dropped``) and one war
 logged per outage window (``app.storage.client.Breaker``). A worker killed with -9 loses at
 most one flush interval of impressions; acknowledged client events never go this way.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -44,8 +45,15 @@ def viewer_id(user_id: str | None, client_id: str | None, remote_addr: str | Non
 class ImpressionLog:
     """The per-process buffer and its flusher thread (started lazily, after any fork)."""
 
-    def __init__(self, r: redis.Redis | None, breaker: Breaker, index: StoreIndex, local_radius_m: float,
-                 maxlen: int, enabled: bool = True):
+    def __init__(
+        self,
+        r: redis.Redis | None,
+        breaker: Breaker,
+        index: StoreIndex,
+        local_radius_m: float,
+        maxlen: int,
+        enabled: bool = True,
+    ):
         self.redis, self.breaker, self.index = r, breaker, index
         self.local_radius_m = local_radius_m
         self.maxlen = maxlen
@@ -64,10 +72,21 @@ class ImpressionLog:
         """
         if not self.enabled or (not items and surface not in LOCAL_SURFACES):
             return
-        self.add({"surface": surface, "viewer": viewer, "cell": cell_of(lat, lon),
-                  "lat": f"{lat:.5f}", "lon": f"{lon:.5f}", "ts": now.isoformat(),
-                  "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":")),
-                  "_lat": lat, "_lon": lon, "_now": now, "_items": items})
+        self.add(
+            {
+                "surface": surface,
+                "viewer": viewer,
+                "cell": cell_of(lat, lon),
+                "lat": f"{lat:.5f}",
+                "lon": f"{lon:.5f}",
+                "ts": now.isoformat(),
+                "items": json.dumps([[s, rank, d] for s, rank, d in items], separators=(",", ":")),
+                "_lat": lat,
+                "_lon": lon,
+                "_now": now,
+                "_items": items,
+            }
+        )
 
     def add(self, fields: dict) -> None:
         if os.getpid() != self._pid:
@@ -110,8 +129,12 @@ class ImpressionLog:
         try:
             pipe = r.pipeline(transaction=False)
             for fields in batch:
-                pipe.xadd(keys.IMPRESSIONS, {k: v for k, v in fields.items() if not k.startswith("_")},
-                          maxlen=self.maxlen, approximate=True)
+                pipe.xadd(
+                    keys.IMPRESSIONS,
+                    {k: v for k, v in fields.items() if not k.startswith("_")},
+                    maxlen=self.maxlen,
+                    approximate=True,
+                )
             rollup_commands(pipe, batch, self.index, self.local_radius_m)
             pipe.execute()
         except STORAGE_ERRORS as exc:

@@ -6,6 +6,7 @@ a request; when it changed, the worker loads and verifies the new artifact, then
 one reference. Requests already running keep the scorer they started with, so no request
 fails; a version that fails to load is logged and the current one stays.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,10 +16,9 @@ import time
 
 import redis
 
-from recommender import ArtifactError, Scorer, versions
-
 from app.storage.client import STORAGE_ERRORS
 from app.storage.keys import MODEL_CURRENT, MODEL_HISTORY
+from recommender import ArtifactError, Scorer, versions
 
 log = logging.getLogger(__name__)
 

@@ -7,17 +7,36 @@ ten round trips' worth of work in one pipeline, not thousands of commands.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import redis
 
 from app.domain.stats import EVENT_FIELDS, SURFACES
 from app.storage import keys
+from app.storage.client import STORAGE_ERRORS
 
 # Fields summed per day, in this order (the Lua script and _parse share it).
-FIELDS = ("imp", "imp:nearby", "imp:recommended", "imp:map", "imp:detail", "ev:click", "ev:detail_view",
-          "ev:directions", "ev:call", "ev:website", "ev:redeem", "ev:order", "ev:review", "amount", "rank_sum",
-          "rank_n", "loc", "lreq")
+FIELDS = (
+    "imp",
+    "imp:nearby",
+    "imp:recommended",
+    "imp:map",
+    "imp:detail",
+    "ev:click",
+    "ev:detail_view",
+    "ev:directions",
+    "ev:call",
+    "ev:website",
+    "ev:redeem",
+    "ev:order",
+    "ev:review",
+    "amount",
+    "rank_sum",
+    "rank_n",
+    "loc",
+    "lreq",
+)
 MAX_RANK = 101
 
 # KEYS: per day, five keys (from app.storage.keys): sd, uv of the surface, up:click, up:order, up:redeem
@@ -89,15 +108,25 @@ table.insert(out, total)
 return out
 """
 
-def read_many(r: redis.Redis, stores: list[str], days: list[str], surface: str | None,
-              totals_only: bool = False) -> list[tuple[list[dict], dict]]:
+
+def read_many(
+    r: redis.Redis, stores: list[str], days: list[str], surface: str | None, totals_only: bool = False
+) -> list[tuple[list[dict], dict]]:
     """Per-day figures (empty with ``totals_only``) and period totals for several stores, one pipeline."""
     script = r.register_script(_READ)
     pipe = r.pipeline(transaction=False)
     for store in stores:
-        day_keys = [k for day in days for k in (keys.sd(store, day), keys.uv(store, day, surface or "all"),
-                                                 keys.up(store, day, "click"), keys.up(store, day, "order"),
-                                                 keys.up(store, day, "redeem"))]
+        day_keys = [
+            k
+            for day in days
+            for k in (
+                keys.sd(store, day),
+                keys.uv(store, day, surface or "all"),
+                keys.up(store, day, "click"),
+                keys.up(store, day, "order"),
+                keys.up(store, day, "redeem"),
+            )
+        ]
         script(keys=day_keys, args=[int(totals_only), " ".join(FIELDS)], client=pipe)
     return [_parse(res, days, surface) for res in pipe.execute()]
 
@@ -109,14 +138,22 @@ def _parse(res, days, surface):
 
 def _figures(row, day, surface) -> dict:
     vals = dict(zip(FIELDS, (float(x) for x in row[: len(FIELDS)])))
-    viewers, clickers, orderers, redeemers, median2 = row[len(FIELDS):]
+    viewers, clickers, orderers, redeemers, median2 = row[len(FIELDS) :]
     per_surface = {s: int(vals[f"imp:{s}"]) for s in SURFACES}
-    fig = {"impressions": per_surface[surface] if surface else int(vals["imp"]),
-           "impressions_by_surface": per_surface, "unique_viewers": int(viewers), "unique_clickers": int(clickers),
-           "unique_orderers": int(orderers), "unique_redeemers": int(redeemers),
-           "order_amount": round(vals["amount"], 2), "local_requests": int(vals["lreq"]),
-           "local_appeared": int(vals["loc"]), "_rank_sum": vals["rank_sum"], "_rank_n": vals["rank_n"],
-           "_rank_median": None if int(median2) < 0 else int(median2) / 2}
+    fig = {
+        "impressions": per_surface[surface] if surface else int(vals["imp"]),
+        "impressions_by_surface": per_surface,
+        "unique_viewers": int(viewers),
+        "unique_clickers": int(clickers),
+        "unique_orderers": int(orderers),
+        "unique_redeemers": int(redeemers),
+        "order_amount": round(vals["amount"], 2),
+        "local_requests": int(vals["lreq"]),
+        "local_appeared": int(vals["loc"]),
+        "_rank_sum": vals["rank_sum"],
+        "_rank_n": vals["rank_n"],
+        "_rank_median": None if int(median2) < 0 else int(median2) / 2,
+    }
     fig.update({name: int(vals[f"ev:{kind}"]) for name, kind in EVENT_FIELDS.items()})
     return fig if day is None else {"date": day, **fig}
 
@@ -157,13 +194,11 @@ def viewer_cell_counts(r: redis.Redis, store_ids: list[str], days: list[str]) ->
 def _cache_get(r, key):
     try:
         raw = r.get(key)
-    except (redis.RedisError, OSError):
+    except STORAGE_ERRORS:
         return None
     return json.loads(raw) if raw else None
 
 
 def _cache_set(r, key, value) -> None:
-    try:
+    with contextlib.suppress(*STORAGE_ERRORS):  # a cache: a failed write only costs a recomputation
         r.set(key, json.dumps(value), ex=keys.STATS_CACHE_TTL_S)
-    except (redis.RedisError, OSError):
-        pass

@@ -1,4 +1,5 @@
 """Admin-only model control; registered only when O2O_ADMIN_KEY is set."""
+
 from __future__ import annotations
 
 import hmac
@@ -6,14 +7,13 @@ import hmac
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from recommender import ArtifactError, versions
-
 from app.http.errors import Problem, storage_or_503, unavailable
-from app.services import services
-from app.storage.model_versions import activate, rollback
 from app.http.openapi import documented
 from app.http.params import validation_errors
 from app.http.schemas import ModelActivate, ModelState, ProblemBody
+from app.services import services
+from app.storage.model_versions import activate, rollback
+from recommender import ArtifactError, versions
 
 bp = Blueprint("admin", __name__, url_prefix="/v1/admin")
 _SECURITY = [{"bearer": []}]
@@ -24,13 +24,20 @@ def _require_admin():
     given = request.headers.get("Authorization", "")
     key = current_app.config["ADMIN_KEY"] or ""
     if not given.startswith("Bearer ") or not hmac.compare_digest(given[7:].encode(), key.encode()):
-        raise Problem(401, "Admin key required: send Authorization: Bearer <O2O_ADMIN_KEY>.",
-                      headers={"WWW-Authenticate": "Bearer"})
+        raise Problem(
+            401,
+            "Admin key required: send Authorization: Bearer <O2O_ADMIN_KEY>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
 
 
 @bp.get("/model")
-@documented(summary="The model version in use and those available", tags=["admin"], security=_SECURITY,
-            responses={200: ModelState, 401: ProblemBody})
+@documented(
+    summary="The model version in use and those available",
+    tags=["admin"],
+    security=_SECURITY,
+    responses={200: ModelState, 401: ProblemBody},
+)
 def model_state():
     """What this worker serves, and the artifact versions on disk."""
     svc = services()
@@ -38,8 +45,13 @@ def model_state():
 
 
 @bp.post("/model/activate")
-@documented(summary="Switch every worker to a model version", body=ModelActivate, tags=["admin"],
-            security=_SECURITY, responses={200: ModelState, 400: ProblemBody, 401: ProblemBody, 503: ProblemBody})
+@documented(
+    summary="Switch every worker to a model version",
+    body=ModelActivate,
+    tags=["admin"],
+    security=_SECURITY,
+    responses={200: ModelState, 400: ProblemBody, 401: ProblemBody, 503: ProblemBody},
+)
 def model_activate():
     """Checks that the version loads, then publishes it; workers switch within MODEL_CHECK_S."""
     try:
@@ -58,8 +70,12 @@ def model_activate():
 
 
 @bp.post("/model/rollback")
-@documented(summary="Roll every worker back to the previous model version", tags=["admin"], security=_SECURITY,
-            responses={200: ModelState, 400: ProblemBody, 401: ProblemBody, 503: ProblemBody})
+@documented(
+    summary="Roll every worker back to the previous model version",
+    tags=["admin"],
+    security=_SECURITY,
+    responses={200: ModelState, 400: ProblemBody, 401: ProblemBody, 503: ProblemBody},
+)
 def model_rollback():
     """The version activated before the current one."""
     svc = _need_redis()

@@ -20,8 +20,12 @@ bp = Blueprint("deals", __name__, url_prefix="/v1/deals")
 
 
 @bp.get("/recommended")
-@documented(summary="Deals near a point, ranked for the user", query=RecommendedQuery, tags=["deals"],
-            responses={200: RecommendedResponse, 400: ProblemBody})
+@documented(
+    summary="Deals near a point, ranked for the user",
+    query=RecommendedQuery,
+    tags=["deals"],
+    responses={200: RecommendedResponse, 400: ProblemBody},
+)
 def recommended():
     """Active deals with quota left at stores in range, ranked by the served blend, diversified per page."""
     query = parse_query(RecommendedQuery, request.args)
@@ -41,18 +45,25 @@ def recommended():
         return redeemed, used
 
     ranked, quota_used = rank_deals(svc.index, svc.deals, scorer, svc.models, query, evaluated_at, fetch_state)
-    picked, more = paginate(ranked, svc.deals, svc.index, query.limit, page, cfg["DEALS_PER_STORE"],
-                            cfg["DEALS_PER_CATEGORY"])
+    picked, more = paginate(
+        ranked, svc.deals, svc.index, query.limit, page, cfg["DEALS_PER_STORE"], cfg["DEALS_PER_CATEGORY"]
+    )
     out = [_deal_json(svc, ranked, j, evaluated_at, quota_used) for j in picked]
     if query.explain:
         taste = scorer.category_shares(query.user_id) if scorer is not None else {}
         for row, j in zip(out, picked):
             row["reasons"] = reasons(ranked, j, svc.deals, svc.index, scorer, ordered, taste)
-    viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr,
-                       evaluated_at.date().isoformat())
-    svc.impressions.log("recommended", viewer, query.lat, query.lon,
-                        [(d["store_id"], page * query.limit + i + 1, d["deal_id"]) for i, d in enumerate(out)],
-                        svc.now())
+    viewer = viewer_id(
+        query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, evaluated_at.date().isoformat()
+    )
+    svc.impressions.log(
+        "recommended",
+        viewer,
+        query.lat,
+        query.lon,
+        [(d["store_id"], page * query.limit + i + 1, d["deal_id"]) for i, d in enumerate(out)],
+        svc.now(),
+    )
     cursor = paging.encode(cfg["SECRET_KEY"], fp, [page + 1, 0, ""], evaluated_at.isoformat()) if more else None
     return jsonify(deals=out, next_cursor=cursor, model_version=scorer.version if scorer else None)
 
@@ -80,12 +91,18 @@ def _deal_json(svc: Services, ranked, j, at, quota_used) -> dict:
     opens = index.schedules.next_open(code, at) if is_open is False else None
     quota = deals.quota[r]
     return {
-        "deal_id": deals.ids[r], "store_id": deals.store_ids[r], "store_name": index.column("name")[pos],
-        "category": index.categories[index.column("category")[pos]], "title": deals.titles[r],
+        "deal_id": deals.ids[r],
+        "store_id": deals.store_ids[r],
+        "store_name": index.column("name")[pos],
+        "category": index.categories[index.column("category")[pos]],
+        "title": deals.titles[r],
         "discount_pct": float(deals.discount[r]),
-        "starts_at": _iso(deals.starts[r]), "ends_at": _iso(deals.ends[r]),
-        "distance_m": round(float(ranked.distances[j]), 2), "score": round(float(ranked.score[j]), 6),
-        "open_now": is_open, "opens_at": opens.isoformat() if opens else None,
+        "starts_at": _iso(deals.starts[r]),
+        "ends_at": _iso(deals.ends[r]),
+        "distance_m": round(float(ranked.distances[j]), 2),
+        "score": round(float(ranked.score[j]), 6),
+        "open_now": is_open,
+        "opens_at": opens.isoformat() if opens else None,
         "quota_left": None if quota != quota else int(max(0, quota - quota_used.get(deals.ids[r], 0))),
     }
 

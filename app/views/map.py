@@ -1,19 +1,19 @@
 """Map widgets: stores in the visible area as GeoJSON, clustered at low zoom."""
+
 from __future__ import annotations
 
 import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 
-from geo_index import StoreFilter
-
 from app.domain import clusters
 from app.http import paging
 from app.http.errors import Problem
-from app.services import services
-from app.storage.impressions import viewer_id
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
+from app.services import services
+from app.storage.impressions import viewer_id
+from geo_index import StoreFilter
 
 bp = Blueprint("map", __name__, url_prefix="/v1/map")
 #: At POINTS_FROM_ZOOM and above, at most this many stores come back (ordered by id).
@@ -21,8 +21,12 @@ MAX_POINTS = 5000
 
 
 @bp.get("/stores")
-@documented(summary="Stores in a bounding box as GeoJSON, clustered below zoom 17", query=MapQuery, tags=["map"],
-            responses={200: FeatureCollection, 400: ProblemBody})
+@documented(
+    summary="Stores in a bounding box as GeoJSON, clustered below zoom 17",
+    query=MapQuery,
+    tags=["map"],
+    responses={200: FeatureCollection, 400: ProblemBody},
+)
 def map_stores():
     """Filters apply before clustering; clusters sit on a world-anchored grid, so panning keeps them."""
     query = parse_query(MapQuery, request.args)
@@ -40,16 +44,30 @@ def map_stores():
     features += _point_features(svc, singles, has_deal, at)
     viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, at.date().isoformat())
     centre_lat = (query.bbox[1] + query.bbox[3]) / 2
-    svc.impressions.log("map", viewer, centre_lat, _centre_lon(query.bbox),
-                        [(svc.index.column("store_id")[p], i + 1, None) for i, p in enumerate(singles.tolist())], at)
+    svc.impressions.log(
+        "map",
+        viewer,
+        centre_lat,
+        _centre_lon(query.bbox),
+        [(svc.index.column("store_id")[p], i + 1, None) for i, p in enumerate(singles.tolist())],
+        at,
+    )
     return jsonify(type="FeatureCollection", features=features, total=int(len(positions)), truncated=truncated)
 
 
 @bp.get("/clusters/<cluster_id>/leaves")
-@documented(summary="The stores of one cluster, paged", query=LeavesQuery, tags=["map"],
-            path={"cluster_id": {"description": "cluster_id from /v1/map/stores", "schema": {
-                "type": "string", "minLength": 1, "maxLength": 2048}}},
-            responses={200: FeatureCollection, 400: ProblemBody, 404: ProblemBody})
+@documented(
+    summary="The stores of one cluster, paged",
+    query=LeavesQuery,
+    tags=["map"],
+    path={
+        "cluster_id": {
+            "description": "cluster_id from /v1/map/stores",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 2048},
+        }
+    },
+    responses={200: FeatureCollection, 400: ProblemBody, 404: ProblemBody},
+)
 def cluster_leaves(cluster_id: str):
     """Exactly the cluster's members (same filters, same cell), ordered by store id."""
     page = parse_query(LeavesQuery, request.args)
@@ -61,19 +79,34 @@ def cluster_leaves(cluster_id: str):
     at = svc.now()
     has_deal = _deal_mask(svc, at)
     positions = _filtered(svc, query, at, has_deal)
-    members = clusters.members_of(positions, svc.index.column("lat")[positions], svc.index.column("lon")[positions],
-                                  int(data["z"]), int(data["x"]), int(data["y"]))
+    members = clusters.members_of(
+        positions,
+        svc.index.column("lat")[positions],
+        svc.index.column("lon")[positions],
+        int(data["z"]),
+        int(data["x"]),
+        int(data["y"]),
+    )
     members = np.sort(members)
-    chunk = members[page.offset:page.offset + page.limit]
-    return jsonify(type="FeatureCollection", features=_point_features(svc, chunk, has_deal, at),
-                   total=int(len(members)), truncated=False)
+    chunk = members[page.offset : page.offset + page.limit]
+    return jsonify(
+        type="FeatureCollection",
+        features=_point_features(svc, chunk, has_deal, at),
+        total=int(len(members)),
+        truncated=False,
+    )
 
 
 def _filtered(svc, query: MapQuery, at, has_deal: np.ndarray) -> np.ndarray:
     index = svc.index
-    base = StoreFilter(categories=tuple(query.category), exclude_categories=tuple(query.exclude_category),
-                       price_levels=tuple(query.price), min_rating=query.min_rating,
-                       open_at=at if query.open_now else None, text=query.q).predicate(index)
+    base = StoreFilter(
+        categories=tuple(query.category),
+        exclude_categories=tuple(query.exclude_category),
+        price_levels=tuple(query.price),
+        min_rating=query.min_rating,
+        open_at=at if query.open_now else None,
+        text=query.q,
+    ).predicate(index)
     deals = has_deal if query.has_deals else None
 
     def where(pos):
@@ -106,12 +139,19 @@ def _cluster_feature(svc, g: clusters.Cluster, secret: str, params: dict, has_de
     top = int(np.bincount(cats).argmax())
     n = len(g.members)
     token = paging.sign(secret, {"z": g.zoom, "x": g.cx, "y": g.cy, "q": params})
-    return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [float(lon.mean()), float(lat.mean())]},
-            "properties": {"cluster": True, "cluster_id": token, "point_count": n,
-                           "point_count_abbreviated": clusters.abbreviate(n),
-                           "expansion_zoom": clusters.expansion_zoom(lat, lon, g.zoom),
-                           "with_deals": int(has_deal[g.members].sum()),
-                           "top_category": index.categories[top]}}
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [float(lon.mean()), float(lat.mean())]},
+        "properties": {
+            "cluster": True,
+            "cluster_id": token,
+            "point_count": n,
+            "point_count_abbreviated": clusters.abbreviate(n),
+            "expansion_zoom": clusters.expansion_zoom(lat, lon, g.zoom),
+            "with_deals": int(has_deal[g.members].sum()),
+            "top_category": index.categories[top],
+        },
+    }
 
 
 def _point_features(svc, positions: np.ndarray, has_deal: np.ndarray, at) -> list[dict]:
@@ -119,11 +159,23 @@ def _point_features(svc, positions: np.ndarray, has_deal: np.ndarray, at) -> lis
     opened = index.open_now(positions, at)
     out = []
     for rec, pos, is_open in zip(index.records(positions), positions.tolist(), opened):
-        props = {"cluster": False, "id": rec["id"], "name": rec["name"], "category": rec["category"],
-                 "price_level": rec["price_level"], "rating": rec["rating"], "has_deal": bool(has_deal[pos]),
-                 "open_now": is_open}
-        out.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [rec["lon"], rec["lat"]]},
-                    "properties": props})
+        props = {
+            "cluster": False,
+            "id": rec["id"],
+            "name": rec["name"],
+            "category": rec["category"],
+            "price_level": rec["price_level"],
+            "rating": rec["rating"],
+            "has_deal": bool(has_deal[pos]),
+            "open_now": is_open,
+        }
+        out.append(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [rec["lon"], rec["lat"]]},
+                "properties": props,
+            }
+        )
     return out
 
 
@@ -133,4 +185,3 @@ def _centre_lon(bbox) -> float:
         return (min_lon + max_lon) / 2
     centre = (min_lon + max_lon + 360) / 2
     return centre - 360 if centre > 180 else centre
-

@@ -20,17 +20,27 @@ from app.storage import stats as stats_store
 
 bp = Blueprint("merchants", __name__, url_prefix="/v1/merchants")
 _SECURITY = [{"bearer": []}]
-_PATH = {"merchant_id": {"description": "The merchant whose stores to read; a key reads only its own.",
-                         "schema": {"type": "string", "minLength": 1, "maxLength": 128}}}
+_PATH = {
+    "merchant_id": {
+        "description": "The merchant whose stores to read; a key reads only its own.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+    }
+}
 _RESPONSES = {400: ProblemBody, 401: ProblemBody, 403: ProblemBody, 404: ProblemBody, 503: ProblemBody}
 _PEERS = 20
 _UNAVAILABLE = "Statistics store unavailable; retry."
 
 
 @bp.get("/<merchant_id>/stats")
-@documented(summary="Daily visibility and funnel of a merchant's stores", query=StatsQuery, path=_PATH,
-            tags=["merchants"], security=_SECURITY, also={200: ["text/csv"]},
-            responses={200: StatsResponse, **_RESPONSES})
+@documented(
+    summary="Daily visibility and funnel of a merchant's stores",
+    query=StatsQuery,
+    path=_PATH,
+    tags=["merchants"],
+    security=_SECURITY,
+    also={200: ["text/csv"]},
+    responses={200: StatsResponse, **_RESPONSES},
+)
 def merchant_stats(merchant_id: str):
     """Per store and day, plus period totals, change from the previous period, and same-category peers
     nearby. CSV with Accept: text/csv or format=csv."""
@@ -40,11 +50,19 @@ def merchant_stats(merchant_id: str):
     with storage_or_503(_UNAVAILABLE):
         current = stats_store.read_many(svc.redis, ids, days, query.surface)
         previous = stats_store.previous_totals(svc.redis, ids, _previous_period(days), query.surface)
-        out = [_store_stats(svc, store, pos, merchant_id, per_day, period, prev, days, query.surface, threshold)
-               for (store, pos), (per_day, period), prev in zip(stores, current, previous)]
-    body = {"merchant_id": merchant_id, "from": days[0], "to": days[-1], "surface": query.surface,
-            "privacy_threshold": threshold, "local_radius_m": current_app.config["STATS_LOCAL_RADIUS_M"],
-            "stores": out}
+        out = [
+            _store_stats(svc, store, pos, merchant_id, per_day, period, prev, days, query.surface, threshold)
+            for (store, pos), (per_day, period), prev in zip(stores, current, previous)
+        ]
+    body = {
+        "merchant_id": merchant_id,
+        "from": days[0],
+        "to": days[-1],
+        "surface": query.surface,
+        "privacy_threshold": threshold,
+        "local_radius_m": current_app.config["STATS_LOCAL_RADIUS_M"],
+        "stores": out,
+    }
     if query.format == "csv" or request.accept_mimetypes.best == "text/csv":
         resp = current_app.response_class(stats.to_csv(body), mimetype="text/csv")
         resp.headers["Content-Disposition"] = f'attachment; filename="stats-{merchant_id}.csv"'
@@ -53,8 +71,14 @@ def merchant_stats(merchant_id: str):
 
 
 @bp.get("/<merchant_id>/stats/viewers")
-@documented(summary="Where a merchant's viewers were: impressions by grid cell", query=StatsQuery, path=_PATH,
-            tags=["merchants"], security=_SECURITY, responses={200: ViewersResponse, **_RESPONSES})
+@documented(
+    summary="Where a merchant's viewers were: impressions by grid cell",
+    query=StatsQuery,
+    path=_PATH,
+    tags=["merchants"],
+    security=_SECURITY,
+    responses={200: ViewersResponse, **_RESPONSES},
+)
 def merchant_viewers(merchant_id: str):
     """Cells of a fixed 0.01-degree grid (about 1.1 km north-south); cells under the privacy
     threshold are merged into one unlocated 'other' count."""
@@ -63,8 +87,7 @@ def merchant_viewers(merchant_id: str):
     with storage_or_503(_UNAVAILABLE):
         counts = stats_store.viewer_cell_counts(svc.redis, [s for s, _p in stores], days)
     cells, other = stats.viewer_cells(counts, threshold)
-    return jsonify(merchant_id=merchant_id, cell_deg=CELL_DEG, privacy_threshold=threshold, cells=cells,
-                   other=other)
+    return jsonify(merchant_id=merchant_id, cell_deg=CELL_DEG, privacy_threshold=threshold, cells=cells, other=other)
 
 
 def _prepare(merchant_id: str):
@@ -107,12 +130,18 @@ def _previous_period(days: list[str]) -> list[str]:
 def _store_stats(svc: Services, store, pos, merchant_id, per_day, period, prev, days, surface, threshold) -> dict:
     totals, before = stats.finish(period, threshold), stats.finish(prev, threshold)
     index = svc.index
-    return {"store_id": store, "name": index.column("name")[pos],
-            "category": index.categories[index.column("category")[pos]],
-            "days": [stats.finish(d, threshold) for d in per_day], "totals": totals, "previous": before,
-            "change": stats.change(totals, before),
-            "peers": stats_store.cached_peers(svc.redis, store, days, surface,
-                                              lambda: _peers(svc, pos, merchant_id, days, surface, threshold))}
+    return {
+        "store_id": store,
+        "name": index.column("name")[pos],
+        "category": index.categories[index.column("category")[pos]],
+        "days": [stats.finish(d, threshold) for d in per_day],
+        "totals": totals,
+        "previous": before,
+        "change": stats.change(totals, before),
+        "peers": stats_store.cached_peers(
+            svc.redis, store, days, surface, lambda: _peers(svc, pos, merchant_id, days, surface, threshold)
+        ),
+    }
 
 
 def _peers(svc: Services, pos: int, merchant_id: str, days, surface, threshold) -> dict:
@@ -124,11 +153,18 @@ def _peers(svc: Services, pos: int, merchant_id: str, days, surface, threshold) 
     def same_category_other_merchant(p):
         return (cats[p] == cat) & (owner[p] != merchant_id)
 
-    hits = index.nearest(float(index.column("lat")[pos]), float(index.column("lon")[pos]), _PEERS,
-                         max_distance_m=radius, where=same_category_other_merchant)
+    hits = index.nearest(
+        float(index.column("lat")[pos]),
+        float(index.column("lon")[pos]),
+        _PEERS,
+        max_distance_m=radius,
+        where=same_category_other_merchant,
+    )
     peers = [index.column("store_id")[p] for p in hits.positions.tolist()]
-    totals = [stats.finish(period, 0) for _none, period in stats_store.read_many(svc.redis, peers, days, surface,
-                                                                               totals_only=True)]
+    totals = [
+        stats.finish(period, 0)
+        for _none, period in stats_store.read_many(svc.redis, peers, days, surface, totals_only=True)
+    ]
     # Too few peers to show a median without exposing one of them.
     median = stats.peer_median(totals) if len(peers) >= threshold else None
     return {"stores": len(peers), "radius_m": radius, "median": median}

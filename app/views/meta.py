@@ -1,11 +1,12 @@
 """Health, the OpenAPI document and its docs page."""
+
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from app.services import services
 from app.http.openapi import build_spec, documented
 from app.http.schemas import Health, Live
+from app.services import services
 
 bp = Blueprint("meta", __name__)
 
@@ -16,9 +17,15 @@ def healthz():
     """Up, with the catalogue size and the model version in use."""
     svc = services()
     svc.models.maybe_reload(svc.redis)
-    return jsonify(status="ok", stores=len(svc.index), catalogue=svc.catalogue_name,
-                   model_version=svc.models.version, redis=_redis_state(svc), deals=len(svc.deals),
-                   impressions_dropped=svc.breaker.dropped)
+    return jsonify(
+        status="ok",
+        stores=len(svc.index),
+        catalogue=svc.catalogue_name,
+        model_version=svc.models.version,
+        redis=_redis_state(svc),
+        deals=len(svc.deals),
+        impressions_dropped=svc.breaker.dropped,
+    )
 
 
 def _redis_state(svc) -> str:
@@ -42,8 +49,11 @@ def livez():
 
 
 @bp.get("/openapi.json")
-@documented(summary="This API's OpenAPI 3.1 document", tags=["meta"],
-            responses={200: ("application/json", "The OpenAPI document")})
+@documented(
+    summary="This API's OpenAPI 3.1 document",
+    tags=["meta"],
+    responses={200: ("application/json", "The OpenAPI document")},
+)
 def openapi_json():
     """Generated from the code's schemas at start-up."""
     return jsonify(_spec())

@@ -4,6 +4,7 @@ Their browser libraries (Leaflet, Chart.js) are installed from the npm registry 
 (``app/web/package.json``, pinned by its lock file) and served from ``node_modules``; no
 CDN at run time and no copied library files in the repository.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,10 +40,17 @@ def dashboard():
 
 
 @bp.get("/assets/vendor/<name>")
-@documented(summary="A browser library file installed from npm", tags=["pages"],
-            path={"name": {"description": "leaflet.js, leaflet.css or chart.umd.min.js",
-                           "schema": {"type": "string", "enum": sorted(VENDOR)}}},
-            responses={200: (["text/javascript", "text/css"], "The file"), 404: ProblemBody})
+@documented(
+    summary="A browser library file installed from npm",
+    tags=["pages"],
+    path={
+        "name": {
+            "description": "leaflet.js, leaflet.css or chart.umd.min.js",
+            "schema": {"type": "string", "enum": sorted(VENDOR)},
+        }
+    },
+    responses={200: (["text/javascript", "text/css"], "The file"), 404: ProblemBody},
+)
 def vendor(name: str):
     """Served from app/web/node_modules (npm ci at setup)."""
     if name not in VENDOR:
@@ -50,15 +58,21 @@ def vendor(name: str):
     folder, file = VENDOR[name]
     path = os.path.join(WEB, "node_modules", folder)
     if not os.path.exists(os.path.join(path, file)):
-        raise Problem(404, "Browser libraries are not installed: run `npm ci --prefix app/web` "
-                           "(bash scripts/bootstrap.sh does it).")
+        raise Problem(
+            404,
+            "Browser libraries are not installed: run `npm ci --prefix app/web` (bash scripts/bootstrap.sh does it).",
+        )
     return send_from_directory(path, file, max_age=86400)
 
 
 def _page(template: str):
-    resp = current_app.make_response(render_template(
-        template, tile_url=current_app.config["TILE_URL"], tile_attribution=current_app.config["TILE_ATTRIBUTION"]))
+    resp = current_app.make_response(
+        render_template(
+            template, tile_url=current_app.config["TILE_URL"], tile_attribution=current_app.config["TILE_ATTRIBUTION"]
+        )
+    )
     # Embeddable anywhere (it is a widget); everything it loads comes from this origin except map tiles.
-    resp.headers["Content-Security-Policy"] = ("default-src 'self'; img-src 'self' data: https: http:; "
-                                               "style-src 'self' 'unsafe-inline'; frame-ancestors *")
+    resp.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data: https: http:; style-src 'self' 'unsafe-inline'; frame-ancestors *"
+    )
     return resp

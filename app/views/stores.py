@@ -1,4 +1,5 @@
 """Store search and details."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -6,14 +7,14 @@ from datetime import datetime
 import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 
+from app.domain.search import nearby as search_nearby
 from app.http import paging
 from app.http.errors import Problem
-from app.services import services
-from app.storage.impressions import viewer_id
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
-from app.domain.search import nearby as search_nearby
+from app.services import services
+from app.storage.impressions import viewer_id
 
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
 
@@ -21,8 +22,12 @@ _PAGE_INDEPENDENT = ("cursor", "limit", "fields")
 
 
 @bp.get("/nearby")
-@documented(summary="Stores near a point: filtered, sorted, paged", query=NearbyQuery, tags=["stores"],
-            responses={200: NearbyResponse, 400: ProblemBody})
+@documented(
+    summary="Stores near a point: filtered, sorted, paged",
+    query=NearbyQuery,
+    tags=["stores"],
+    responses={200: NearbyResponse, 400: ProblemBody},
+)
 def nearby():
     """Exact great-circle search. Walking next_cursor returns every match once, in order."""
     query = parse_query(NearbyQuery, request.args)
@@ -38,21 +43,38 @@ def nearby():
     stores = store_rows(svc.index, page.positions, page.distances_m, evaluated_at, query.fields)
     # The cursor key is (primary, distance, id, rows shown so far): the count ranks impressions.
     rank0 = 0 if after is None else int(after[3]) if len(after) > 3 else 0
-    cursor = None if page.last_key is None else paging.encode(
-        secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
-    viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr,
-                       evaluated_at.date().isoformat())
-    svc.impressions.log("nearby", viewer, query.lat, query.lon,
-                        [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)], svc.now())
-    return jsonify(stores=stores, next_cursor=cursor, radius_m=page.radius_m,
-                   evaluated_at=evaluated_at.isoformat())
+    cursor = (
+        None
+        if page.last_key is None
+        else paging.encode(secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
+    )
+    viewer = viewer_id(
+        query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, evaluated_at.date().isoformat()
+    )
+    svc.impressions.log(
+        "nearby",
+        viewer,
+        query.lat,
+        query.lon,
+        [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)],
+        svc.now(),
+    )
+    return jsonify(stores=stores, next_cursor=cursor, radius_m=page.radius_m, evaluated_at=evaluated_at.isoformat())
 
 
 @bp.get("/<store_id>")
-@documented(summary="One store with open_now, next_open and next_close", tags=["stores"], query=DetailQuery,
-            path={"store_id": {"description": "A store_id from the catalogue, e.g. osm-n1007416273",
-                               "schema": {"type": "string", "minLength": 1, "maxLength": 128}}},
-            responses={200: StoreDetail, 404: ProblemBody})
+@documented(
+    summary="One store with open_now, next_open and next_close",
+    tags=["stores"],
+    query=DetailQuery,
+    path={
+        "store_id": {
+            "description": "A store_id from the catalogue, e.g. osm-n1007416273",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        }
+    },
+    responses={200: StoreDetail, 404: ProblemBody},
+)
 def detail(store_id: str):
     """Full details of one store."""
     parse_query(DetailQuery, request.args)
@@ -67,8 +89,9 @@ def detail(store_id: str):
     schedule = index.schedules.schedules[code] if code >= 0 else None
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
-    viewer = viewer_id(request.args.get("user_id"), request.headers.get("X-Client-Id"), request.remote_addr,
-                       at.date().isoformat())
+    viewer = viewer_id(
+        request.args.get("user_id"), request.headers.get("X-Client-Id"), request.remote_addr, at.date().isoformat()
+    )
     svc.impressions.log("detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
     return jsonify(row)
 

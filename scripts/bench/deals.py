@@ -7,6 +7,7 @@ a fresh embedded Redis. Interleaved closed-loop runs: the trivial endpoint (/hea
 recommended deals (known and anonymous users), and /v1/stores/nearby with impression
 logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,9 +18,9 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from scripts.common import emit_json
-from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
 from app.storage.embedded import free_port
+from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
+from scripts.common import emit_json
 
 
 def main(argv=None) -> int:
@@ -33,14 +34,29 @@ def main(argv=None) -> int:
     users = pd.read_csv("data/generated/helsinki/orders.csv", usecols=["user_id"])["user_id"].unique()
     rng = np.random.default_rng(3)
     pick = rng.integers(0, len(stores), 1000)
-    pts = np.column_stack([stores["lat"].to_numpy()[pick] + rng.normal(0, 0.002, 1000),
-                           stores["lon"].to_numpy()[pick] + rng.normal(0, 0.004, 1000)])
-    deals_known = ["/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5), "user_id": u})
-                   for (a, b), u in zip(pts, rng.choice(users, len(pts)))]
+    pts = np.column_stack(
+        [
+            stores["lat"].to_numpy()[pick] + rng.normal(0, 0.002, 1000),
+            stores["lon"].to_numpy()[pick] + rng.normal(0, 0.004, 1000),
+        ]
+    )
+    deals_known = [
+        "/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5), "user_id": u})
+        for (a, b), u in zip(pts, rng.choice(users, len(pts)))
+    ]
     deals_anon = ["/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5)}) for a, b in pts]
     nearby = nearby_paths(pts)
-    runs = {k: [] for k in ("trivial", "deals_known_user", "deals_anonymous", "nearby_impressions_on",
-                            "trivial_b", "nearby_impressions_off")}
+    runs = {
+        k: []
+        for k in (
+            "trivial",
+            "deals_known_user",
+            "deals_anonymous",
+            "nearby_impressions_on",
+            "trivial_b",
+            "nearby_impressions_off",
+        )
+    }
     servers = {}
     try:
         for flag in ("1", "0"):
@@ -60,12 +76,16 @@ def main(argv=None) -> int:
             proc.terminate()
             proc.wait(10)
     med = {k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms")} for k, v in runs.items()}
-    result = {"median": med, "errors": sum(r["errors"] for v in runs.values() for r in v),
-              "ratio_deals_known_to_trivial": round(med["deals_known_user"]["rps"] / med["trivial"]["rps"], 2),
-              "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
-              "impressions_cost_pct": round(100 * (1 - med["nearby_impressions_on"]["rps"] /
-                                                   med["nearby_impressions_off"]["rps"]), 1),
-              "runs": runs}
+    result = {
+        "median": med,
+        "errors": sum(r["errors"] for v in runs.values() for r in v),
+        "ratio_deals_known_to_trivial": round(med["deals_known_user"]["rps"] / med["trivial"]["rps"], 2),
+        "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
+        "impressions_cost_pct": round(
+            100 * (1 - med["nearby_impressions_on"]["rps"] / med["nearby_impressions_off"]["rps"]), 1
+        ),
+        "runs": runs,
+    }
     emit_json(result, args.json)
     return 0
 

@@ -9,6 +9,7 @@ Redis restarted on the same data; a worker killed with SIGKILL; normal. At the e
 acknowledged event id must be in Redis (its dedupe key is written by the same script as
 the event), and search must have kept answering.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,16 +20,15 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psutil
 import redis
 
 from app.storage import keys
-
-from scripts.common import emit_json
-from scripts.bench.harness import request, start_gunicorn
 from app.storage.embedded import free_port, start_on_port
+from scripts.bench.harness import request, start_gunicorn
+from scripts.common import emit_json
 
 
 def _call(port, method, path, body=None):
@@ -51,18 +51,22 @@ def run(phase_s: float = 5.0) -> dict:
 
     def searcher(i):
         while not stop.is_set():
-            path = ("/v1/stores/nearby?lat=60.1699&lon=24.9384" if i % 2 else
-                    "/v1/deals/recommended?lat=60.1699&lon=24.9384")
+            path = (
+                "/v1/stores/nearby?lat=60.1699&lon=24.9384"
+                if i % 2
+                else "/v1/deals/recommended?lat=60.1699&lon=24.9384"
+            )
             status = _call(port, "GET", path)
             with lock:
                 stats["search"].append((stats["phase"], status))
 
     def poster():
         while not stop.is_set():
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             ids = [uuid.uuid4().hex for _ in range(5)]
-            batch = [{"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836", "user_id": "f"}
-                     for e in ids]
+            batch = [
+                {"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836", "user_id": "f"} for e in ids
+            ]
             status = _call(port, "POST", "/v1/events", {"events": batch})
             with lock:
                 stats["events"].append((stats["phase"], status))
@@ -96,8 +100,12 @@ def run(phase_s: float = 5.0) -> dict:
         gunicorn.terminate()
         gunicorn.wait(10)
     r = redis.Redis.from_url(url)
-    missing = sum(1 for i in range(0, len(stats["acked"]), 500)
-                  for present in _exists(r, stats["acked"][i:i + 500]) if not present)
+    missing = sum(
+        1
+        for i in range(0, len(stats["acked"]), 500)
+        for present in _exists(r, stats["acked"][i : i + 500])
+        if not present
+    )
     redis_proc.terminate()
     redis_proc.wait(5)
     return _summary(stats, missing, workers_after)
@@ -111,15 +119,23 @@ def _exists(r, ids):
 
 
 def _summary(stats, missing, workers_after) -> dict:
-    out = {"phases": {}, "events_acknowledged": len(stats["acked"]), "acknowledged_missing_after_restart": missing,
-           "workers_after_kill": workers_after}
+    out = {
+        "phases": {},
+        "events_acknowledged": len(stats["acked"]),
+        "acknowledged_missing_after_restart": missing,
+        "workers_after_kill": workers_after,
+    }
     for phase in ("normal", "redis_down", "redis_restarted", "worker_killed", "normal_again"):
         s = [st for p, st in stats["search"] if p == phase]
         e = [st for p, st in stats["events"] if p == phase]
-        out["phases"][phase] = {"search_requests": len(s), "search_failed": sum(1 for x in s if not 200 <= x < 300),
-                                "event_batches": len(e), "events_2xx": sum(1 for x in e if 200 <= x < 300),
-                                "events_503": sum(1 for x in e if x == 503),
-                                "events_other": sum(1 for x in e if x not in (503,) and not 200 <= x < 300)}
+        out["phases"][phase] = {
+            "search_requests": len(s),
+            "search_failed": sum(1 for x in s if not 200 <= x < 300),
+            "event_batches": len(e),
+            "events_2xx": sum(1 for x in e if 200 <= x < 300),
+            "events_503": sum(1 for x in e if x == 503),
+            "events_other": sum(1 for x in e if x not in (503,) and not 200 <= x < 300),
+        }
     return out
 
 

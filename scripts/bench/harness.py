@@ -3,6 +3,7 @@
 Clients are processes (not threads) so that the client side is not serialised by the
 GIL; each keeps issuing requests for a fixed time, and latencies are gathered at the end.
 """
+
 from __future__ import annotations
 
 import http.client
@@ -26,8 +27,12 @@ def request(port: int, method: str, path: str, body=None, headers: dict | None =
     """
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(
+            method,
+            path,
+            body=json.dumps(body) if body is not None else None,
+            headers={"Content-Type": "application/json", **(headers or {})},
+        )
         resp = conn.getresponse()
         data = resp.read()
         parsed = None
@@ -40,8 +45,17 @@ def request(port: int, method: str, path: str, body=None, headers: dict | None =
 
 def start_gunicorn(port: int, env: dict | None = None, workers: int = 2, timeout_s: float = 180):
     """gunicorn --preload on 127.0.0.1:port; returns (process, seconds until /healthz answered)."""
-    cmd = [os.path.join(os.path.dirname(sys.executable), "gunicorn"), "--preload", "--workers", str(workers),
-           "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"]
+    cmd = [
+        os.path.join(os.path.dirname(sys.executable), "gunicorn"),
+        "--preload",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "wsgi:app",
+    ]
     t0 = time.perf_counter()
     # Load generators come from one address: lift the per-address limit unless a run sets it.
     limits = {"O2O_RATE_LIMIT_ANON": "10000000", "O2O_RATE_LIMIT_KEY": "10000000"}
@@ -94,11 +108,18 @@ def run_load(port: int, paths: list[str], seconds: float = 10, clients: int = 4)
     wall = time.perf_counter() - t0
     lat = np.concatenate([np.array(r[0]) for r in results]) * 1e3
     codes = np.concatenate([np.array(r[1]) for r in results])
-    return {"requests": int(len(lat)), "rps": round(len(lat) / wall, 1),
-            "p50_ms": round(float(np.median(lat)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
-            "errors": int(np.sum((codes == 0) | (codes >= 500))), "non_2xx": int(np.sum(codes >= 300))}
+    return {
+        "requests": int(len(lat)),
+        "rps": round(len(lat) / wall, 1),
+        "p50_ms": round(float(np.median(lat)), 2),
+        "p99_ms": round(float(np.percentile(lat, 99)), 2),
+        "errors": int(np.sum((codes == 0) | (codes >= 500))),
+        "non_2xx": int(np.sum(codes >= 300)),
+    }
 
 
 def nearby_paths(points: np.ndarray, extra: dict | None = None) -> list[str]:
-    return ["/v1/stores/nearby?" + urlencode({"lat": round(la, 6), "lon": round(lo, 6), **(extra or {})})
-            for la, lo in points]
+    return [
+        "/v1/stores/nearby?" + urlencode({"lat": round(la, 6), "lon": round(lo, 6), **(extra or {})})
+        for la, lo in points
+    ]

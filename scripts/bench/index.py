@@ -7,6 +7,7 @@ cKDTree on unit vectors is the fastest exact in-process reference; it gets the s
 haversine + store_id tie-break post-processing as the index, so the ratio compares
 like with like. Prints medians and p99 in microseconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,13 @@ def run(n: int, n_queries: int, redis_on: bool = True) -> dict:
     rss1 = _rss_mb()
     qs = query_points(frame, n_queries)
     lat_c, lon_c, ids = index.column("lat"), index.column("lon"), index.column("store_id")
-    res = {"n_stores": n, "n_queries": n_queries, "generate_validate_s": round(gen_s, 2),
-           "build_s": round(build_s, 2), "index_rss_mb": round(rss1 - rss0, 1)}
+    res = {
+        "n_stores": n,
+        "n_queries": n_queries,
+        "generate_validate_s": round(gen_s, 2),
+        "build_s": round(build_s, 2),
+        "index_rss_mb": round(rss1 - rss0, 1),
+    }
 
     from scipy.spatial import cKDTree
 
@@ -128,18 +134,37 @@ def _redis_bench(frame, qs) -> dict:
         def knn(q, k=20):
             radius = 1.0
             while True:
-                got = r.geosearch("stores", longitude=float(q[1]), latitude=float(q[0]), radius=radius, unit="km",
-                                  sort="ASC", count=k, withdist=True)
+                got = r.geosearch(
+                    "stores",
+                    longitude=float(q[1]),
+                    latitude=float(q[0]),
+                    radius=radius,
+                    unit="km",
+                    sort="ASC",
+                    count=k,
+                    withdist=True,
+                )
                 if len(got) >= k or radius > 20_000:
                     return got
                 radius *= 4
 
         def radius1km(q):
-            return r.geosearch("stores", longitude=float(q[1]), latitude=float(q[0]), radius=1, unit="km", sort="ASC",
-                               count=50, withdist=True)
+            return r.geosearch(
+                "stores",
+                longitude=float(q[1]),
+                latitude=float(q[0]),
+                radius=1,
+                unit="km",
+                sort="ASC",
+                count=50,
+                withdist=True,
+            )
 
-        return {"load_s": round(load_s, 1), "knn20": _stats(_timed(knn, qs)),
-                "radius1km_max50": _stats(_timed(radius1km, qs))}
+        return {
+            "load_s": round(load_s, 1),
+            "knn20": _stats(_timed(knn, qs)),
+            "radius1km_max50": _stats(_timed(radius1km, qs)),
+        }
     finally:
         proc.terminate()
 

@@ -7,6 +7,7 @@ gunicorn (2 workers, --preload) on loopback with the bundled data, the newest mo
 fresh embedded Redis; the mix: nearby 35 %, recommended deals 25 %, map 15 %, events 15 %
 (batches of 5), merchant stats 10 %.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,14 +19,14 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import psutil
 
-from scripts.common import emit_json
-from scripts.bench.harness import start_gunicorn
 from app.storage.embedded import free_port
+from scripts.bench.harness import start_gunicorn
+from scripts.common import emit_json
 
 MIX = (("nearby", 0.35), ("recommended", 0.25), ("map", 0.15), ("events", 0.15), ("stats", 0.10))
 
@@ -36,7 +37,7 @@ def _client(port, seconds, seed, key, out):
     probs = [m[1] for m in MIX]
     rows = []
     end = time.perf_counter() + seconds
-    today = datetime.now(timezone.utc).date().isoformat()
+    today = datetime.now(UTC).date().isoformat()
     while time.perf_counter() < end:
         kind = names[rng.choice(len(names), p=probs)]
         lat, lon = 60.1699 + rng.normal(0, 0.004), 24.9384 + rng.normal(0, 0.008)
@@ -49,9 +50,21 @@ def _client(port, seconds, seed, key, out):
             path = f"/v1/map/stores?bbox={lon - 0.02:.5f},{lat - 0.01:.5f},{lon + 0.02:.5f},{lat + 0.01:.5f}&zoom=15"
         elif kind == "events":
             method, path = "POST", "/v1/events"
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            body = json.dumps({"events": [{"event_id": uuid.uuid4().hex, "type": "click", "ts": now,
-                                           "store_id": "osm-n1381017836", "user_id": "load"} for _ in range(5)]})
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            body = json.dumps(
+                {
+                    "events": [
+                        {
+                            "event_id": uuid.uuid4().hex,
+                            "type": "click",
+                            "ts": now,
+                            "store_id": "osm-n1381017836",
+                            "user_id": "load",
+                        }
+                        for _ in range(5)
+                    ]
+                }
+            )
             headers = {"Content-Type": "application/json"}
         else:
             path = f"/v1/merchants/m-unicafe/stats?from={today}&to={today}"
@@ -86,18 +99,23 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     port = free_port()
-    proc, startup = start_gunicorn(port, {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-load-"),
-                                          "O2O_ADMIN_KEY": "load-admin"})
+    proc, startup = start_gunicorn(
+        port, {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-load-"), "O2O_ADMIN_KEY": "load-admin"}
+    )
     try:
         deadline = time.monotonic() + 30  # the second worker boots just after the first answers
-        while time.monotonic() < deadline and sum("redis" not in p.name()
-                                                  for p in psutil.Process(proc.pid).children()) < 2:
+        while (
+            time.monotonic() < deadline
+            and sum("redis" not in p.name() for p in psutil.Process(proc.pid).children()) < 2
+        ):
             time.sleep(0.2)
         workers = psutil.Process(proc.pid).children()
         rss_start = _rss(workers)
         out = mp.Queue()
-        clients = [mp.Process(target=_client, args=(port, args.minutes * 60, i, "load-admin", out))
-                   for i in range(args.clients)]
+        clients = [
+            mp.Process(target=_client, args=(port, args.minutes * 60, i, "load-admin", out))
+            for i in range(args.clients)
+        ]
         t0 = time.perf_counter()
         for c in clients:
             c.start()
@@ -118,16 +136,27 @@ def main(argv=None) -> int:
     finally:
         proc.terminate()
         proc.wait(10)
-    result = {"minutes": args.minutes, "clients": args.clients, "startup_s": round(startup, 1),
-              "requests": len(rows), "rps": round(len(rows) / wall, 1), "endpoints": {},
-              "errors": sum(1 for _k, _t, s in rows if s == 0 or s >= 500),
-              "worker_rss_mb_start": rss_start, "worker_rss_mb_end": rss_end, "rss_mb_each_minute": timeline}
+    result = {
+        "minutes": args.minutes,
+        "clients": args.clients,
+        "startup_s": round(startup, 1),
+        "requests": len(rows),
+        "rps": round(len(rows) / wall, 1),
+        "endpoints": {},
+        "errors": sum(1 for _k, _t, s in rows if s == 0 or s >= 500),
+        "worker_rss_mb_start": rss_start,
+        "worker_rss_mb_end": rss_end,
+        "rss_mb_each_minute": timeline,
+    }
     for kind, _p in MIX:
         lat = np.array([t for k, t, _s in rows if k == kind]) * 1e3
         statuses = [s for k, _t, s in rows if k == kind]
-        result["endpoints"][kind] = {"requests": len(lat), "p50_ms": round(float(np.median(lat)), 2),
-                                     "p99_ms": round(float(np.percentile(lat, 99)), 2),
-                                     "non_2xx": sum(1 for s in statuses if not 200 <= s < 300)}
+        result["endpoints"][kind] = {
+            "requests": len(lat),
+            "p50_ms": round(float(np.median(lat)), 2),
+            "p99_ms": round(float(np.percentile(lat, 99)), 2),
+            "non_2xx": sum(1 for s in statuses if not 200 <= s < 300),
+        }
     emit_json(result, args.json)
     return 0 if result["errors"] == 0 else 1
 

@@ -8,6 +8,7 @@
    about ``--orders`` generated orders on the bundled catalogue.
 3. Artifact save and load time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,8 +46,12 @@ def scoring(trained, n_candidates=200) -> dict:
     uf, itf = space.user_matrix(), space.item_matrix()
     uidx = np.full(n_candidates, space.user_index_[user], dtype=np.int32)
     lf = trained.lightfm
-    np.testing.assert_allclose(scorer.score(user, cand_ids), lf.predict(uidx, cand_rows, item_features=itf,
-                                                                         user_features=uf), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        scorer.score(user, cand_ids),
+        lf.predict(uidx, cand_rows, item_features=itf, user_features=uf),
+        rtol=1e-4,
+        atol=1e-4,
+    )
     state, rows = scorer.user_state(user), scorer.rows_for(cand_ids)
     res = {
         "candidates": n_candidates,
@@ -71,15 +76,23 @@ def main(argv=None) -> int:
     b = generate(stores, BehaviourConfig(n_users=users, days=120, seed=0))
     gen_s = time.perf_counter() - t
     pairs = interaction_weights(b.orders, b.reviews)
-    result = {"orders": len(b.orders), "reviews": len(b.reviews), "users": users, "weighted_pairs": len(pairs),
-              "generate_s": round(gen_s, 1), "training": {}}
+    result = {
+        "orders": len(b.orders),
+        "reviews": len(b.reviews),
+        "users": users,
+        "weighted_pairs": len(pairs),
+        "generate_s": round(gen_s, 1),
+        "training": {},
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "training"}), flush=True)
     trained = None
     for threads in args.threads:
         t = time.perf_counter()
         trained = train(stores, pairs, b.reviews, TrainConfig(threads=threads), log=lambda m: None)
-        result["training"][f"threads={threads}"] = {"seconds": round(time.perf_counter() - t, 1),
-                                                    "best_epoch": trained.meta["best_epoch"]}
+        result["training"][f"threads={threads}"] = {
+            "seconds": round(time.perf_counter() - t, 1),
+            "best_epoch": trained.meta["best_epoch"],
+        }
         print(threads, result["training"][f"threads={threads}"], flush=True)
     result["scoring"] = scoring(trained)
     with tempfile.TemporaryDirectory() as d:

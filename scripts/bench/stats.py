@@ -7,6 +7,7 @@ impression flusher's rollups and the event script) with ``--days`` days of traff
 merchant's stores and their peers, then times GET /v1/merchants/<id>/stats through the
 app in this process: the first (cold) read, and the median and p99 of repeated reads.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,13 +16,13 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
-from scripts.common import emit_json
 from app.storage.embedded import start_on_port
+from scripts.common import emit_json
 
 
 def main(argv=None) -> int:
@@ -33,9 +34,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     from app import create_app
+    from app.http.schemas import EventIn
     from app.storage.events import write_events
     from app.storage.impressions import rollup_commands, viewer_id
-    from app.http.schemas import EventIn
     from app.storage.keys import sd, up, uv, vc
 
     proc, port = start_on_port(data_dir=tempfile.mkdtemp(prefix="bench-stats-"))
@@ -45,13 +46,22 @@ def main(argv=None) -> int:
         catalogue.loc[mine.index, "merchant_id"] = "m-bench"
         path = os.path.join(tempfile.mkdtemp(), "stores.csv")
         catalogue.to_csv(path, index=False)
-        app = create_app({"CATALOGUE": path, "REDIS_URL": f"redis://127.0.0.1:{port}/0", "ADMIN_KEY": "bench",
-                          "RATE_LIMIT_KEY": 0, "RATE_LIMIT_ANON": 0,
-                          "DATA_DIR": tempfile.mkdtemp(), "DEALS": None, "BASE_ORDERS": None})
+        app = create_app(
+            {
+                "CATALOGUE": path,
+                "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "ADMIN_KEY": "bench",
+                "RATE_LIMIT_KEY": 0,
+                "RATE_LIMIT_ANON": 0,
+                "DATA_DIR": tempfile.mkdtemp(),
+                "DEALS": None,
+                "BASE_ORDERS": None,
+            }
+        )
         svc = app.extensions["o2o"]
         index, r = svc.index, svc.redis
         rng = np.random.default_rng(0)
-        today = datetime.now(timezone.utc).replace(hour=12, minute=0, second=0, microsecond=0)
+        today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
         t0 = time.perf_counter()
         for d in range(args.days):
             when = today - timedelta(days=d)
@@ -63,14 +73,33 @@ def main(argv=None) -> int:
                 hits = index.nearest(lat, lon, 20)
                 items = [(index.column("store_id")[p], k + 1, None) for k, p in enumerate(hits.positions)]
                 viewer = viewer_id(None, f"c{rng.integers(2000)}", None, when.date().isoformat())
-                batch.append({"surface": "nearby" if q % 3 else "recommended", "viewer": viewer, "_lat": lat,
-                              "_lon": lon, "_now": when, "_items": items})
+                batch.append(
+                    {
+                        "surface": "nearby" if q % 3 else "recommended",
+                        "viewer": viewer,
+                        "_lat": lat,
+                        "_lon": lon,
+                        "_now": when,
+                        "_items": items,
+                    }
+                )
             pipe = r.pipeline(transaction=False)
             rollup_commands(pipe, batch, index, 1000.0)
             pipe.execute()
-            events = [(k, EventIn(event_id=uuid.uuid4().hex, type=t, ts=when, store_id=mine["store_id"].iat[k % len(mine)],
-                                  user_id=f"u{rng.integers(500)}", amount=15.0 if t == "order" else None))
-                      for k, t in enumerate(["click"] * 20 + ["order"] * 5 + ["directions"] * 3 + ["call"])]
+            events = [
+                (
+                    k,
+                    EventIn(
+                        event_id=uuid.uuid4().hex,
+                        type=t,
+                        ts=when,
+                        store_id=mine["store_id"].iat[k % len(mine)],
+                        user_id=f"u{rng.integers(500)}",
+                        amount=15.0 if t == "order" else None,
+                    ),
+                )
+                for k, t in enumerate(["click"] * 20 + ["order"] * 5 + ["directions"] * 3 + ["call"])
+            ]
             write_events(r, events, lambda d_: None, 1_000_000, lambda s: "Europe/Helsinki")
         fill_s = time.perf_counter() - t0
         c = app.test_client()
@@ -90,17 +119,25 @@ def main(argv=None) -> int:
         sample_day = (today - timedelta(days=1)).date().isoformat()
         per_store = []
         for s in mine["store_id"]:
-            keys = [sd(s, sample_day), vc(s, sample_day), *(uv(s, sample_day, x) for x in
-                                                             ("all", "nearby", "recommended")),
-                    *(up(s, sample_day, x) for x in ("click", "order", "directions", "call"))]
+            keys = [
+                sd(s, sample_day),
+                vc(s, sample_day),
+                *(uv(s, sample_day, x) for x in ("all", "nearby", "recommended")),
+                *(up(s, sample_day, x) for x in ("click", "order", "directions", "call")),
+            ]
             per_store.append(sum(r.memory_usage(k) or 0 for k in keys))
-        result = {"days": args.days, "stores": args.stores, "requests_per_day": args.requests_per_day,
-                  "fill_s": round(fill_s, 1), "cold_read_ms": round(cold_ms, 1),
-                  "read_ms_p50": round(float(np.median(times)), 2),
-                  "read_ms_p99": round(float(np.percentile(times, 99)), 2),
-                  "bytes_per_store_day_median": int(np.median(per_store)),
-                  "bytes_per_store_day_max": int(max(per_store)),
-                  "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 2**20, 1)}
+        result = {
+            "days": args.days,
+            "stores": args.stores,
+            "requests_per_day": args.requests_per_day,
+            "fill_s": round(fill_s, 1),
+            "cold_read_ms": round(cold_ms, 1),
+            "read_ms_p50": round(float(np.median(times)), 2),
+            "read_ms_p99": round(float(np.percentile(times, 99)), 2),
+            "bytes_per_store_day_median": int(np.median(per_store)),
+            "bytes_per_store_day_max": int(max(per_store)),
+            "redis_used_memory_mb": round(r.info("memory")["used_memory"] / 2**20, 1),
+        }
     finally:
         proc.terminate()
     emit_json(result, args.json)

@@ -7,6 +7,7 @@ price_level where known, rating rescaled from 0-10 to 0-5 where known), and trai
 test.csv from the files' own trajectory split: one row per (user, venue) with
 weight = 1 + ln(check-ins), so a daily commute does not drown everything else.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,23 +27,39 @@ def convert(src: str, out: str) -> dict:
     g = both.groupby("poi")
     price = both["price"].where(both["price"] > 0)
     rating = both["rating"].where(both["rating"] >= 0)
-    stores = pd.DataFrame({
-        "store_id": g.size().index.astype(str),
-        "lat": g["lat"].median().to_numpy(), "lon": g["lon"].median().to_numpy(),
-        "category": g["category"].agg(lambda c: c.mode().iat[0]).str.lower()
-        .str.replace(r"[^a-z0-9]+", "_", regex=True).str.strip("_").to_numpy(),
-        "price_level": price.groupby(both["poi"]).first().reindex(g.size().index).to_numpy(),
-        "rating": (rating.groupby(both["poi"]).first().reindex(g.size().index) / 2).round(2).to_numpy(),
-    })
+    stores = pd.DataFrame(
+        {
+            "store_id": g.size().index.astype(str),
+            "lat": g["lat"].median().to_numpy(),
+            "lon": g["lon"].median().to_numpy(),
+            "category": g["category"]
+            .agg(lambda c: c.mode().iat[0])
+            .str.lower()
+            .str.replace(r"[^a-z0-9]+", "_", regex=True)
+            .str.strip("_")
+            .to_numpy(),
+            "price_level": price.groupby(both["poi"]).first().reindex(g.size().index).to_numpy(),
+            "rating": (rating.groupby(both["poi"]).first().reindex(g.size().index) / 2).round(2).to_numpy(),
+        }
+    )
     os.makedirs(out, exist_ok=True)
     stores.to_csv(os.path.join(out, "stores.csv"), index=False)
     for name, part in (("train", train), ("test", test)):
         pairs = part.groupby(["label", "poi"]).size().rename("n").reset_index()
-        pairs = pd.DataFrame({"user_id": "u" + pairs["label"].astype(str), "store_id": pairs["poi"].astype(str),
-                              "weight": np.round(1 + np.log(pairs["n"]), 4)})
+        pairs = pd.DataFrame(
+            {
+                "user_id": "u" + pairs["label"].astype(str),
+                "store_id": pairs["poi"].astype(str),
+                "weight": np.round(1 + np.log(pairs["n"]), 4),
+            }
+        )
         pairs.to_csv(os.path.join(out, f"{name}.csv"), index=False)
-    return {"stores": len(stores), "users": int(both["label"].nunique()), "train_rows": len(train),
-            "test_rows": len(test)}
+    return {
+        "stores": len(stores),
+        "users": int(both["label"].nunique()),
+        "train_rows": len(train),
+        "test_rows": len(test),
+    }
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,7 @@ Writes users.csv, deals.csv, orders.csv, reviews.csv (the canonical interaction 
 and, under hidden/, the generator's secret parameters (store quality, homes, tastes) for
 analysis only: nothing in recommender/ reads that folder.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,12 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--days", type=int, default=120)
     parser.add_argument("--orders-per-month", type=float, default=5.0)
-    parser.add_argument("--start", default=None,
-                        help="first simulated day (default: --days before today, so the data ends now and "
-                             "the newest deals are running)")
+    parser.add_argument(
+        "--start",
+        default=None,
+        help="first simulated day (default: --days before today, so the data ends now and "
+        "the newest deals are running)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="data/generated/helsinki")
     args = parser.parse_args(argv)
@@ -42,16 +46,19 @@ def main(argv=None) -> int:
         print(report.summary(), file=sys.stderr)
     t0 = time.perf_counter()
     start = args.start or (date.today() - timedelta(days=args.days)).isoformat()
-    cfg = BehaviourConfig(n_users=args.users, days=args.days, start=start, seed=args.seed,
-                          orders_per_user_month=args.orders_per_month)
+    cfg = BehaviourConfig(
+        n_users=args.users, days=args.days, start=start, seed=args.seed, orders_per_user_month=args.orders_per_month
+    )
     b = generate(stores, cfg)
     os.makedirs(os.path.join(args.out, "hidden"), exist_ok=True)
     for name in ("users", "deals", "orders", "reviews"):
         getattr(b, name).to_csv(os.path.join(args.out, f"{name}.csv"), index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     for name, frame in b.hidden.items():
         frame.to_csv(os.path.join(args.out, "hidden", f"{name}.csv"), index=False)
-    print(f"{len(b.users)} users, {len(b.deals)} deals, {len(b.orders)} orders, {len(b.reviews)} reviews "
-          f"-> {args.out} in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{len(b.users)} users, {len(b.deals)} deals, {len(b.orders)} orders, {len(b.reviews)} reviews "
+        f"-> {args.out} in {time.perf_counter() - t0:.1f} s"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ OpenStreetMap has names, categories and opening hours but no price level or rati
 those two columns are filled by a seeded draw per category and marked synthetic in
 data/README.md. Every POI that is left out or altered is printed with its reason.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,30 @@ import numpy as np
 import pandas as pd
 
 AMENITIES = ["cafe", "restaurant", "bar", "pub", "fast_food", "ice_cream", "food_court", "biergarten"]
-_TAG_KEYS = ("cuisine", "diet:vegan", "diet:vegetarian", "outdoor_seating", "takeaway", "delivery",
-             "wheelchair", "lunch", "brunch", "drive_through")
+_TAG_KEYS = (
+    "cuisine",
+    "diet:vegan",
+    "diet:vegetarian",
+    "outdoor_seating",
+    "takeaway",
+    "delivery",
+    "wheelchair",
+    "lunch",
+    "brunch",
+    "drive_through",
+)
 # Typical price levels by category (1 cheap .. 4 expensive); anything else draws from _DEFAULT.
-_PRICE = {"fast_food": (0.6, 0.35, 0.05, 0), "cafe": (0.4, 0.5, 0.1, 0), "ice_cream": (0.7, 0.3, 0, 0),
-          "restaurant": (0.1, 0.45, 0.35, 0.1), "bar": (0.1, 0.5, 0.35, 0.05), "pub": (0.2, 0.6, 0.2, 0),
-          "jewelry": (0, 0.2, 0.4, 0.4), "kiosk": (0.8, 0.2, 0, 0), "convenience": (0.6, 0.4, 0, 0)}
+_PRICE = {
+    "fast_food": (0.6, 0.35, 0.05, 0),
+    "cafe": (0.4, 0.5, 0.1, 0),
+    "ice_cream": (0.7, 0.3, 0, 0),
+    "restaurant": (0.1, 0.45, 0.35, 0.1),
+    "bar": (0.1, 0.5, 0.35, 0.05),
+    "pub": (0.2, 0.6, 0.2, 0),
+    "jewelry": (0, 0.2, 0.4, 0.4),
+    "kiosk": (0.8, 0.2, 0, 0),
+    "convenience": (0.6, 0.4, 0, 0),
+}
 _DEFAULT = (0.25, 0.45, 0.25, 0.05)
 
 
@@ -61,13 +80,19 @@ def import_pois(pbf: str, seed: int = 7) -> tuple[pd.DataFrame, list[str]]:
             hours = ""
         point = rec.geometry if rec.geometry.geom_type == "Point" else rec.geometry.representative_point()
         owner = _clean(rec.operator) or _clean(extra.get("brand"))
-        rows.append({
-            "store_id": f"osm-{rec.osm_type[0]}{rec.id}",
-            "merchant_id": "m-" + (_slug(owner) if owner else f"osm-{rec.osm_type[0]}{rec.id}"),
-            "name": name, "category": category, "lat": round(point.y, 7), "lon": round(point.x, 7),
-            "timezone": "Europe/Helsinki", "opening_hours": hours,
-            "tags": "|".join(_tags(extra)),
-        })
+        rows.append(
+            {
+                "store_id": f"osm-{rec.osm_type[0]}{rec.id}",
+                "merchant_id": "m-" + (_slug(owner) if owner else f"osm-{rec.osm_type[0]}{rec.id}"),
+                "name": name,
+                "category": category,
+                "lat": round(point.y, 7),
+                "lon": round(point.x, 7),
+                "timezone": "Europe/Helsinki",
+                "opening_hours": hours,
+                "tags": "|".join(_tags(extra)),
+            }
+        )
     frame = pd.DataFrame(rows).sort_values("store_id").reset_index(drop=True)
     rng = np.random.default_rng(seed)
     frame["price_level"] = [int(rng.choice(4, p=_PRICE.get(c, _DEFAULT))) + 1 for c in frame["category"]]
@@ -116,8 +141,19 @@ def main(argv=None) -> int:
     frame, notes = import_pois(args.pbf or helsinki_pbf(), seed=args.seed)
     for note in notes:
         print(note, file=sys.stderr)
-    cols = ["store_id", "merchant_id", "name", "category", "lat", "lon", "timezone",
-            "price_level", "rating", "opening_hours", "tags"]
+    cols = [
+        "store_id",
+        "merchant_id",
+        "name",
+        "category",
+        "lat",
+        "lon",
+        "timezone",
+        "price_level",
+        "rating",
+        "opening_hours",
+        "tags",
+    ]
     frame[cols].to_csv(args.out, index=False)
     print(f"wrote {len(frame)} stores to {args.out} ({len(notes)} notes above)")
     return 0

@@ -1,7 +1,8 @@
 """Write a seeded synthetic catalogue (up to 1,000,000 stores) for scale tests.
 
-    python -m scripts.data.make_synthetic --n 1000000 --out data/generated/synthetic_1m.parquet
+python -m scripts.data.make_synthetic --n 1000000 --out data/generated/synthetic_1m.parquet
 """
+
 from __future__ import annotations
 
 import argparse

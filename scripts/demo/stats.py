@@ -9,6 +9,7 @@ calls and orders that follow (``POST /v1/events``, stamped with that day). Impre
 are stamped by the server clock, so they all land on today; events land on their day.
 Prints the merchant's daily funnel from GET /v1/merchants/<id>/stats.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,15 @@ import sys
 import tempfile
 import uuid
 from contextlib import redirect_stdout
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
+from app.storage.embedded import free_port
 from scripts import merchants
 from scripts.bench.harness import request, start_gunicorn
-from app.storage.embedded import free_port
 
 
 def _call(port, method, path, body=None, headers=None):
@@ -54,7 +55,7 @@ def main(argv=None) -> int:
         with redirect_stdout(out):
             merchants.main(["create-key", args.merchant, "--data-dir", data_dir])
         key = out.getvalue().strip().splitlines()[-1]
-        today = datetime.now(timezone.utc)
+        today = datetime.now(UTC)
         for d in range(args.days - 1, -1, -1):
             day = today - timedelta(days=d)
             events = []
@@ -62,30 +63,49 @@ def main(argv=None) -> int:
                 s = mine.sample(1, random_state=int(rng.integers(1 << 30))).iloc[0]
                 lat, lon = s["lat"] + rng.normal(0, 0.004), s["lon"] + rng.normal(0, 0.008)
                 user = f"demo-{u}"
-                _, body = _call(port, "GET", "/v1/stores/nearby?" + urlencode(
-                    {"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10, "user_id": user}))
-                _call(port, "GET", "/v1/deals/recommended?" + urlencode(
-                    {"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10, "user_id": user}))
+                _, body = _call(
+                    port,
+                    "GET",
+                    "/v1/stores/nearby?"
+                    + urlencode({"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10, "user_id": user}),
+                )
+                _call(
+                    port,
+                    "GET",
+                    "/v1/deals/recommended?"
+                    + urlencode({"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10, "user_id": user}),
+                )
                 shown = [x["id"] for x in body["stores"] if x["id"] in set(mine["store_id"])]
                 for store in shown:
                     ts = (day - timedelta(minutes=int(rng.integers(0, 600)))).strftime("%Y-%m-%dT%H:%M:%SZ")
                     for kind, p in (("click", 0.35), ("directions", 0.1), ("call", 0.03), ("order", 0.08)):
                         if rng.random() < p:
-                            ev = {"event_id": uuid.uuid4().hex, "type": kind, "ts": ts, "store_id": store,
-                                  "user_id": user}
+                            ev = {
+                                "event_id": uuid.uuid4().hex,
+                                "type": kind,
+                                "ts": ts,
+                                "store_id": store,
+                                "user_id": user,
+                            }
                             if kind == "order":
                                 ev["amount"] = round(float(rng.lognormal(2.8, 0.4)), 2)
                             events.append(ev)
             for i in range(0, len(events), 500):
-                status, res = _call(port, "POST", "/v1/events", {"events": events[i:i + 500]})
+                status, res = _call(port, "POST", "/v1/events", {"events": events[i : i + 500]})
                 assert status == 200 and res["rejected"] == 0, res
         first = (today - timedelta(days=args.days - 1)).date().isoformat()
-        status, stats = _call(port, "GET", f"/v1/merchants/{args.merchant}/stats?" + urlencode(
-            {"from": first, "to": today.date().isoformat()}), headers={"Authorization": f"Bearer {key}"})
+        status, stats = _call(
+            port,
+            "GET",
+            f"/v1/merchants/{args.merchant}/stats?" + urlencode({"from": first, "to": today.date().isoformat()}),
+            headers={"Authorization": f"Bearer {key}"},
+        )
         assert status == 200, stats
         print(f"merchant {args.merchant}: {len(stats['stores'])} stores, {first} .. {today.date()}")
-        print(f"{'date':<12}{'impr':>7}{'viewers':>9}{'clicks':>8}{'orders':>8}{'amount':>9}{'CTR':>7}"
-              f"{'order/click':>12}{'rank':>6}{'local share':>12}")
+        print(
+            f"{'date':<12}{'impr':>7}{'viewers':>9}{'clicks':>8}{'orders':>8}{'amount':>9}{'CTR':>7}"
+            f"{'order/click':>12}{'rank':>6}{'local share':>12}"
+        )
         for i in range(args.days):
             rows = [s["days"][i] for s in stats["stores"]]
             imp = sum(r["impressions"] for r in rows)
@@ -96,13 +116,18 @@ def main(argv=None) -> int:
             ranks = [r["rank"]["mean"] for r in rows if r["rank"]["mean"] is not None]
             lreq = sum(r["local_requests"] for r in rows)
             lapp = sum(r["local_appeared"] for r in rows)
-            print(f"{rows[0]['date']:<12}{imp:>7}{viewers:>9}{clicks:>8}{orders:>8}{amount:>9.2f}"
-                  f"{(clicks / imp if imp else 0):>7.1%}{(orders / clicks if clicks else 0):>12.1%}"
-                  f"{(np.mean(ranks) if ranks else float('nan')):>6.1f}{(lapp / lreq if lreq else 0):>12.1%}")
+            print(
+                f"{rows[0]['date']:<12}{imp:>7}{viewers:>9}{clicks:>8}{orders:>8}{amount:>9.2f}"
+                f"{(clicks / imp if imp else 0):>7.1%}{(orders / clicks if clicks else 0):>12.1%}"
+                f"{(np.mean(ranks) if ranks else float('nan')):>6.1f}{(lapp / lreq if lreq else 0):>12.1%}"
+            )
         t = stats["stores"][0]
-        print(f"store {t['store_id']} ({t['name']}): totals {json.dumps({k: t['totals'][k] for k in ('impressions', 'unique_viewers', 'clicks', 'orders')})}; "
-              f"peers ({t['peers']['stores']} same-category stores within {t['peers']['radius_m']:.0f} m): "
-              f"median impressions {t['peers']['median'] and t['peers']['median']['impressions']}")
+        headline = {k: t["totals"][k] for k in ("impressions", "unique_viewers", "clicks", "orders")}
+        print(
+            f"store {t['store_id']} ({t['name']}): totals {json.dumps(headline)}; "
+            f"peers ({t['peers']['stores']} same-category stores within {t['peers']['radius_m']:.0f} m): "
+            f"median impressions {t['peers']['median'] and t['peers']['median']['impressions']}"
+        )
         return 0
     finally:
         proc.terminate()
