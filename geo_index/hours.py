@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -27,7 +28,7 @@ def hours_problem(expression: str) -> str | None:
     """Why ``expression`` is not valid OSM opening_hours, or None when it is."""
     try:
         _oh.OpeningHours(expression)
-    except (_oh.ParserError, SyntaxError, ValueError) as exc:
+    except (_oh.ParserError, SyntaxError, ValueError) as exc:  # type: ignore[attr-defined]  # compiled module
         first = str(exc).strip().splitlines()
         return "unparseable opening_hours: " + (first[-1].strip(" =") if first else "syntax error")
     return None
@@ -113,7 +114,7 @@ class ScheduleTable:
         self.schedules: list[Schedule] = []
         # OSM hours change state only on whole minutes, so a state holds for the whole
         # minute: remember it per (minute, schedule) across requests.
-        self._memo: dict[tuple, object] = {}
+        self._memo: dict[tuple, Any] = {}
         self._memo_minute: datetime | None = None
 
     def code_for(self, expression: str | None, tz: str) -> int:

@@ -160,8 +160,7 @@ class StoreIndex:
         pos = np.asarray(positions, dtype=np.int64)
         c = self._cols
         price = c["price"][pos].tolist()
-        rating = c["rating"][pos]
-        rating = np.where(np.isnan(rating), None, rating).tolist()
+        rating = [None if r != r else r for r in c["rating"][pos].tolist()]  # NaN: unrated
         cats = [self.categories[x] for x in c["category"][pos].tolist()]
         out = []
         for i, (sid, mid, name, lat, lon, tz, hours, tags, pop) in enumerate(
@@ -339,7 +338,8 @@ class StoreIndex:
         frame = pd.DataFrame([row])
         for col in ("price_level", "rating", "popularity", "opening_hours", "tags"):
             if col not in frame:
-                frame[col] = [() if col == "tags" else (0.0 if col == "popularity" else None)]
+                default = () if col == "tags" else (0.0 if col == "popularity" else None)
+                frame[col] = pd.Series([default], dtype=object if col == "tags" else None)
         with self._lock:
             old = self._pos.get(str(row["store_id"]))
             if old is not None:

@@ -52,7 +52,8 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
         }
         arrays.update(_sparse("item_matrix", trained.space.item_matrix()))
         arrays.update(_sparse("user_matrix", trained.space.user_matrix()))
-        np.savez(os.path.join(tmp, "model.npz"), **arrays)
+        # numpy's stub cannot tell these names from savez's own keywords (allow_pickle).
+        np.savez(os.path.join(tmp, "model.npz"), **arrays)  # type: ignore[arg-type]
         with open(os.path.join(tmp, "vocab.json"), "w") as fh:
             json.dump(trained.space.vocabulary(), fh)
         meta = {

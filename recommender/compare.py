@@ -55,9 +55,8 @@ def compare(
         results["popularity"] = evaluate(
             lambda rows: np.broadcast_to(np.log1p(pop), (len(rows), len(pop))), train_m, test_m, k
         )
-    anchors_all = None
-    if "geo_popularity" in models or SERVED in models:
-        anchors_all = _global_anchors(users, uidx, stores, train_pairs)
+    needs_anchors = "geo_popularity" in models or SERVED in models
+    anchors_all = user_anchors(uidx, stores, train_pairs) if needs_anchors else np.empty((0, 3, 2))
     if "geo_popularity" in models:
         geo = _tune_geo_popularity(stores, train_pairs, cfg, log)
         norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
@@ -107,14 +106,6 @@ def _clean(pairs: pd.DataFrame, items: dict) -> pd.DataFrame:
     return p.groupby(["user_id", "store_id"], as_index=False, sort=True).agg(agg)
 
 
-def _global_anchors(users, uidx, stores, train_pairs):
-    class _Space:  # the anchors helper needs only the user index
-        user_ids_ = users
-        user_index_ = uidx
-
-    return user_anchors(_Space, stores, train_pairs)
-
-
 def _lightfm_scores(trained, users: list[str]):
     """Scores in the comparison's user order; users the model never saw take the cold path
     (no history, no features: item biases only)."""
@@ -148,23 +139,17 @@ def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:
     )
     pop = np.log1p(np.asarray(fit_m.sum(axis=0)).ravel())
     pop = pop / max(pop.max(), 1e-9)
-    anchors = _global_anchors(users, uidx, stores, fit_part)
+    anchors = user_anchors(uidx, stores, fit_part)
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     best, best_blend = -1.0, Blend(weight=0.0)
     for w in cfg.blend_weights:
         for s in cfg.blend_scales_m:
             b = Blend(weight=w, scale_m=s)
-            ndcg = (
-                evaluate(
-                    lambda rows, b=b: (
-                        pop[None, :] + b.weight * b.distance_term(anchor_distances(anchors[rows], lat, lon))
-                    ),
-                    fit_m,
-                    val_m,
-                    cfg.k,
-                )["ndcg"]
-                or 0.0
-            )
+
+            def scores(rows, b=b):
+                return pop[None, :] + b.weight * b.distance_term(anchor_distances(anchors[rows], lat, lon))
+
+            ndcg = evaluate(scores, fit_m, val_m, cfg.k)["ndcg"] or 0.0
             if ndcg > best + 1e-9:
                 best, best_blend = ndcg, b
     log(

@@ -153,7 +153,7 @@ class FeatureSpace:
 
     def _fit_keywords(self, reviews) -> dict[str, dict[str, float]]:
         if reviews is None or not len(reviews) or "text" not in reviews:
-            self.keyword_vocab_ = []
+            self.keyword_vocab_: list[str] = []
             return {}
         text = reviews.dropna(subset=["text"]).groupby(reviews["store_id"].astype(str))["text"].apply(" ".join)
         if text.empty:
@@ -192,7 +192,7 @@ class FeatureSpace:
         if "weight" not in frame:
             frame = frame.assign(weight=1.0)
         feats = user_features_table(frame, self.config)
-        dicts = {u: {} for u in self.user_ids_}
+        dicts: dict[str, dict[str, float]] = {u: {} for u in self.user_ids_}
         for user, name, value in zip(feats["user_id"], feats["name"], feats["value"]):
             dicts[user][name] = value
         return [dicts[u] for u in self.user_ids_]

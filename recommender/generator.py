@@ -104,10 +104,12 @@ def generate(stores: pd.DataFrame, config: BehaviourConfig | None = None) -> Beh
             - pd.to_timedelta(rng.integers(0, 400, cfg.n_users), unit="D"),
         }
     )
-    orders = _frame(orders, ["user_id", "store_id", "deal_id", "ts", "amount"], world.t0)
-    reviews = _frame(reviews, ["user_id", "store_id", "ts", "rating", "text"], world.t0)
     return Behaviour(
-        users=users, deals=deals.drop(columns=["_lift"]), orders=orders, reviews=reviews, hidden=world.hidden()
+        users=users,
+        deals=deals.drop(columns=["_lift"]),
+        orders=_frame(orders, ["user_id", "store_id", "deal_id", "ts", "amount"], world.t0),
+        reviews=_frame(reviews, ["user_id", "store_id", "ts", "rating", "text"], world.t0),
+        hidden=world.hidden(),
     )
 
 
@@ -121,6 +123,7 @@ def _frame(rows, columns, t0) -> pd.DataFrame:
 class _World:
     def __init__(self, stores: pd.DataFrame, cfg: BehaviourConfig, rng: np.random.Generator):
         self.cfg, self.rng, self.stores = cfg, rng, stores
+        self._deal_days: list[tuple[np.ndarray, dict]] | None = None  # built on first use
         self.t0 = pd.Timestamp(cfg.start, tz="UTC")
         n = len(stores)
         self.cats, self.cat_of = np.unique(stores["category"].to_numpy(str), return_inverse=True)
@@ -157,7 +160,7 @@ class _World:
         cfg, rng = self.cfg, self.rng
         has = np.flatnonzero(rng.random(len(self.lat)) < cfg.deal_store_share)
         rows = []
-        for s in has:
+        for s in has.tolist():
             for j in range(int(rng.integers(1, 4))):
                 start = rng.integers(-30, cfg.days)
                 length = int(rng.integers(7, 45))
@@ -243,7 +246,7 @@ class _World:
 
     def _deal_index(self, deals: pd.DataFrame):
         """Per simulated day: each store's best deal lift, and which deal it is (deals run whole days)."""
-        if getattr(self, "_deal_days", None) is not None:
+        if self._deal_days is not None:
             return self._deal_days
         pos = {sid: i for i, sid in enumerate(self.store_ids)}
         start = ((deals["starts_at"] - self.t0).dt.days).to_numpy()

@@ -32,11 +32,10 @@ class UserState:
     vector: np.ndarray
     bias: float
     #: [vector | 1], to multiply with the scorer's [vector | bias] item table.
-    extended: np.ndarray = field(default=None, repr=False)
+    extended: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
-        if self.extended is None:
-            object.__setattr__(self, "extended", np.append(self.vector, 1.0).astype(np.float32))
+        object.__setattr__(self, "extended", np.append(self.vector, 1.0).astype(np.float32))
 
 
 class Scorer:

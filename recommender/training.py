@@ -7,6 +7,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -228,7 +229,7 @@ def _fit_early_stopped(space, fit_part, val_part, cfg, log):
             interactions, user_features=uf, item_features=itf, sample_weight=weights, epochs=1, num_threads=cfg.threads
         )
         trained = _package(model, space, Blend(), cfg)
-        ndcg = evaluate(lambda rows, m=trained: preference_scores(m, rows), train_m, val_m, k=cfg.k)["ndcg"] or 0.0
+        ndcg = evaluate(partial(preference_scores, trained), train_m, val_m, k=cfg.k)["ndcg"] or 0.0
         curve.append(round(ndcg, 4))
         log(f"epoch {epoch:3d}  validation NDCG@{cfg.k} {ndcg:.4f}  ({time.perf_counter() - t:.1f} s)")
         if ndcg > best + 1e-5:
@@ -295,8 +296,9 @@ def _score_scale(trained: TrainedModel) -> float:
     return float(np.std(scores)) or 1.0
 
 
-def user_anchors(space: FeatureSpace, stores: pd.DataFrame, pairs: pd.DataFrame, n_anchor: int = 3):
-    """Per user row, the coordinates of their ``n_anchor`` most-weighted stores (NaN-padded)."""
+def user_anchors(user_index: dict[str, int], stores: pd.DataFrame, pairs: pd.DataFrame, n_anchor: int = 3):
+    """Per user row (``user_index``: id -> row, one row per user), the coordinates of their
+    ``n_anchor`` most-weighted stores (NaN-padded)."""
     coords = (
         stores.assign(store_id=stores["store_id"].astype(str))
         .drop_duplicates("store_id")
@@ -307,9 +309,9 @@ def user_anchors(space: FeatureSpace, stores: pd.DataFrame, pairs: pd.DataFrame,
         p = p.assign(weight=1.0)
     p = p.sort_values(["user_id", "weight", "store_id"], ascending=[True, False, True])
     top = p.groupby("user_id").head(n_anchor)
-    out = np.full((len(space.user_ids_), n_anchor, 2), np.nan)
+    out = np.full((len(user_index), n_anchor, 2), np.nan)
     rank = top.groupby("user_id").cumcount().to_numpy()
-    rows = top["user_id"].map(space.user_index_)
+    rows = top["user_id"].map(user_index)
     ok = rows.notna().to_numpy() & top["store_id"].isin(coords.index).to_numpy()
     xy = coords.reindex(top["store_id"].to_numpy()).to_numpy()
     out[rows[ok].astype(int).to_numpy(), rank[ok]] = xy[ok]
@@ -334,7 +336,7 @@ def tune_blend(trained, space, stores, fit_part, val_part, cfg):
     rng = np.random.default_rng(cfg.seed)
     if len(users) > 1500:
         users = np.sort(rng.choice(users, 1500, replace=False))
-    anchors = user_anchors(space, stores, fit_part)[users]
+    anchors = user_anchors(space.user_index_, stores, fit_part)[users]
     lat, lon = _item_coords(space, stores)
     dist = anchor_distances(anchors, lat, lon)
     pref = preference_scores(trained, users)
@@ -344,10 +346,11 @@ def tune_blend(trained, space, stores, fit_part, val_part, cfg):
     for w in cfg.blend_weights:
         for s in cfg.blend_scales_m:
             b = Blend(weight=w, scale_m=s, pref_scale=scale)
-            table[(w, s)] = (
-                evaluate(lambda rows, b=b: b.combine(pref[rows], dist[rows]), sub_train, sub_val, k=cfg.k)["ndcg"]
-                or 0.0
-            )
+
+            def blended(rows, b=b):
+                return b.combine(pref[rows], dist[rows])
+
+            table[(w, s)] = evaluate(blended, sub_train, sub_val, k=cfg.k)["ndcg"] or 0.0
     (w, s) = max(table, key=lambda key: (table[key], -key[0]))
     return Blend(weight=w, scale_m=s), table
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine with Python 3.11:
 #   bash scripts/bootstrap.sh serve   # set up, make data and a model if missing, serve on 127.0.0.1:8000
-#   bash scripts/bootstrap.sh test    # set up, then run the test suite
+#   bash scripts/bootstrap.sh test    # set up, then run the test suite (-m "not slow": the quick tier)
+#   bash scripts/bootstrap.sh lint    # ruff and mypy, as CI runs them
 # Setup is a virtualenv in .venv with one of the hashed lock files under requirements/
 # (generated from pyproject.toml by scripts/lock.sh): serve installs the runtime set only,
 # test adds the test tools, CI adds lint and types (dev). An install is skipped when its
@@ -76,10 +77,15 @@ case "$cmd" in
     browser
     exec .venv/bin/python -m pytest "$@"
     ;;
+  lint)
+    # ruff (lint and format) and mypy, configured in pyproject.toml; any finding fails.
+    setup dev
+    .venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy
+    ;;
   setup)
     setup "${1:-runtime}"   # runtime | test | dev
     ;;
   *)
-    echo "usage: bash scripts/bootstrap.sh serve|test|setup [args...]" >&2; exit 2
+    echo "usage: bash scripts/bootstrap.sh serve|test|lint|setup [args...]" >&2; exit 2
     ;;
 esac

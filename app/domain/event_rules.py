@@ -11,8 +11,8 @@ from app.http.schemas import EventIn
 
 def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_days: int) -> list:
     """Each item as (index, EventIn, None) or (index, None, errors). Pure: no Redis."""
-    out = []
-    seen_ids = set()
+    out: list[tuple[int, EventIn | None, list[dict] | None]] = []
+    seen_ids: set[str] = set()
     for i, raw in enumerate(items):
         try:
             ev = EventIn.model_validate(raw)

@@ -83,7 +83,7 @@ def _opens_in_window(index, deals, rows, now) -> np.ndarray:
     codes = index.column("hours_code")[deals.store_pos[rows]]
     table = index.schedules
     never = np.datetime64("NaT")
-    opens_by = {}
+    opens_by: dict[int, np.datetime64] = {}
     for code in np.unique(codes).tolist():
         if code < 0 or table.is_open(code, now):
             opens_by[code] = np.datetime64("1970-01-01T00:00:00", "ns")  # open now, or hours unknown
@@ -106,7 +106,10 @@ def paginate(
     remaining = list(range(len(ranked.rows)))
     cats = index.column("category")
     for p in range(page + 1):
-        taken, deferred, by_store, by_cat = [], [], {}, {}
+        taken: list[int] = []
+        deferred: list[int] = []
+        by_store: dict[int, int] = {}
+        by_cat: dict[int, int] = {}
         for j in remaining:
             r = ranked.rows[j]
             s = deals.store_pos[r]
