@@ -23,6 +23,9 @@ DEFAULTS = {
     "MAX_LIMIT": 50,
     "MAX_CONTENT_LENGTH": 1 * 1024 * 1024,
     "DEBUG_ERRORS": False,
+    # The service's clock: unset is the real one; an ISO instant stops it there (tests of whole
+    # servers); tests of the app object pass a callable.
+    "NOW": None,
     # Redis: REDIS_URL (or O2O_REDIS_URL) wins; else an embedded server under DATA_DIR/redis.
     # "none" turns Redis off (events answer 503, impressions are dropped and counted).
     "REDIS_URL": None,

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 from flask import Flask
 
-from app.domain.clock import utc_now
+from app.domain.clock import clock_from_setting
 from app.domain.deal_book import DealBook
 from app.services import KEY, Services
 from app.storage.client import Breaker, client
@@ -34,7 +34,7 @@ def build_services(app: Flask) -> Services:
         catalogue_report=report,
         catalogue_name=os.path.basename(cfg["CATALOGUE"]),
         config=cfg,
-        now=cfg.get("NOW") or utc_now,
+        now=clock_from_setting(cfg["NOW"]),
         redis=r,
         redis_server=server,
         breaker=breaker,

@@ -1,85 +1,17 @@
-"""Shared fixtures: hand-placed stores with known distances, and the real app on them."""
+"""Shared fixtures: a real Redis for the session, the real app on hand-placed stores."""
 
 from __future__ import annotations
 
-import math
-from datetime import UTC, datetime
-
-import pandas as pd
 import pytest
 
-from geo_index.geodesy import EARTH_RADIUS_M
-
-#: Metres per degree of great circle on the service's sphere.
-M_PER_DEG = EARTH_RADIUS_M * math.pi / 180
-
-HELSINKI = (60.1699, 24.9384)
+from tests.support import tiers
+from tests.support.apps import app_config
+from tests.support.stores import hand_placed
 
 
-def store(store_id, lat, lon, category="cafe", **extra) -> dict:
-    row = {
-        "store_id": store_id,
-        "merchant_id": extra.pop("merchant_id", "m-1"),
-        "name": extra.pop("name", store_id),
-        "category": category,
-        "lat": lat,
-        "lon": lon,
-        "timezone": extra.pop("timezone", "Europe/Helsinki"),
-    }
-    row.update(extra)
-    return row
-
-
-def hand_placed() -> pd.DataFrame:
-    """Stores due north of Helsinki centre at exact great-circle distances, plus edge cases.
-
-    ``n100`` is 100 m north, ``n250`` 250 m, ... (a meridian arc of d metres is d / M_PER_DEG
-    degrees of latitude). Two stores share a position to test the store_id tie-break.
-    """
-    lat0, lon0 = HELSINKI
-    rows = [
-        store(
-            "n100",
-            lat0 + 100 / M_PER_DEG,
-            lon0,
-            "cafe",
-            price_level=1,
-            rating=4.5,
-            opening_hours="Mo-Su 08:00-20:00",
-            tags="coffee|wifi",
-        ),
-        store(
-            "n250",
-            lat0 + 250 / M_PER_DEG,
-            lon0,
-            "restaurant",
-            price_level=3,
-            rating=3.9,
-            opening_hours="Mo-Su 18:00-02:00",
-            tags="pizza",
-        ),
-        store("n400a", lat0 + 400 / M_PER_DEG, lon0, "bar", price_level=2, rating=4.8, opening_hours="off"),
-        store("n400b", lat0 + 400 / M_PER_DEG, lon0, "cafe", price_level=2, rating=4.8),
-        store(
-            "n1000",
-            lat0 + 1000 / M_PER_DEG,
-            lon0,
-            "clothes",
-            price_level=4,
-            rating=2.0,
-            opening_hours="24/7",
-            popularity=50,
-        ),
-        store("n5000", lat0 + 5000 / M_PER_DEG, lon0, "cafe", popularity=10, name="Far Cafe"),
-        store("east-of-180", 0.0, -179.9995, "cafe", timezone="Pacific/Fiji"),
-        store("west-of-180", 0.0, 179.9990, "bar", timezone="Pacific/Fiji"),
-        store("pole", 89.9999, 45.0, "cafe", timezone="UTC"),
-        store("pole-other-side", 89.9998, -135.0, "bar", timezone="UTC"),
-    ]
-    frame = pd.DataFrame(rows)
-    frame["tags"] = frame["tags"].fillna("")
-    frame["opening_hours"] = frame["opening_hours"].fillna("")
-    return frame
+def pytest_configure(config):
+    # -m "not slow" is the quick loop (see tests/support/tiers.py).
+    tiers.QUICK = (config.getoption("markexpr") or "").replace(" ", "") == "notslow"
 
 
 @pytest.fixture
@@ -87,10 +19,6 @@ def hand_placed_csv(tmp_path):
     path = tmp_path / "stores.csv"
     hand_placed().to_csv(path, index=False)
     return path
-
-
-#: A Wednesday in November, 12:00 in Helsinki (UTC+2).
-FIXED_NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -111,23 +39,6 @@ def redis_url(redis_server):
 
     redis.Redis.from_url(redis_server).flushdb()
     return redis_server
-
-
-def app_config(tmp_path, redis_url, **extra) -> dict:
-    """Settings for a test app: nothing from the developer's var/, artifacts/ or generated data."""
-    return {
-        "TESTING": True,
-        "NOW": lambda: FIXED_NOW,
-        "REDIS_URL": redis_url,
-        "DATA_DIR": str(tmp_path / "var"),
-        "ARTIFACTS": str(tmp_path / "artifacts"),
-        "DEALS": None,
-        "BASE_ORDERS": None,
-        # Tests drive the API far faster than any client: limits are tested on their own.
-        "RATE_LIMIT_KEY": 0,
-        "RATE_LIMIT_ANON": 0,
-        **extra,
-    }
 
 
 @pytest.fixture

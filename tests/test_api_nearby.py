@@ -8,7 +8,8 @@ import pytest
 
 from app import create_app
 from geo_index import haversine_m
-from tests.conftest import HELSINKI, app_config
+from tests.support.apps import app_config
+from tests.support.stores import HELSINKI
 
 
 def walk(client, params, limit):
@@ -71,7 +72,9 @@ def expected_ids(frame, lat, lon, sort="distance", radius=None, mask=None):
 @pytest.mark.parametrize(
     "sort,radius", [("distance", None), ("distance", 1500), ("rating", 1500), ("popularity", 2500), ("rating", None)]
 )
-@pytest.mark.parametrize("limit", [1, 7, 50])
+@pytest.mark.parametrize(
+    "limit", [pytest.param(1, marks=pytest.mark.slow), pytest.param(7, marks=pytest.mark.slow), 50]
+)
 def test_cursor_walk_returns_each_store_once_in_order(dense, sort, radius, limit):
     client, frame = dense
     params = {"lat": 60.171, "lon": 24.941, "sort": sort, **({"radius_m": radius} if radius else {})}

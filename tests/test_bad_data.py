@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from geo_index import LoadError, StoreIndex, load_catalogue
 from recommender import ArtifactError, DataError, read_table
+from tests.support import tiers
 
 GOOD_CSV = (
     "store_id,merchant_id,name,category,lat,lon,opening_hours,price_level,rating\n"
@@ -48,7 +49,7 @@ def _mutations():
     )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=tiers.examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(_mutations(), st.booleans())
 def test_catalogue_loader_never_crashes(tmp_path, case, strict):
     kind, payload = case
@@ -65,7 +66,7 @@ def test_catalogue_loader_never_crashes(tmp_path, case, strict):
     StoreIndex(frame)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=tiers.examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     st.one_of(
         st.integers(0, len(ORDERS)).map(lambda n: ORDERS[:n].encode()),

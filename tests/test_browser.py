@@ -11,13 +11,14 @@ import threading
 import pytest
 import redis
 
-from tests.conftest import app_config
+from tests.support.apps import app_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "test-artifacts")
 WEB_LIBS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "app", "web", "node_modules", "leaflet")
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); CI installs it"),
     pytest.mark.skipif(not os.path.isdir(WEB_LIBS), reason="browser libraries missing: npm ci --prefix app/web"),
 ]

@@ -7,7 +7,7 @@ import pytest
 import shapely
 
 from geo_index import LoadError, load_catalogue
-from tests.conftest import hand_placed
+from tests.support.stores import hand_placed
 
 
 def _gdf(frame=None, crs="EPSG:4326"):

@@ -16,7 +16,8 @@ from app.storage import keys
 from app.storage.keys import IMPRESSIONS
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
-from tests.conftest import FIXED_NOW, HELSINKI, M_PER_DEG, app_config, hand_placed, store
+from tests.support.apps import FIXED_NOW, app_config
+from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed, store
 
 LAT0, LON0 = HELSINKI
 DAY = timedelta(days=1)

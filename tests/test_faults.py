@@ -1,6 +1,10 @@
 """Faults under load, end to end (short phases; the script's defaults run longer)."""
 
+import pytest
+
 from scripts.bench.faults import run
+
+pytestmark = pytest.mark.slow  # system tier: real processes
 
 
 def test_redis_outage_and_worker_kill_under_load():

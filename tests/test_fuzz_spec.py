@@ -15,6 +15,8 @@ import pytest
 from app.storage.embedded import free_port
 from scripts.bench.harness import start_gunicorn
 
+pytestmark = pytest.mark.slow  # system tier: real processes
+
 ST = shutil.which("st", path=os.path.dirname(sys.executable))
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from geo_index import StoreFilter, StoreIndex, validate_stores
 from geo_index.report import LoadReport
-from tests.conftest import HELSINKI, M_PER_DEG, hand_placed, store
+from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed, store
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from geo_index import StoreFilter, StoreIndex, haversine_m, validate_stores
 from geo_index.report import LoadReport
+from tests.support import tiers
 
 CATS = ["cafe", "bar", "shop"]
 lat_s = st.floats(-90, 90, allow_nan=False)
@@ -62,7 +63,7 @@ def got_ids(index, positions):
     return list(index.column("store_id")[positions])
 
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=tiers.examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

@@ -6,7 +6,7 @@ import pytest
 
 from app import create_app
 from app.domain.clusters import CELL_PX, world_px
-from tests.conftest import app_config
+from tests.support.apps import app_config
 
 
 @pytest.fixture(scope="module")

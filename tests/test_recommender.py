@@ -80,7 +80,7 @@ def helsinki_model():
     from geo_index import load_catalogue
 
     stores, _ = load_catalogue("data/stores_helsinki.csv")
-    b = generate(stores, BehaviourConfig(n_users=300, days=45, seed=1))
+    b = generate(stores, BehaviourConfig(n_users=150, days=30, seed=1))  # small: these tests check mechanics
     pairs = interaction_weights(b.orders, b.reviews)
     cfg = TrainConfig(no_components=16, max_epochs=3, patience=1, seed=3)
     return stores, b, pairs, train(stores, pairs, b.reviews, cfg, **QUIET)
@@ -135,6 +135,7 @@ def test_cold_start_paths_give_finite_ordered_scores(helsinki_model):
     assert len(set(np.round(scorer.score(user, ids + ["brand-new"]), 6))) > 10  # an order, not a constant
 
 
+@pytest.mark.slow  # trains twice
 def test_training_is_deterministic_for_a_seed(helsinki_model):
     stores, b, pairs, model = helsinki_model
     again = train(

@@ -94,6 +94,7 @@ def test_evaluate_refuses_bad_arguments(board_files, args):
     assert exc.value.code == 2
 
 
+@pytest.mark.slow  # a full training run through the command
 def test_train_command_writes_a_loadable_artifact(tmp_path, capsys):
     from geo_index import load_catalogue
     from recommender.generator import BehaviourConfig, generate
@@ -107,6 +108,7 @@ def test_train_command_writes_a_loadable_artifact(tmp_path, capsys):
     assert load(path).meta["n_pairs"] > 100
 
 
+@pytest.mark.slow  # real data, when this machine has it
 @pytest.mark.skipif(
     not os.path.exists(os.path.join(FSQ, "specific_train.csv")),
     reason="../shared/data/foursquare_nyc is not on this machine (it is evaluation data, not test data)",

@@ -10,12 +10,21 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
+from app.domain.clock import local_day
 from app.storage import keys
 from app.storage.embedded import free_port
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 from scripts.bench.harness import request, start_gunicorn
-from tests.conftest import HELSINKI, app_config, hand_placed
+from tests.support.apps import app_config
+from tests.support.stores import HELSINKI, hand_placed
+
+pytestmark = pytest.mark.slow  # system tier: real processes
+
+
+#: The instances' clock (O2O_NOW): 22:30 UTC is already the next day in Helsinki, where the
+#: stores are, so a test that asked for the machine's day instead of the store's would fail.
+NOW = datetime(2026, 11, 25, 22, 30, tzinfo=UTC)
 
 
 def call(port, method, path, body=None, headers=None):
@@ -59,6 +68,7 @@ def cluster(tmp_path_factory, redis_server):
         "O2O_RATE_LIMIT_ANON": "20",
         "O2O_RATE_LIMIT_KEY": "1000",
         "O2O_DATA_DIR": str(d / "var"),
+        "O2O_NOW": NOW.isoformat(),
     }
     procs, ports = [], []
     for _ in range(2):
@@ -104,7 +114,7 @@ def test_events_are_idempotent_across_instances_and_stats_agree(cluster):
     from app.storage.apikeys import create_key
 
     key = create_key(r, "m-1")
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
     batch = [
         {"event_id": f"x-{uuid.uuid4().hex}", "type": "click", "ts": now, "store_id": "n100", "user_id": f"u{i}"}
         for i in range(7)
@@ -112,7 +122,8 @@ def test_events_are_idempotent_across_instances_and_stats_agree(cluster):
     s1, body1, _ = call(ports[0], "POST", "/v1/events", {"events": batch})
     s2, body2, _ = call(ports[1], "POST", "/v1/events", {"events": batch})
     assert (s1, body1["accepted"]) == (200, 7) and (s2, body2["duplicates"]) == (200, 7)
-    today = datetime.now(UTC).astimezone().date().isoformat()
+    today = local_day(NOW, "Europe/Helsinki")  # stats are kept per store-local day
+    assert today == "2026-11-26"
     q = f"/v1/merchants/m-1/stats?from={today}&to={today}&store_id=n100"
     a = call(ports[0], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
     b = call(ports[1], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]

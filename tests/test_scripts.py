@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from geo_index import StoreIndex, load_catalogue
 from geo_index.synthetic import synthetic_catalogue
@@ -25,6 +26,7 @@ def test_import_osm_from_the_bundled_extract(tmp_path, capsys):
     pd.testing.assert_frame_equal(committed, fresh)
 
 
+@pytest.mark.slow  # builds and queries a 5,000-store catalogue
 def test_make_synthetic_is_seeded_and_clustered(tmp_path):
     out = tmp_path / "syn.parquet"
     assert make_synthetic.main(["--n", "5000", "--seed", "3", "--out", str(out)]) == 0

@@ -17,7 +17,8 @@ from app.storage import keys
 from app.storage.apikeys import create_key
 from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
-from tests.conftest import HELSINKI, M_PER_DEG, app_config, store
+from tests.support.apps import app_config
+from tests.support.stores import HELSINKI, M_PER_DEG, store
 
 LAT0, LON0 = HELSINKI
 HEL = ZoneInfo("Europe/Helsinki")
@@ -185,6 +186,7 @@ def test_figures_equal_a_brute_force_recount(stats_app):
     assert sum(v["impressions"] for v in expected.values()) > 100  # the script really produced traffic
 
 
+@pytest.mark.slow  # 20,000 viewers
 def test_unique_viewers_within_hyperloglog_error(stats_app):
     app, clock, keys, r = stats_app
     svc = app.extensions["o2o"]

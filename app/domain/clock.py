@@ -1,12 +1,14 @@
 """The service's clock and calendar.
 
-Every "now" a request uses comes from ``Services.now`` (``O2O``'s ``NOW`` setting pins it
-in tests), never from ``datetime.now()`` in a view: a test that depends on the date must
-not depend on the machine's date or time zone. Days are always a store's local day.
+Every "now" a request uses comes from ``Services.now`` (the ``NOW`` setting pins it in
+tests, ``O2O_NOW`` in a test that runs whole servers), never from ``datetime.now()`` in a
+view: a test that depends on the date must not depend on the machine's date or time zone.
+Days are always a store's local day.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
 from geo_index.hours import get_zone
@@ -14,6 +16,22 @@ from geo_index.hours import get_zone
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def clock_from_setting(setting: Callable[[], datetime] | str | None) -> Callable[[], datetime]:
+    """The clock for the NOW setting: None is the real clock, a callable is used as is (tests),
+    and an ISO 8601 instant (``O2O_NOW``, UTC if no offset) stops the clock there, so that a
+    test of a whole server can depend on the date without depending on the machine's."""
+    if setting is None or setting == "":
+        return utc_now
+    if callable(setting):
+        return setting
+    try:
+        fixed = datetime.fromisoformat(setting)
+    except ValueError:
+        raise ValueError(f"O2O_NOW={setting!r}: give an ISO 8601 instant, e.g. 2026-11-25T10:00:00Z") from None
+    fixed = fixed if fixed.tzinfo else fixed.replace(tzinfo=UTC)
+    return lambda: fixed
 
 
 def local_day(instant: datetime, tz: str) -> str:
