@@ -7,9 +7,12 @@
   const charts = {};
   let session = null; // {merchant, key}
   let viewersMap = null, cellsLayer = null;
-  const today = new Date();
-  form.elements.to.value = today.toISOString().slice(0, 10);
-  form.elements.from.value = new Date(today - 13 * 864e5).toISOString().slice(0, 10);
+  // Statistics are kept per store-local day, and a store's today can be ahead of this
+  // browser's (Helsinki at 23:30 UTC is already tomorrow). The default range ends on the
+  // latest date anywhere (UTC+14), so it holds every store's today.
+  const latestToday = new Date(Date.now() + 14 * 3600e3);
+  form.elements.to.value = latestToday.toISOString().slice(0, 10);
+  form.elements.from.value = new Date(latestToday - 13 * 864e5).toISOString().slice(0, 10);
 
   function show(text, isError) {
     message.textContent = text;
