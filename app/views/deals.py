@@ -11,10 +11,10 @@ from app.http import paging
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import ProblemBody, RecommendedQuery, RecommendedResponse
+from app.http.viewer import request_viewer
 from app.services import Services, services
 from app.storage.client import STORAGE_ERRORS
 from app.storage.events import read_user_state
-from app.storage.impressions import viewer_id
 
 bp = Blueprint("deals", __name__, url_prefix="/v1/deals")
 
@@ -53,9 +53,7 @@ def recommended():
         taste = scorer.category_shares(query.user_id) if scorer is not None else {}
         for row, j in zip(out, picked):
             row["reasons"] = reasons(ranked, j, svc.deals, svc.index, scorer, ordered, taste)
-    viewer = viewer_id(
-        query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, evaluated_at.date().isoformat()
-    )
+    viewer = request_viewer(query.user_id, evaluated_at)
     svc.impressions.log(
         "recommended",
         viewer,

@@ -10,7 +10,7 @@ from app.http.errors import Problem, unavailable
 from app.http.openapi import documented
 from app.http.params import validation_errors
 from app.http.schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
-from app.services import services
+from app.services import Services, services
 from app.storage.client import STORAGE_ERRORS
 from app.storage.events import write_events
 
@@ -26,13 +26,7 @@ bp = Blueprint("events", __name__, url_prefix="/v1")
 )
 def post_events():
     """Each event is validated and reported on its own; a retried event_id is counted once."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem(400, 'Body must be a JSON object: {"events": [...]} (Content-Type: application/json).')
-    try:
-        batch = RawEventBatch.model_validate(body)
-    except ValidationError as exc:
-        raise Problem(400, "Invalid event batch.", validation_errors(RawEventBatch, exc)) from None
+    batch = _parse_batch()
     svc = services()
     index, deals = svc.index, svc.deals
     checked = validate_batch(
@@ -42,37 +36,47 @@ def post_events():
         svc.now(),
         current_app.config["EVENT_MAX_AGE_DAYS"],
     )
-    good = [(i, ev) for i, ev, err in checked if ev is not None]
-    if good and svc.redis is None:
-        raise unavailable("Events cannot be stored right now (Redis is off); retry later.")
+    good = [(i, ev) for i, ev, _err in checked if ev is not None]
+    written = _write(svc, good) if good else {}
+    results = [_result(batch.events[i], i, ev, err, written) for i, ev, err in checked]
+    count = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+    return jsonify(
+        accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
+    )
+
+
+def _parse_batch() -> RawEventBatch:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Problem(400, 'Body must be a JSON object: {"events": [...]} (Content-Type: application/json).')
     try:
-        tz = index.column("timezone")
-        written = (
-            write_events(
-                svc.redis, good, deals.store_of, current_app.config["STREAM_MAXLEN"], lambda s: tz[index.position(s)]
-            )
-            if good
-            else {}
+        return RawEventBatch.model_validate(body)
+    except ValidationError as exc:
+        raise Problem(400, "Invalid event batch.", validation_errors(RawEventBatch, exc)) from None
+
+
+def _write(svc: Services, good: list) -> dict:
+    """{index: True (new) | False (duplicate)}; a 503 acknowledges nothing, so a retry is safe."""
+    if svc.redis is None:
+        raise unavailable("Events cannot be stored right now (Redis is off); retry later.")
+    tz, index = svc.index.column("timezone"), svc.index
+    try:
+        return write_events(
+            svc.redis, good, svc.deals.store_of, current_app.config["STREAM_MAXLEN"], lambda s: tz[index.position(s)]
         )
     except STORAGE_ERRORS as exc:
         svc.breaker.failed(exc, "events")
         # Nothing was acknowledged: the client keeps the batch and retries; event_ids make that safe.
         raise unavailable("Events cannot be stored right now; retry the same batch later.") from None
-    results = []
-    for i, ev, err in checked:
-        if ev is None:
-            raw_id = batch.events[i].get("event_id") if isinstance(batch.events[i], dict) else None
-            results.append(
-                {
-                    "index": i,
-                    "event_id": raw_id if isinstance(raw_id, str) else None,
-                    "status": "rejected",
-                    "errors": err,
-                }
-            )
-        else:
-            results.append({"index": i, "event_id": ev.event_id, "status": "accepted" if written[i] else "duplicate"})
-    count = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate", "rejected")}
-    return jsonify(
-        accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
-    )
+
+
+def _result(raw, i: int, ev, errors, written: dict) -> dict:
+    if ev is None:
+        raw_id = raw.get("event_id") if isinstance(raw, dict) else None
+        return {
+            "index": i,
+            "event_id": raw_id if isinstance(raw_id, str) else None,
+            "status": "rejected",
+            "errors": errors,
+        }
+    return {"index": i, "event_id": ev.event_id, "status": "accepted" if written[i] else "duplicate"}

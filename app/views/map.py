@@ -11,8 +11,8 @@ from app.http.errors import Problem
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
+from app.http.viewer import request_viewer
 from app.services import services
-from app.storage.impressions import viewer_id
 from geo_index import StoreFilter
 
 bp = Blueprint("map", __name__, url_prefix="/v1/map")
@@ -42,7 +42,7 @@ def map_stores():
     truncated = len(singles) > MAX_POINTS
     singles = singles[:MAX_POINTS]
     features += _point_features(svc, singles, has_deal, at)
-    viewer = viewer_id(query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, at.date().isoformat())
+    viewer = request_viewer(query.user_id, at)
     centre_lat = (query.bbox[1] + query.bbox[3]) / 2
     svc.impressions.log(
         "map",

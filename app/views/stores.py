@@ -13,8 +13,8 @@ from app.http.errors import Problem
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
+from app.http.viewer import request_viewer
 from app.services import services
-from app.storage.impressions import viewer_id
 
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
 
@@ -48,9 +48,7 @@ def nearby():
         if page.last_key is None
         else paging.encode(secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
     )
-    viewer = viewer_id(
-        query.user_id, request.headers.get("X-Client-Id"), request.remote_addr, evaluated_at.date().isoformat()
-    )
+    viewer = request_viewer(query.user_id, evaluated_at)
     svc.impressions.log(
         "nearby",
         viewer,
@@ -89,9 +87,7 @@ def detail(store_id: str):
     schedule = index.schedules.schedules[code] if code >= 0 else None
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
-    viewer = viewer_id(
-        request.args.get("user_id"), request.headers.get("X-Client-Id"), request.remote_addr, at.date().isoformat()
-    )
+    viewer = request_viewer(request.args.get("user_id"), at)
     svc.impressions.log("detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
     return jsonify(row)
 
