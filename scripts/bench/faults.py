@@ -56,9 +56,10 @@ def run(phase_s: float = 5.0) -> dict:
                 if i % 2
                 else "/v1/deals/recommended?lat=60.1699&lon=24.9384"
             )
+            phase = stats["phase"]  # the phase the request started in
             status = _call(port, "GET", path)
             with lock:
-                stats["search"].append((stats["phase"], status))
+                stats["search"].append((phase, status))
 
     def poster():
         while not stop.is_set():
@@ -67,9 +68,10 @@ def run(phase_s: float = 5.0) -> dict:
             batch = [
                 {"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836", "user_id": "f"} for e in ids
             ]
+            phase = stats["phase"]
             status = _call(port, "POST", "/v1/events", {"events": batch})
             with lock:
-                stats["events"].append((stats["phase"], status))
+                stats["events"].append((phase, status))
                 if 200 <= status < 300:
                     stats["acked"] += ids
             time.sleep(0.02)
@@ -79,16 +81,18 @@ def run(phase_s: float = 5.0) -> dict:
         t.start()
     try:
         time.sleep(phase_s)
-        stats["phase"] = "redis_down"
+        # Requests are labelled with the phase they started in, and a phase begins once its
+        # fault is in place: a request that started before the kill may still succeed.
         redis_proc.send_signal(signal.SIGKILL)
         redis_proc.wait()
+        stats["phase"] = "redis_down"
         time.sleep(phase_s)
-        stats["phase"] = "redis_restarted"
         redis_proc, _ = start_on_port(rport, data_dir, appendonly=True)
+        stats["phase"] = "redis_restarted"
         time.sleep(phase_s)
-        stats["phase"] = "worker_killed"
         workers = psutil.Process(gunicorn.pid).children()
         os.kill(workers[0].pid, signal.SIGKILL)
+        stats["phase"] = "worker_killed"
         time.sleep(phase_s)
         workers_after = len(psutil.Process(gunicorn.pid).children())
         stats["phase"] = "normal_again"
