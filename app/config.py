@@ -10,52 +10,49 @@ import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-DEFAULTS = {
-    "CATALOGUE": os.path.join(ROOT, "data", "stores_helsinki.csv"),
-    "CATALOGUE_STRICT": True,
-    "DEFAULT_TIMEZONE": "Europe/Helsinki",
-    "DEFAULT_MERCHANT_ID": None,
-    # Signs cursors so that a tampered or foreign cursor is refused; not a credential.
-    "SECRET_KEY": "o2o-dev-cursor-key",
-    "MAX_RADIUS_M": 100_000.0,
-    # sort=rating|popularity without radius_m ranks the stores within this radius.
-    "RANKED_RADIUS_M": 5_000.0,
-    "MAX_LIMIT": 50,
-    "MAX_CONTENT_LENGTH": 1 * 1024 * 1024,
-    "DEBUG_ERRORS": False,
-    # The service's clock: unset is the real one; an ISO instant stops it there (tests of whole
-    # servers); tests of the app object pass a callable.
-    "NOW": None,
-    # Redis: REDIS_URL (or O2O_REDIS_URL) wins; else an embedded server under DATA_DIR/redis.
-    # "none" turns Redis off (events answer 503, impressions are dropped and counted).
-    "REDIS_URL": None,
-    "DATA_DIR": os.path.join(ROOT, "var"),
-    "REDIS_TIMEOUT_S": 0.25,
-    "IMPRESSIONS": True,
-    "STREAM_MAXLEN": 5_000_000,
-    "EVENT_MAX_AGE_DAYS": 30,
-    # Deals and the recommender.
-    "DEALS": os.path.join(ROOT, "data", "generated", "helsinki", "deals.csv"),
-    "BASE_ORDERS": os.path.join(ROOT, "data", "generated", "helsinki", "orders.csv"),
-    "ARTIFACTS": os.path.join(ROOT, "artifacts"),
-    "MODEL_CHECK_S": 2.0,
-    "DEALS_PER_STORE": 1,
-    "DEALS_PER_CATEGORY": 3,
-    # Merchant statistics.
-    "STATS_LOCAL_RADIUS_M": 1000.0,
-    "STATS_PEER_RADIUS_M": 2000.0,
-    "STATS_PRIVACY_THRESHOLD": 5,
-    # Map widget tiles (OpenStreetMap's standard tiles by default; markers work without them).
-    "TILE_URL": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-    "TILE_ATTRIBUTION": '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
-    # Requests per second per API key, and per client address without one (0: no limit).
-    "RATE_LIMIT_KEY": 200,
-    "RATE_LIMIT_ANON": 100,
-    # Origins allowed to call the public read endpoints from a browser (the widget), "*" or a list.
-    "CORS_ORIGINS": "*",
-    # Admin endpoints exist only when a key is configured.
-    "ADMIN_KEY": None,
-}
+#: (name, default, meaning) of every setting; ``O2O_<name>`` sets it from the environment.
+#: docs/operations.md's table is generated from this list (python -m scripts.docs_tables).
+SETTINGS: list[tuple[str, object, str]] = [
+    ("CATALOGUE", os.path.join(ROOT, "data", "stores_helsinki.csv"), "store file to serve"),
+    ("CATALOGUE_STRICT", True, "refuse a catalogue with any bad row (else load the good rows and log the rest)"),
+    ("DEFAULT_TIMEZONE", "Europe/Helsinki", "time zone of rows without one"),
+    ("DEFAULT_MERCHANT_ID", None, "owner of rows without one"),
+    ("SECRET_KEY", "o2o-dev-cursor-key", "signs cursors and cluster ids; set it, the same on every instance"),
+    ("RANKED_RADIUS_M", 5_000.0, "radius ranked by sort=rating/popularity/personalised without radius_m"),
+    ("MAX_CONTENT_LENGTH", 1 * 1024 * 1024, "largest request body in bytes (Flask's own setting)"),
+    ("DEBUG_ERRORS", False, "show the exception text in 500 bodies"),
+    ("NOW", None, "stop the service's clock at this ISO instant (tests of whole servers); unset: real time"),
+    ("REDIS_URL", None, "Redis to use (REDIS_URL also works); unset: the embedded server; none: Redis off"),
+    ("DATA_DIR", os.path.join(ROOT, "var"), "where the embedded Redis keeps its socket and append-only file"),
+    ("REDIS_TIMEOUT_S", 0.25, "per-call Redis timeout: a slow Redis costs a request at most this"),
+    ("IMPRESSIONS", True, "log served impressions (they feed the merchant statistics)"),
+    ("STREAM_MAXLEN", 5_000_000, "entries kept in each of the event and impression streams"),
+    ("EVENT_MAX_AGE_DAYS", 30, "oldest event time accepted"),
+    ("DEALS", os.path.join(ROOT, "data", "generated", "helsinki", "deals.csv"), "deal file"),
+    (
+        "BASE_ORDERS",
+        os.path.join(ROOT, "data", "generated", "helsinki", "orders.csv"),
+        "order history behind the ordered_at reasons",
+    ),
+    ("ARTIFACTS", os.path.join(ROOT, "artifacts"), "folder of model versions"),
+    ("MODEL_CHECK_S", 2.0, "how often a worker checks which model version to serve"),
+    ("DEALS_PER_STORE", 1, "deals of one store on one page of recommendations"),
+    ("DEALS_PER_CATEGORY", 3, "deals of one category on one page of recommendations"),
+    ("STATS_LOCAL_RADIUS_M", 1000.0, "a search this close to a store counts toward its share of local searches"),
+    ("STATS_PEER_RADIUS_M", 2000.0, "peers: same-category stores of other merchants within this radius"),
+    ("STATS_PRIVACY_THRESHOLD", 5, 'unique counts (and viewer cells, peer groups) below it show as "<5"'),
+    ("TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "map tiles of the widget and dashboard"),
+    (
+        "TILE_ATTRIBUTION",
+        '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+        "attribution shown under the tiles",
+    ),
+    ("RATE_LIMIT_KEY", 200, "requests per second per API key (0: no limit)"),
+    ("RATE_LIMIT_ANON", 100, "requests per second per client address without a key (0: no limit)"),
+    ("CORS_ORIGINS", "*", 'origins that may read the public endpoints from a browser: "*" or a comma list'),
+    ("ADMIN_KEY", None, "enables the admin endpoints (and reads any merchant); unset: no admin endpoints"),
+]
+DEFAULTS = {name: default for name, default, _meaning in SETTINGS}
 
 _BOOL = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
