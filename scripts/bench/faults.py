@@ -5,7 +5,9 @@
 A standalone redis-server (append-only file, fsync every second) and gunicorn (2 workers)
 on loopback. Client threads search, ask for deals and post event batches throughout,
 remembering every event id that got a 2xx. Phases: normal; Redis killed (SIGKILL);
-Redis restarted on the same data; a worker killed with SIGKILL; normal. At the end every
+Redis restarted on the same data; a worker killed with SIGKILL; normal. Each change
+happens in a 'transition' phase, reported apart: a request counts toward a phase only if
+it started and ended in it. At the end every
 acknowledged event id must be in Redis (its dedupe key is written by the same script as
 the event), and search must have kept answering.
 """
@@ -13,6 +15,7 @@ the event), and search must have kept answering.
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import signal
 import sys
@@ -34,8 +37,8 @@ from scripts.common import emit_json
 def _call(port, method, path, body=None):
     try:
         return request(port, method, path, body, timeout=10)[0]
-    except OSError:
-        return 0  # connection refused or reset: the request failed
+    except (OSError, http.client.HTTPException):
+        return 0  # refused, reset, or cut mid-response by a killed worker: the request failed
 
 
 def run(phase_s: float = 5.0) -> dict:
@@ -56,10 +59,10 @@ def run(phase_s: float = 5.0) -> dict:
                 if i % 2
                 else "/v1/deals/recommended?lat=60.1699&lon=24.9384"
             )
-            phase = stats["phase"]  # the phase the request started in
+            start = stats["phase"]
             status = _call(port, "GET", path)
             with lock:
-                stats["search"].append((phase, status))
+                stats["search"].append((_label(start, stats["phase"]), status))
 
     def poster():
         while not stop.is_set():
@@ -68,10 +71,10 @@ def run(phase_s: float = 5.0) -> dict:
             batch = [
                 {"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836", "user_id": "f"} for e in ids
             ]
-            phase = stats["phase"]
+            start = stats["phase"]
             status = _call(port, "POST", "/v1/events", {"events": batch})
             with lock:
-                stats["events"].append((phase, status))
+                stats["events"].append((_label(start, stats["phase"]), status))
                 if 200 <= status < 300:
                     stats["acked"] += ids
             time.sleep(0.02)
@@ -81,17 +84,21 @@ def run(phase_s: float = 5.0) -> dict:
         t.start()
     try:
         time.sleep(phase_s)
-        # Requests are labelled with the phase they started in, and a phase begins once its
-        # fault is in place: a request that started before the kill may still succeed.
+        # Each change happens inside a 'transition' phase; a request counts toward a phase only
+        # if it started and ended in it, so no request straddles a kill or a restart.
+        stats["phase"] = "transition"
         redis_proc.send_signal(signal.SIGKILL)
         redis_proc.wait()
         stats["phase"] = "redis_down"
         time.sleep(phase_s)
+        stats["phase"] = "transition"
         redis_proc, _ = start_on_port(rport, data_dir, appendonly=True)
         stats["phase"] = "redis_restarted"
         time.sleep(phase_s)
+        stats["phase"] = "transition"
         workers = psutil.Process(gunicorn.pid).children()
         os.kill(workers[0].pid, signal.SIGKILL)
+        time.sleep(0.5)  # requests in flight on the killed worker fail inside the transition
         stats["phase"] = "worker_killed"
         time.sleep(phase_s)
         workers_after = len(psutil.Process(gunicorn.pid).children())
@@ -115,6 +122,11 @@ def run(phase_s: float = 5.0) -> dict:
     return _summary(stats, missing, workers_after)
 
 
+def _label(start: str, end: str) -> str:
+    """The phase a request belongs to: the one it started and ended in, else 'transition'."""
+    return start if start == end else "transition"
+
+
 def _exists(r, ids):
     pipe = r.pipeline(transaction=False)
     for e in ids:
@@ -129,7 +141,7 @@ def _summary(stats, missing, workers_after) -> dict:
         "acknowledged_missing_after_restart": missing,
         "workers_after_kill": workers_after,
     }
-    for phase in ("normal", "redis_down", "redis_restarted", "worker_killed", "normal_again"):
+    for phase in ("normal", "transition", "redis_down", "redis_restarted", "worker_killed", "normal_again"):
         s = [st for p, st in stats["search"] if p == phase]
         e = [st for p, st in stats["events"] if p == phase]
         out["phases"][phase] = {
