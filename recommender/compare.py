@@ -1,14 +1,17 @@
 """Compare rankers under one protocol: the engine of ``scripts.evaluate``.
 
 Rankers: ``popularity``; ``geo_popularity`` (popularity plus closeness to the user's
-usual places, its weight tuned on validation like the blend); ``lightfm_cf`` (identity
-features only); ``lightfm_hybrid`` (identity + user/item features); ``served`` (the hybrid
-blended with distance by ``recommender.blend.Blend``, exactly as serving blends it).
+usual places, its weight tuned on validation like the blend); the neighbourhood baselines
+``user_knn``, ``item_knn`` and ``rp3beta`` (``recommender.neighbours``, their settings
+chosen on validation); ``lightfm_cf`` (identity features only); ``lightfm_hybrid``
+(identity + user/item features); ``served`` (the hybrid blended with distance by
+``recommender.blend.Blend``, exactly as serving blends it).
 Every tunable choice is made on a validation split carved from TRAIN, never on TEST.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -18,9 +21,16 @@ import pandas as pd
 from .blend import Blend
 from .evaluation import evaluate, interaction_matrix
 from .features import FeatureConfig
+from .neighbours import ItemKNN, RP3beta, UserKNN
 from .training import TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors
 
 SERVED = "served"
+#: Neighbourhood baselines and the settings each may choose from on validation.
+NEIGHBOURHOOD = {
+    "user_knn": (UserKNN, [{"neighbours": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 20.0)]),
+    "item_knn": (ItemKNN, [{"neighbours": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 20.0)]),
+    "rp3beta": (RP3beta, [{"alpha": a, "beta": b, "neighbours": 200} for a in (0.5, 1.0) for b in (0.0, 0.3, 0.6)]),
+}
 
 
 def compare(
@@ -30,7 +40,14 @@ def compare(
     k: int = 10,
     config: TrainConfig | None = None,
     log: Callable[[str], None] = print,
-    models: tuple[str, ...] = ("popularity", "geo_popularity", "lightfm_cf", "lightfm_hybrid", SERVED),
+    models: tuple[str, ...] = (
+        "popularity",
+        "geo_popularity",
+        *NEIGHBOURHOOD,
+        "lightfm_cf",
+        "lightfm_hybrid",
+        SERVED,
+    ),
 ) -> dict:
     """Metrics for each ranker on TEST, every ranker seeing only TRAIN."""
     cfg = replace(config or TrainConfig(), k=k)
@@ -67,6 +84,13 @@ def compare(
             k,
         )
         results["geo_popularity"]["blend"] = geo.to_dict()
+    for name in (n for n in NEIGHBOURHOOD if n in models):
+        t0 = time.perf_counter()
+        settings = _tune_neighbourhood(name, users, items, train_pairs, cfg, log)
+        model = NEIGHBOURHOOD[name][0](**settings).fit(train_m)
+        results[name] = evaluate(model.score, train_m, test_m, k)
+        results[name]["settings"] = settings
+        results[name]["seconds"] = round(time.perf_counter() - t0, 1)  # tuning included
     if "lightfm_cf" in models:
         cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False))
         cf = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
@@ -122,6 +146,31 @@ def _lightfm_scores(trained, users: list[str]):
         return vec @ iv.T + ib[None, :] + bias[:, None]
 
     return score
+
+
+def _validation_matrices(train_pairs, users: list[str], items: dict, cfg: TrainConfig):
+    """TRAIN split per user into a fit part and a validation part, as matrices in the comparison's order."""
+    fit_part, val_part = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
+    uidx = {u: i for i, u in enumerate(users)}
+    shape = (len(users), len(items))
+
+    def matrix(part):
+        return interaction_matrix(part["user_id"].map(uidx).to_numpy(), part["store_id"].map(items).to_numpy(), shape)
+
+    return matrix(fit_part), matrix(val_part)
+
+
+def _tune_neighbourhood(name: str, users, items, train_pairs, cfg: TrainConfig, log) -> dict:
+    """The setting of a neighbourhood baseline with the best validation NDCG (first best on ties)."""
+    cls, grid = NEIGHBOURHOOD[name]
+    fit_m, val_m = _validation_matrices(train_pairs, users, items, cfg)
+    best, best_settings = -1.0, grid[0]
+    for settings in grid:
+        ndcg = evaluate(cls(**settings).fit(fit_m).score, fit_m, val_m, cfg.k)["ndcg"] or 0.0
+        if ndcg > best + 1e-9:
+            best, best_settings = ndcg, settings
+    log(f"[{name}] {best_settings} (validation NDCG@{cfg.k} {best:.4f})")
+    return best_settings
 
 
 def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:

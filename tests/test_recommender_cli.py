@@ -55,11 +55,22 @@ def test_evaluate_writes_the_contract(board_files, tmp_path, capsys):
     )
     result = json.loads(out.read_text())
     assert result["k"] == 5 and result["served"] == "served"
-    assert set(result["models"]) == {"popularity", "geo_popularity", "lightfm_cf", "lightfm_hybrid", "served"}
+    assert set(result["models"]) == {
+        "popularity",
+        "geo_popularity",
+        "user_knn",
+        "item_knn",
+        "rp3beta",
+        "lightfm_cf",
+        "lightfm_hybrid",
+        "served",
+    }
     for metrics in result["models"].values():
         assert {"precision", "recall", "ndcg", "cold_ndcg", "coverage"} <= set(metrics)
     # On the checkerboard, collaborative filtering must beat popularity clearly.
-    assert result["models"]["lightfm_cf"]["ndcg"] > 1.5 * result["models"]["popularity"]["ndcg"]
+    for name in ("lightfm_cf", "user_knn", "item_knn", "rp3beta"):
+        assert result["models"][name]["ndcg"] > 1.5 * result["models"]["popularity"]["ndcg"], name
+    assert {"neighbours", "shrink"} <= set(result["models"]["user_knn"]["settings"])  # chosen on validation
     assert "served *" in capsys.readouterr().out
 
 
