@@ -5,7 +5,9 @@ usual places, its weight tuned on validation like the blend); the neighbourhood 
 ``user_knn``, ``item_knn`` and ``rp3beta`` (``recommender.neighbours``, their settings
 chosen on validation); ``lightfm_cf`` (identity features only); ``lightfm_hybrid``
 (identity + user/item features); ``served`` (the hybrid blended with distance by
-``recommender.blend.Blend``, exactly as serving blends it).
+``recommender.blend.Blend``, exactly as serving blends it). Under ``protocol="repeat"``
+(known stores are candidates too) two more: ``most_frequent`` (the user's stores by visits)
+and ``most_recent`` (by last visit; needs ``ts``), each followed by popularity.
 Every tunable choice is made on a validation split carved from TRAIN, never on TEST.
 """
 
@@ -14,9 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from .blend import Blend
 from .evaluation import evaluate, interaction_matrix
@@ -25,6 +29,9 @@ from .neighbours import ItemKNN, RP3beta, UserKNN
 from .training import TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors
 
 SERVED = "served"
+PROTOCOLS = ("new", "repeat")
+#: Baselines that only make sense when a user's known stores are candidates.
+REPEAT = ("most_frequent", "most_recent")
 #: Neighbourhood baselines and the settings each may choose from on validation.
 NEIGHBOURHOOD = {
     "user_knn": (UserKNN, [{"neighbours": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 20.0)]),
@@ -44,13 +51,24 @@ def compare(
         "popularity",
         "geo_popularity",
         *NEIGHBOURHOOD,
+        *REPEAT,
         "lightfm_cf",
         "lightfm_hybrid",
         SERVED,
     ),
+    protocol: str = "new",
 ) -> dict:
-    """Metrics for each ranker on TEST, every ranker seeing only TRAIN."""
+    """Metrics for each ranker on TEST, every ranker seeing only TRAIN.
+
+    ``protocol``: ``new`` ranks the stores each user has not been to; ``repeat`` ranks all
+    of them, known ones included (``REPEAT`` baselines run only there).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
     cfg = replace(config or TrainConfig(), k=k)
+    exclude = protocol == "new"
+    ev = partial(evaluate, exclude_train=exclude)  # the protocol decides whether known stores compete
+
     stores = stores.assign(store_id=stores["store_id"].astype(str)).drop_duplicates("store_id").reset_index(drop=True)
     items = {s: i for i, s in enumerate(stores["store_id"])}
     train_pairs = _clean(train_pairs, items)
@@ -69,45 +87,50 @@ def compare(
     results: dict[str, dict] = {}
 
     if "popularity" in models:
-        results["popularity"] = evaluate(
+        results["popularity"] = ev(
             lambda rows: np.broadcast_to(np.log1p(pop), (len(rows), len(pop))), train_m, test_m, k
         )
     needs_anchors = "geo_popularity" in models or SERVED in models
     anchors_all = user_anchors(uidx, stores, train_pairs) if needs_anchors else np.empty((0, 3, 2))
     if "geo_popularity" in models:
-        geo = _tune_geo_popularity(stores, train_pairs, cfg, log)
+        geo = _tune_geo_popularity(stores, train_pairs, cfg, log, exclude)
         norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
-        results["geo_popularity"] = evaluate(
+        results["geo_popularity"] = ev(
             lambda rows: norm[None, :] + geo.weight * geo.distance_term(anchor_distances(anchors_all[rows], lat, lon)),
             train_m,
             test_m,
             k,
         )
         results["geo_popularity"]["blend"] = geo.to_dict()
+    if protocol == "repeat":
+        for name, score in _repeat_baselines(train_pairs, users, items, pop, log).items():
+            if name in models:
+                results[name] = ev(score, train_m, test_m, k)
     for name in (n for n in NEIGHBOURHOOD if n in models):
         t0 = time.perf_counter()
-        settings = _tune_neighbourhood(name, users, items, train_pairs, cfg, log)
+        settings = _tune_neighbourhood(name, users, items, train_pairs, cfg, log, exclude)
         model = NEIGHBOURHOOD[name][0](**settings).fit(train_m)
-        results[name] = evaluate(model.score, train_m, test_m, k)
+        results[name] = ev(model.score, train_m, test_m, k)
         results[name]["settings"] = settings
         results[name]["seconds"] = round(time.perf_counter() - t0, 1)  # tuning included
     if "lightfm_cf" in models:
         cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False))
         cf = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
-        results["lightfm_cf"] = evaluate(_lightfm_scores(cf, users), train_m, test_m, k)
+        results["lightfm_cf"] = ev(_lightfm_scores(cf, users), train_m, test_m, k)
     if "lightfm_hybrid" in models or SERVED in models:
         hybrid = train(stores, train_pairs, None, cfg, log=lambda m: log("[hybrid] " + m))
         pref = _lightfm_scores(hybrid, users)
         if "lightfm_hybrid" in models:
-            results["lightfm_hybrid"] = evaluate(pref, train_m, test_m, k)
+            results["lightfm_hybrid"] = ev(pref, train_m, test_m, k)
         if SERVED in models:
             b = hybrid.blend
-            results[SERVED] = evaluate(
+            results[SERVED] = ev(
                 lambda rows: b.combine(pref(rows), anchor_distances(anchors_all[rows], lat, lon)), train_m, test_m, k
             )
             results[SERVED]["blend"] = b.to_dict()
     return {
         "k": k,
+        "protocol": protocol,
         "served": SERVED,
         "models": results,
         "data": {
@@ -128,6 +151,33 @@ def _clean(pairs: pd.DataFrame, items: dict) -> pd.DataFrame:
     if "ts" in p:
         agg["ts"] = "max"
     return p.groupby(["user_id", "store_id"], as_index=False, sort=True).agg(agg)
+
+
+def _repeat_baselines(train_pairs, users, items, pop, log) -> dict:
+    """most_frequent and most_recent: the user's own stores first (by summed weight, or by
+    last visit), then every other store by popularity."""
+    uidx = {u: i for i, u in enumerate(users)}
+    r, c = train_pairs["user_id"].map(uidx).to_numpy(), train_pairs["store_id"].map(items).to_numpy()
+    shape = (len(users), len(items))
+    known = interaction_matrix(r, c, shape)
+    weight = sp.csr_matrix((train_pairs["weight"].to_numpy(np.float64), (r, c)), shape=shape)
+    after = 0.999 * np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)  # in [0, 1): below every known store
+
+    def ranker(own: sp.csr_matrix):
+        def score(rows):
+            mine = known[rows].toarray()
+            return mine * (1.0 + own[rows].toarray()) + (1.0 - mine) * after[None, :]
+
+        return score
+
+    out = {"most_frequent": ranker(weight)}
+    if "ts" in train_pairs and train_pairs["ts"].notna().all():
+        ts = pd.to_datetime(train_pairs["ts"], utc=True).astype("int64").to_numpy(np.float64)
+        span = max(ts.max() - ts.min(), 1.0)
+        out["most_recent"] = ranker(sp.csr_matrix(((ts - ts.min()) / span, (r, c)), shape=shape))
+    else:
+        log("[most_recent] skipped: the training interactions have no ts")
+    return out
 
 
 def _lightfm_scores(trained, users: list[str]):
@@ -160,20 +210,20 @@ def _validation_matrices(train_pairs, users: list[str], items: dict, cfg: TrainC
     return matrix(fit_part), matrix(val_part)
 
 
-def _tune_neighbourhood(name: str, users, items, train_pairs, cfg: TrainConfig, log) -> dict:
+def _tune_neighbourhood(name: str, users, items, train_pairs, cfg: TrainConfig, log, exclude: bool = True) -> dict:
     """The setting of a neighbourhood baseline with the best validation NDCG (first best on ties)."""
     cls, grid = NEIGHBOURHOOD[name]
     fit_m, val_m = _validation_matrices(train_pairs, users, items, cfg)
     best, best_settings = -1.0, grid[0]
     for settings in grid:
-        ndcg = evaluate(cls(**settings).fit(fit_m).score, fit_m, val_m, cfg.k)["ndcg"] or 0.0
+        ndcg = evaluate(cls(**settings).fit(fit_m).score, fit_m, val_m, cfg.k, exclude_train=exclude)["ndcg"] or 0.0
         if ndcg > best + 1e-9:
             best, best_settings = ndcg, settings
     log(f"[{name}] {best_settings} (validation NDCG@{cfg.k} {best:.4f})")
     return best_settings
 
 
-def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:
+def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log, exclude: bool = True) -> Blend:
     """The geo baseline gets the same tuning effort as the served blend: a grid on validation."""
     fit_part, val_part = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
     items = {s: i for i, s in enumerate(stores["store_id"])}
@@ -198,7 +248,7 @@ def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log) -> Blend:
             def scores(rows, b=b):
                 return pop[None, :] + b.weight * b.distance_term(anchor_distances(anchors[rows], lat, lon))
 
-            ndcg = evaluate(scores, fit_m, val_m, cfg.k)["ndcg"] or 0.0
+            ndcg = evaluate(scores, fit_m, val_m, cfg.k, exclude_train=exclude)["ndcg"] or 0.0
             if ndcg > best + 1e-9:
                 best, best_blend = ndcg, b
     log(

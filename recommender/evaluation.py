@@ -1,9 +1,11 @@
 """Offline ranking evaluation: plain functions, always given the training interactions.
 
-Protocol: for each user with test items, rank every store **not** in that user's
-training set (so a known positive can never count as a hit), take the top ``k``, and
-score binary relevance: precision@k, recall@k and NDCG@k, averaged over users, plus
-catalogue coverage (the share of stores that appear in anyone's top ``k``).
+Protocol ``new`` (the default): for each user with test items, rank every store **not** in
+that user's training set (so a known positive can never count as a hit), take the top
+``k``, and score binary relevance: precision@k, recall@k and NDCG@k, averaged over users, plus
+catalogue coverage (the share of stores that appear in anyone's top ``k``). Protocol
+``repeat`` (``exclude_train=False``) ranks every store, known ones included: the next
+visits, as retention in O2O works.
 """
 
 from __future__ import annotations
@@ -54,7 +56,13 @@ def user_metrics(ranked: np.ndarray, test: sp.csr_matrix, rows: np.ndarray, k: i
 
 
 def evaluate(
-    score_fn: ScoreFn, train: sp.csr_matrix, test: sp.csr_matrix, k: int = 10, chunk: int = 512, cold_max_train: int = 5
+    score_fn: ScoreFn,
+    train: sp.csr_matrix,
+    test: sp.csr_matrix,
+    k: int = 10,
+    chunk: int = 512,
+    cold_max_train: int = 5,
+    exclude_train: bool = True,
 ) -> dict:
     """Metrics of one ranker.
 
@@ -65,6 +73,9 @@ def evaluate(
     train, test : csr_matrix
         Users x items; non-zeros are interactions. Training items are excluded from each
         user's ranking, which is what makes a training store impossible to count as a hit.
+    exclude_train : bool
+        False for the repeat protocol: a user's known stores are candidates too, and a
+        return visit in TEST is a hit.
     """
     train = sp.csr_matrix(train)
     test = sp.csr_matrix(test)
@@ -74,8 +85,9 @@ def evaluate(
     for start in range(0, len(users), chunk):
         rows = users[start : start + chunk]
         scores = np.array(score_fn(rows), dtype=np.float64, copy=True)
-        block = train[rows]
-        scores[np.repeat(np.arange(len(rows)), np.diff(block.indptr)), block.indices] = -np.inf
+        if exclude_train:
+            block = train[rows]
+            scores[np.repeat(np.arange(len(rows)), np.diff(block.indptr)), block.indices] = -np.inf
         ranked = top_k(scores, k)
         valid = np.isfinite(np.take_along_axis(scores, ranked, axis=1))
         p, r, n = user_metrics(ranked, test, rows, k, valid)

@@ -2,6 +2,7 @@
 
     python -m scripts.evaluate --stores STORES.csv --train TRAIN.csv --test TEST.csv [--k 10] [--json OUT.json]
     python -m scripts.evaluate --stores STORES.csv --interactions ALL.csv --split per-user-time:0.8 [...]
+    python -m scripts.evaluate ... --protocol repeat    # known stores are candidates too
 
 STORES: store_id,lat,lon[,category,tags,price_level,rating]. TRAIN/TEST/ALL:
 user_id,store_id[,weight,rating,ts]. For each user with test items, every store not in
@@ -17,7 +18,7 @@ import os
 import sys
 import time
 
-from recommender.compare import compare
+from recommender.compare import PROTOCOLS, compare
 from recommender.data import DataError, read_table
 from recommender.training import TrainConfig, split_per_user
 
@@ -32,6 +33,13 @@ def main(argv=None) -> int:
     parser.add_argument("--interactions")
     parser.add_argument("--split", default=None, help="per-user-time:FRACTION (train share), e.g. per-user-time:0.8")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="new",
+        help="new: rank the stores each user has not been to; repeat: all stores, known ones included "
+        "(adds most_frequent and most_recent)",
+    )
     parser.add_argument("--json", default=None)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
@@ -62,7 +70,9 @@ def main(argv=None) -> int:
         max_epochs=args.max_epochs,
         min_epochs=args.min_epochs,
     )
-    result = compare(stores, train, test, k=args.k, config=cfg, log=lambda m: print(m, file=sys.stderr))
+    result = compare(
+        stores, train, test, k=args.k, config=cfg, log=lambda m: print(m, file=sys.stderr), protocol=args.protocol
+    )
     result["seconds"] = round(time.perf_counter() - t0, 1)
     print(table(result))
     if args.json:
@@ -112,7 +122,8 @@ def table(result: dict) -> str:
         lines.append(f"{name + mark:<16}{cells}")
     d = result["data"]
     lines.append(
-        f"(* served ranker; {d['users']} users, {d['stores']} stores, {d['train_pairs']} train / "
+        f"(* served ranker; protocol {result['protocol']}; {d['users']} users, {d['stores']} stores, "
+        f"{d['train_pairs']} train / "
         f"{d['test_pairs']} test pairs; cold = users with <= 5 training stores)"
     )
     return "\n".join(lines)

@@ -9,14 +9,14 @@ import scipy.sparse as sp
 from recommender.evaluation import evaluate, top_k
 
 
-def slow_metrics(scores, train, test, k):
+def slow_metrics(scores, train, test, k, repeat=False):
     """Per-user precision, recall, NDCG@k by plain loops (the reference)."""
     out = []
     for u in range(scores.shape[0]):
         rel = set(np.flatnonzero(test[u]))
         if not rel:
             continue
-        seen = set(np.flatnonzero(train[u]))
+        seen = set() if repeat else set(np.flatnonzero(train[u]))
         candidates = [i for i in range(scores.shape[1]) if i not in seen]
         ranked = sorted(candidates, key=lambda i: (-scores[u, i], i))[:k]
         hits = [1 if i in rel else 0 for i in ranked]
@@ -26,15 +26,19 @@ def slow_metrics(scores, train, test, k):
     return np.array(out)
 
 
+@pytest.mark.parametrize("repeat", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-def test_metrics_equal_the_reference(seed):
+def test_metrics_equal_the_reference(seed, repeat):
     rng = np.random.default_rng(seed)
     n_users, n_items, k = 30, 25, 5
     train = rng.random((n_users, n_items)) < 0.2
-    test = (rng.random((n_users, n_items)) < 0.15) & ~train
+    # Under the repeat protocol a test store may be a known one.
+    test = (rng.random((n_users, n_items)) < 0.15) & (np.ones_like(train) if repeat else ~train)
     scores = np.round(rng.normal(size=(n_users, n_items)), 1)  # rounding makes ties
-    got = evaluate(lambda rows: scores[rows], sp.csr_matrix(train), sp.csr_matrix(test), k=k, chunk=7)
-    ref = slow_metrics(scores, train, test, k)
+    got = evaluate(
+        lambda rows: scores[rows], sp.csr_matrix(train), sp.csr_matrix(test), k=k, chunk=7, exclude_train=not repeat
+    )
+    ref = slow_metrics(scores, train, test, k, repeat=repeat)
     assert got["users"] == len(ref)
     assert got["precision"] == pytest.approx(ref[:, 0].mean(), abs=1e-4)
     assert got["recall"] == pytest.approx(ref[:, 1].mean(), abs=1e-4)
@@ -56,6 +60,14 @@ def test_a_training_store_is_never_a_hit():
     assert got3["ndcg"] == pytest.approx((1 / math.log2(4)) / (1 + 1 / math.log2(3)), abs=1e-4)
 
 
+def test_under_the_repeat_protocol_a_return_visit_is_a_hit():
+    train = sp.csr_matrix(np.array([[1, 0, 0, 0]]))
+    test = sp.csr_matrix(np.array([[1, 0, 0, 1]]))
+    scores = np.array([[9.0, 3.0, 2.0, 1.0]])
+    got = evaluate(lambda rows: scores[rows], train, test, k=1, exclude_train=False)
+    assert got["precision"] == 1.0 and got["ndcg"] == 1.0
+
+
 def test_top_k_breaks_ties_by_index():
     scores = np.array([[1.0, 2.0, 2.0, 0.5, 2.0]])
     assert top_k(scores, 3).tolist() == [[1, 2, 4]]
@@ -66,3 +78,42 @@ def test_coverage_counts_distinct_recommended_items():
     test = sp.csr_matrix(np.ones((3, 4)))
     scores = np.array([[4, 3, 2, 1], [4, 3, 2, 1], [1, 2, 3, 4.0]])
     assert evaluate(lambda rows: scores[rows], train, test, k=1)["coverage"] == 0.5
+
+
+def _repeat_world(shuffled: bool):
+    """Each user goes back to their own favourite store (visited most in TRAIN) in TEST."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    stores = pd.DataFrame({"store_id": [f"s{i}" for i in range(40)], "lat": 60.0, "lon": 25.0})
+    train, test = [], []
+    for u in range(60):
+        fav = int(rng.integers(40))
+        others = rng.choice([i for i in range(40) if i != fav], 4, replace=False)
+        train += [(f"u{u}", f"s{fav}", 5.0, f"2026-01-{d:02d}") for d in (1, 3, 5)]
+        train += [(f"u{u}", f"s{o}", 1.0, "2026-01-02") for o in others]
+        test.append((f"u{u}", f"s{int(rng.integers(40)) if shuffled else fav}"))
+    train_df = pd.DataFrame(train, columns=["user_id", "store_id", "weight", "ts"])
+    return stores, train_df, pd.DataFrame(test, columns=["user_id", "store_id"])
+
+
+def test_repeat_protocol_baselines_find_the_favourite_and_not_when_shuffled():
+    from recommender.compare import compare
+
+    models = ("popularity", "most_frequent", "most_recent")
+    planted = compare(*_repeat_world(False), k=1, protocol="repeat", models=models, log=lambda m: None)["models"]
+    shuffled = compare(*_repeat_world(True), k=1, protocol="repeat", models=models, log=lambda m: None)["models"]
+    assert planted["most_frequent"]["ndcg"] == 1.0  # the favourite has the most visits
+    assert planted["most_recent"]["ndcg"] == 1.0  # and the latest one
+    assert planted["popularity"]["ndcg"] < 0.2
+    assert shuffled["most_frequent"]["ndcg"] < 0.2 and shuffled["most_recent"]["ndcg"] < 0.2
+
+
+def test_the_new_protocol_has_no_repeat_baselines():
+    from recommender.compare import compare
+
+    stores, train, test = _repeat_world(False)
+    got = compare(stores, train, test, k=1, models=("popularity", "most_frequent"), log=lambda m: None)
+    assert set(got["models"]) == {"popularity"} and got["protocol"] == "new"
+    with pytest.raises(ValueError, match="protocol"):
+        compare(stores, train, test, protocol="again", models=("popularity",), log=lambda m: None)
