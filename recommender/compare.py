@@ -5,7 +5,9 @@ usual places, its weight tuned on validation like the blend); the neighbourhood 
 ``user_knn``, ``item_knn`` and ``rp3beta`` (``recommender.neighbours``, their settings
 chosen on validation); ``lightfm_cf`` (identity features only); ``lightfm_hybrid``
 (identity + user/item features); ``served`` (the hybrid blended with distance by
-``recommender.blend.Blend``, exactly as serving blends it). Under ``protocol="repeat"``
+``recommender.blend.Blend``, exactly as serving blends it); ``two_stage``
+(``recommender.two_stage``: candidates from all of these, re-ranked by LightGBM; not yet
+served, and under the new-store protocol only). Under ``protocol="repeat"``
 (known stores are candidates too) two more: ``most_frequent`` (the user's stores by visits)
 and ``most_recent`` (by last visit; needs ``ts``), each followed by popularity.
 Every tunable choice is made on a validation split carved from TRAIN, never on TEST.
@@ -29,6 +31,7 @@ from .neighbours import ItemKNN, RP3beta, UserKNN
 from .training import TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors
 
 SERVED = "served"
+TWO_STAGE = "two_stage"
 PROTOCOLS = ("new", "repeat")
 #: Baselines that only make sense when a user's known stores are candidates.
 REPEAT = ("most_frequent", "most_recent")
@@ -55,6 +58,7 @@ def compare(
         "lightfm_cf",
         "lightfm_hybrid",
         SERVED,
+        TWO_STAGE,
     ),
     protocol: str = "new",
 ) -> dict:
@@ -128,6 +132,12 @@ def compare(
                 lambda rows: b.combine(pref(rows), anchor_distances(anchors_all[rows], lat, lon)), train_m, test_m, k
             )
             results[SERVED]["blend"] = b.to_dict()
+    if TWO_STAGE in models and protocol == "new":
+        t0 = time.perf_counter()
+        full_extra = {"lightfm": pref} if "lightfm_hybrid" in models or SERVED in models else {}
+        ranker, sources = _two_stage(stores, train_pairs, train_m, users, items, results, cfg, log, full_extra)
+        results[TWO_STAGE] = ev(lambda rows: ranker.score(sources, rows, train_m), train_m, test_m, k)
+        results[TWO_STAGE]["seconds"] = round(time.perf_counter() - t0, 1)
     return {
         "k": k,
         "protocol": protocol,
@@ -196,6 +206,23 @@ def _lightfm_scores(trained, users: list[str]):
         return vec @ iv.T + ib[None, :] + bias[:, None]
 
     return score
+
+
+def _two_stage(stores, train_pairs, train_m, users, items, results, cfg, log, full_extra):
+    """Fit the two-stage ranker on a time split of TRAIN; return it with its sources on all of TRAIN."""
+    from .two_stage import Sources, TwoStageRanker
+
+    lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
+    category = stores["category"].astype(str).to_numpy() if "category" in stores else None
+    settings = {name: results[name]["settings"] for name in NEIGHBOURHOOD if name in results}
+    fit_m, val_m = _validation_matrices(train_pairs, users, items, cfg)
+    fit_extra = {}
+    if full_extra:
+        fit_part, _val = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
+        early = train(stores, fit_part, None, cfg, log=lambda m: log("[two_stage lightfm] " + m))
+        fit_extra = {"lightfm": _lightfm_scores(early, users)}
+    ranker = TwoStageRanker(seed=cfg.seed).fit(Sources.fit(fit_m, lat, lon, category, settings, fit_extra), val_m, log)
+    return ranker, Sources.fit(train_m, lat, lon, category, settings, full_extra)
 
 
 def _validation_matrices(train_pairs, users: list[str], items: dict, cfg: TrainConfig):

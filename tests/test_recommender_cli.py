@@ -64,6 +64,7 @@ def test_evaluate_writes_the_contract(board_files, tmp_path, capsys):
         "lightfm_cf",
         "lightfm_hybrid",
         "served",
+        "two_stage",
     }
     for metrics in result["models"].values():
         assert {"precision", "recall", "ndcg", "cold_ndcg", "coverage"} <= set(metrics)
