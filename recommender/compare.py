@@ -242,12 +242,27 @@ def _tune_neighbourhood(name: str, users, items, train_pairs, cfg: TrainConfig, 
     cls, grid = NEIGHBOURHOOD[name]
     fit_m, val_m = _validation_matrices(train_pairs, users, items, cfg)
     best, best_settings = -1.0, grid[0]
+    fitted: dict = {}  # one fit per setting other than neighbours, at the most neighbours asked for
     for settings in grid:
-        ndcg = evaluate(cls(**settings).fit(fit_m).score, fit_m, val_m, cfg.k, exclude_train=exclude)["ndcg"] or 0.0
+        model = _fitted(cls, settings, grid, fit_m, fitted)
+        ndcg = evaluate(model.score, fit_m, val_m, cfg.k, exclude_train=exclude)["ndcg"] or 0.0
         if ndcg > best + 1e-9:
             best, best_settings = ndcg, settings
     log(f"[{name}] {best_settings} (validation NDCG@{cfg.k} {best:.4f})")
     return best_settings
+
+
+def _fitted(cls, settings: dict, grid: list[dict], x, cache: dict):
+    """``cls(**settings)`` fitted on ``x``; KNN models differing only in neighbours share a fit."""
+    if not hasattr(cls, "with_neighbours"):
+        return cls(**settings).fit(x)
+    rest = tuple(sorted((k, v) for k, v in settings.items() if k != "neighbours"))
+    if rest not in cache:
+        widest = max(
+            g["neighbours"] for g in grid if tuple(sorted((k, v) for k, v in g.items() if k != "neighbours")) == rest
+        )
+        cache[rest] = cls(**{**settings, "neighbours": widest}).fit(x)
+    return cache[rest].with_neighbours(settings["neighbours"])
 
 
 def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log, exclude: bool = True) -> Blend:

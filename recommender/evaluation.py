@@ -18,11 +18,13 @@ import scipy.sparse as sp
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k(scores: np.ndarray, k: int, floor: float | None = None) -> np.ndarray:
     """Column indices of the ``k`` best scores per row, best first; ties go to the lower index.
 
     argpartition finds the top k+1; only rows where the k-th and (k+1)-th scores tie (so
-    the cut would be arbitrary) are sorted in full.
+    the cut would be arbitrary) are sorted in full. With ``floor``, ties at or below it are
+    left as they fall: a caller that drops those entries anyway (zeros of a sparse
+    similarity row) need not pay for ordering them.
     """
     n_items = scores.shape[1]
     k = min(k, n_items)
@@ -33,7 +35,10 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     order = np.lexsort((part, -vals), axis=1)
     part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
     out = part[:, :k].copy()
-    for r in np.flatnonzero(vals[:, k - 1] == vals[:, k]):
+    tied = vals[:, k - 1] == vals[:, k]
+    if floor is not None:
+        tied &= vals[:, k - 1] > floor
+    for r in np.flatnonzero(tied):
         out[r] = np.lexsort((np.arange(n_items), -scores[r]))[:k]
     return out
 

@@ -21,6 +21,8 @@ few hundred MB.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -43,10 +45,11 @@ def _top_per_row(dense: np.ndarray, k: int) -> sp.csr_matrix:
     order differ in the last bits, and two similarities that are equal by arithmetic (two
     users at cosine 1/2) must tie, so the cut is decided by the column, not by round-off.
     """
-    mantissa, exponent = np.frexp(dense)
-    dense = np.ldexp(np.round(mantissa * 2.0**20) / 2.0**20, exponent).astype(np.float32)
+    bits = np.ascontiguousarray(dense, dtype=np.float32).view(np.uint32)
+    # Round half up at the 4th bit from the end of the 23-bit mantissa (positive values).
+    dense = ((bits + np.uint32(8)) & np.uint32(0xFFFFFFF0)).view(np.float32)
     n_rows, n_cols = dense.shape
-    cols = top_k(dense, k)
+    cols = top_k(dense, k, floor=0.0)
     vals = np.take_along_axis(dense, cols, axis=1)
     keep = vals > 0
     rows = np.repeat(np.arange(n_rows), keep.sum(axis=1))
@@ -68,7 +71,42 @@ def _cosine_top(a: sp.csr_matrix, shrink: float, k: int, exclude_self: bool = Tr
     return sp.vstack(blocks).tocsr()
 
 
-class UserKNN:
+def _truncate_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
+    """Each row's ``k`` largest entries (ties to the lower column). On a matrix that already
+    holds each row's top ``K >= k``, this equals the top ``k`` of the full rows."""
+    rows, cols, vals = [], [], []
+    for r in range(m.shape[0]):
+        lo, hi = m.indptr[r], m.indptr[r + 1]
+        c, v = m.indices[lo:hi], m.data[lo:hi]
+        keep = np.lexsort((c, -v))[:k]
+        rows.append(np.full(len(keep), r))
+        cols.append(c[keep])
+        vals.append(v[keep])
+    return sp.csr_matrix(
+        (
+            np.concatenate(vals) if vals else [],
+            (np.concatenate(rows) if rows else [], np.concatenate(cols) if cols else []),
+        ),
+        shape=m.shape,
+        dtype=np.float32,
+    )
+
+
+class _Neighbourhood:
+    neighbours: int
+    sim_: sp.csr_matrix
+
+    def with_neighbours(self, k: int):
+        """The same fitted model keeping fewer neighbours (no refit): for tuning ``neighbours``."""
+        if k > self.neighbours:
+            raise ValueError(f"fitted with {self.neighbours} neighbours; cannot widen to {k}")
+        clone = copy.copy(self)
+        clone.neighbours = k
+        clone.sim_ = _truncate_rows(self.sim_, k)
+        return clone
+
+
+class UserKNN(_Neighbourhood):
     """Users like you went here: cosine user-user neighbourhood."""
 
     def __init__(self, neighbours: int = 100, shrink: float = 10.0):
@@ -84,7 +122,7 @@ class UserKNN:
         return np.asarray((self.sim_[rows] @ self.x_).todense(), dtype=np.float32)
 
 
-class ItemKNN:
+class ItemKNN(_Neighbourhood):
     """Places like the ones you went to: cosine item-item neighbourhood."""
 
     def __init__(self, neighbours: int = 100, shrink: float = 10.0):

@@ -99,3 +99,17 @@ def test_a_planted_neighbourhood_is_found_and_shuffling_removes_it():
             sc[x[0] > 0] = -np.inf
             wins += int(np.argmax(sc) == 3)
         assert wins <= 10, type(model).__name__  # no better than chance among 7 unseen stores, with slack
+
+
+@pytest.mark.parametrize("cls", [UserKNN, ItemKNN])
+@pytest.mark.parametrize("seed", [0, 3])
+def test_fewer_neighbours_without_a_refit_equal_a_refit(cls, seed):
+    x = sp.csr_matrix(tiny(seed, users=12, items=10))
+    wide = cls(neighbours=6, shrink=2.0).fit(x)
+    rows = np.arange(x.shape[0])
+    for k in (1, 2, 4, 6):
+        np.testing.assert_allclose(
+            wide.with_neighbours(k).score(rows), cls(neighbours=k, shrink=2.0).fit(x).score(rows), rtol=1e-6
+        )
+    with pytest.raises(ValueError, match="cannot widen"):
+        wide.with_neighbours(7)
