@@ -29,6 +29,7 @@ from .evaluation import evaluate, interaction_matrix
 from .features import FeatureConfig
 from .neighbours import ItemKNN, RP3beta, UserKNN
 from .training import TrainConfig, anchor_distances, representations, split_per_user, train, user_anchors
+from .two_stage import FEATURE_GROUPS, Sources, TwoStageRanker
 
 SERVED = "served"
 TWO_STAGE = "two_stage"
@@ -61,11 +62,13 @@ def compare(
         TWO_STAGE,
     ),
     protocol: str = "new",
+    ablation: bool = False,
 ) -> dict:
     """Metrics for each ranker on TEST, every ranker seeing only TRAIN.
 
     ``protocol``: ``new`` ranks the stores each user has not been to; ``repeat`` ranks all
-    of them, known ones included (``REPEAT`` baselines run only there).
+    of them, known ones included (``REPEAT`` baselines run only there). ``ablation``: also
+    ``two_stage-GROUP`` for each feature group left out of the second stage.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
@@ -135,9 +138,18 @@ def compare(
     if TWO_STAGE in models and protocol == "new":
         t0 = time.perf_counter()
         full_extra = {"lightfm": pref} if "lightfm_hybrid" in models or SERVED in models else {}
-        ranker, sources = _two_stage(stores, train_pairs, train_m, users, items, results, cfg, log, full_extra)
+        fit_sources, val_m, sources = _two_stage_sources(
+            stores, train_pairs, train_m, users, items, results, cfg, log, full_extra
+        )
+        table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, val_m)
+        ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, val_m, log, table=table)
         results[TWO_STAGE] = ev(lambda rows: ranker.score(sources, rows, train_m), train_m, test_m, k)
         results[TWO_STAGE]["seconds"] = round(time.perf_counter() - t0, 1)
+        for group in FEATURE_GROUPS if ablation else ():
+            if group == "lightfm" and not full_extra:
+                continue
+            without = TwoStageRanker(seed=cfg.seed, drop=(group,)).fit(fit_sources, val_m, log, table=table)
+            results[f"{TWO_STAGE}-{group}"] = ev(partial(without.score, sources, known=train_m), train_m, test_m, k)
     return {
         "k": k,
         "protocol": protocol,
@@ -208,10 +220,8 @@ def _lightfm_scores(trained, users: list[str]):
     return score
 
 
-def _two_stage(stores, train_pairs, train_m, users, items, results, cfg, log, full_extra):
-    """Fit the two-stage ranker on a time split of TRAIN; return it with its sources on all of TRAIN."""
-    from .two_stage import Sources, TwoStageRanker
-
+def _two_stage_sources(stores, train_pairs, train_m, users, items, results, cfg, log, full_extra):
+    """(sources on the earlier part of TRAIN, labels from the later part, sources on all of TRAIN)."""
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     category = stores["category"].astype(str).to_numpy() if "category" in stores else None
     settings = {name: results[name]["settings"] for name in NEIGHBOURHOOD if name in results}
@@ -221,8 +231,8 @@ def _two_stage(stores, train_pairs, train_m, users, items, results, cfg, log, fu
         fit_part, _val = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
         early = train(stores, fit_part, None, cfg, log=lambda m: log("[two_stage lightfm] " + m))
         fit_extra = {"lightfm": _lightfm_scores(early, users)}
-    ranker = TwoStageRanker(seed=cfg.seed).fit(Sources.fit(fit_m, lat, lon, category, settings, fit_extra), val_m, log)
-    return ranker, Sources.fit(train_m, lat, lon, category, settings, full_extra)
+    fit_sources = Sources.fit(fit_m, lat, lon, category, settings, fit_extra)
+    return fit_sources, val_m, Sources.fit(train_m, lat, lon, category, settings, full_extra)
 
 
 def _validation_matrices(train_pairs, users: list[str], items: dict, cfg: TrainConfig):

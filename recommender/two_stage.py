@@ -65,21 +65,38 @@ class Sources:
 
 #: Sources whose top stores become candidates (the rest are features only).
 CANDIDATE_SOURCES = ("user_knn", "item_knn", "rp3beta", "density_1000", "popularity", "lightfm")
+#: Feature groups for the ablation: a group's columns start with one of its prefixes.
+FEATURE_GROUPS = {
+    "neighbourhood": ("user_knn", "item_knn", "rp3beta"),
+    "place": ("density_", "nearest_past_m"),
+    "popularity": ("popularity",),
+    "lightfm": ("lightfm",),
+    "category": ("category_share",),
+    "activity": ("user_stores",),
+}
 
 
 class TwoStageRanker:
     """Stage two: LightGBM lambdarank over the candidates of ``Sources``."""
 
-    def __init__(self, per_source: int = 100, seed: int = 0, max_rounds: int = 400):
+    def __init__(self, per_source: int = 100, seed: int = 0, max_rounds: int = 400, drop: tuple[str, ...] = ()):
         self.per_source = per_source
         self.seed = seed
         self.max_rounds = max_rounds
+        self.drop = drop  # FEATURE_GROUPS left out (the ablation); candidates still come from every source
 
-    def fit(self, sources: Sources, labels: sp.csr_matrix, log: Callable[[str], None] = print) -> TwoStageRanker:
+    def training_table(self, sources: Sources, labels: sp.csr_matrix):
+        """(features, labels, group sizes) of the users with labels; reusable across ablations."""
+        return self._table(sources, np.flatnonzero(np.diff(labels.indptr) > 0), labels)
+
+    def fit(
+        self, sources: Sources, labels: sp.csr_matrix, log: Callable[[str], None] = print, table=None
+    ) -> TwoStageRanker:
         import lightgbm as lgb
 
-        users = np.flatnonzero(np.diff(labels.indptr) > 0)
-        feats, target, groups = self._table(sources, users, labels)
+        feats, target, groups = table if table is not None else self.training_table(sources, labels)
+        dropped = tuple(p for g in self.drop for p in FEATURE_GROUPS[g])
+        feats = feats[[c for c in feats.columns if not c.startswith(dropped)]] if dropped else feats
         rng = np.random.default_rng(self.seed)
         held = rng.random(len(groups)) < 0.2
         bounds = np.concatenate([[0], np.cumsum(groups)])

@@ -78,3 +78,14 @@ def test_the_ranker_learns_only_from_the_earlier_part_of_train():
     later = train.sort_values("ts").groupby("user_id").tail(1)  # each user's last store is a label
     for u, s in zip(later["user_id"], later["store_id"]):
         assert val_m[users.index(u), items[s]] == 1 and fit_m[users.index(u), items[s]] == 0
+
+
+def test_the_ablation_leaves_out_one_feature_group_at_a_time():
+    from recommender.two_stage import FEATURE_GROUPS
+
+    got = compare(*towns(False), k=5, models=MODELS, config=TrainConfig(seed=1), log=lambda m: None, ablation=True)
+    ablated = {name.split("-", 1)[1] for name in got["models"] if name.startswith("two_stage-")}
+    assert ablated == set(FEATURE_GROUPS) - {"lightfm"}  # no LightFM source in this run
+    for group in ablated:
+        assert 0 <= got["models"][f"two_stage-{group}"]["ndcg"] <= 1
+    assert got["models"]["two_stage"]["ndcg"] > 0.3
