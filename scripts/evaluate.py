@@ -125,12 +125,13 @@ def _say(report) -> None:
 
 def table(result: dict) -> str:
     k = result["k"]
-    head = f"{'model':<16}" + "".join(f"{m + '@' + str(k) if m not in ('coverage',) else m:>14}" for m in METRICS)
+    w = max(16, *(len(name) + 3 for name in result["models"]))  # room for the longest name and " *"
+    head = f"{'model':<{w}}" + "".join(f"{m + '@' + str(k) if m not in ('coverage',) else m:>14}" for m in METRICS)
     lines = [head, "-" * len(head)]
     for name, m in result["models"].items():
         mark = " *" if name == result["served"] else ""
         cells = "".join(f"{(m.get(x) if m.get(x) is not None else float('nan')):>14.4f}" for x in METRICS)
-        lines.append(f"{name + mark:<16}{cells}")
+        lines.append(f"{name + mark:<{w}}{cells}")
     d = result["data"]
     lines.append(
         f"(* served ranker; protocol {result['protocol']}; {d['users']} users, {d['stores']} stores, "
