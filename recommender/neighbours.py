@@ -93,8 +93,13 @@ def _truncate_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 
 class _Neighbourhood:
-    neighbours: int
+    """Shared by the two cosine KNN models: their settings and cheaper re-tuning of ``neighbours``."""
+
     sim_: sp.csr_matrix
+
+    def __init__(self, neighbours: int = 100, shrink: float = 10.0):
+        self.neighbours = neighbours
+        self.shrink = shrink
 
     def with_neighbours(self, k: int):
         """The same fitted model keeping fewer neighbours (no refit): for tuning ``neighbours``."""
@@ -109,10 +114,6 @@ class _Neighbourhood:
 class UserKNN(_Neighbourhood):
     """Users like you went here: cosine user-user neighbourhood."""
 
-    def __init__(self, neighbours: int = 100, shrink: float = 10.0):
-        self.neighbours = neighbours
-        self.shrink = shrink
-
     def fit(self, x: sp.spmatrix) -> UserKNN:
         self.x_ = _binary(x)
         self.sim_ = _cosine_top(self.x_, self.shrink, self.neighbours)
@@ -124,10 +125,6 @@ class UserKNN(_Neighbourhood):
 
 class ItemKNN(_Neighbourhood):
     """Places like the ones you went to: cosine item-item neighbourhood."""
-
-    def __init__(self, neighbours: int = 100, shrink: float = 10.0):
-        self.neighbours = neighbours
-        self.shrink = shrink
 
     def fit(self, x: sp.spmatrix) -> ItemKNN:
         self.x_ = _binary(x)
