@@ -77,3 +77,24 @@ def test_only_storage_keys_spells_a_redis_key():
                 if name.endswith(".py") and not owner and "o2o:v1" in _read(path):
                     offenders.append(os.path.relpath(path, ROOT))
     assert not offenders, f"key literals outside app/storage/keys.py: {offenders}"
+
+
+def test_every_redis_key_family_is_in_the_keys_table():
+    import inspect
+
+    from app.storage import keys
+
+    table = re.findall(r"^``([a-z_]+)[:`]", keys.__doc__, re.M)
+    made = set()
+    for name, value in vars(keys).items():
+        if name.startswith("_") or name == "PREFIX":
+            continue
+        if isinstance(value, str) and value.startswith(keys.PREFIX):
+            made.add(value[len(keys.PREFIX) :].split(":")[0])
+        elif inspect.isfunction(value) and value.__module__ == keys.__name__:
+            args = [
+                ["2026-01-01", "2026-01-02"] if p == "days" else ["s1"] if p.endswith("ids") else "x"
+                for p in inspect.signature(value).parameters
+            ]
+            made.add(value(*args)[len(keys.PREFIX) :].split(":")[0])
+    assert made == set(table), f"key families without a row in keys.py's table: {made - set(table)}"
