@@ -82,13 +82,8 @@ def compare(
     test_pairs = _clean(test_pairs, items)
     users = sorted(set(train_pairs["user_id"]) | set(test_pairs["user_id"]))
     uidx = {u: i for i, u in enumerate(users)}
-    shape = (len(users), len(items))
-    train_m = interaction_matrix(
-        train_pairs["user_id"].map(uidx).to_numpy(), train_pairs["store_id"].map(items).to_numpy(), shape
-    )
-    test_m = interaction_matrix(
-        test_pairs["user_id"].map(uidx).to_numpy(), test_pairs["store_id"].map(items).to_numpy(), shape
-    )
+    train_m, test_m = _matrix(train_pairs, uidx, items), _matrix(test_pairs, uidx, items)
+    fit_part, fit_m, val_m = _validation(train_pairs, uidx, items, cfg)  # made once, used by every tuner
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     pop = np.asarray(train_m.sum(axis=0)).ravel()
     results: dict[str, dict] = {}
@@ -100,7 +95,7 @@ def compare(
     needs_anchors = "geo_popularity" in models or SERVED in models
     anchors_all = user_anchors(uidx, stores, train_pairs) if needs_anchors else np.empty((0, 3, 2))
     if "geo_popularity" in models:
-        geo = _tune_geo_popularity(stores, train_pairs, cfg, log, exclude)
+        geo = _tune_geo_popularity(stores, uidx, fit_part, fit_m, val_m, cfg, log, exclude)
         norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
         results["geo_popularity"] = ev(
             lambda rows: norm[None, :] + geo.weight * geo.distance_term(anchor_distances(anchors_all[rows], lat, lon)),
@@ -110,12 +105,12 @@ def compare(
         )
         results["geo_popularity"]["blend"] = geo.to_dict()
     if protocol == "repeat":
-        for name, score in _repeat_baselines(train_pairs, users, items, pop, log).items():
+        for name, score in _repeat_baselines(train_pairs, train_m, uidx, items, pop, log).items():
             if name in models:
                 results[name] = ev(score, train_m, test_m, k)
     for name in (n for n in NEIGHBOURHOOD if n in models):
         t0 = time.perf_counter()
-        settings = _tune_neighbourhood(name, users, items, train_pairs, cfg, log, exclude)
+        settings = _tune_neighbourhood(name, fit_m, val_m, cfg, log, exclude)
         model = NEIGHBOURHOOD[name][0](**settings).fit(train_m)
         results[name] = ev(model.score, train_m, test_m, k)
         results[name]["settings"] = settings
@@ -138,8 +133,8 @@ def compare(
     if TWO_STAGE in models and protocol == "new":
         t0 = time.perf_counter()
         full_extra = {"lightfm": pref} if "lightfm_hybrid" in models or SERVED in models else {}
-        fit_sources, val_m, sources = _two_stage_sources(
-            stores, train_pairs, train_m, users, items, results, cfg, log, full_extra
+        fit_sources, sources = _two_stage_sources(
+            stores, train_m, fit_part, fit_m, users, results, cfg, log, full_extra
         )
         table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, val_m)
         ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, val_m, log, table=table)
@@ -175,13 +170,24 @@ def _clean(pairs: pd.DataFrame, items: dict) -> pd.DataFrame:
     return p.groupby(["user_id", "store_id"], as_index=False, sort=True).agg(agg)
 
 
-def _repeat_baselines(train_pairs, users, items, pop, log) -> dict:
-    """most_frequent and most_recent: the user's own stores first (by summed weight, or by
-    last visit), then every other store by popularity."""
-    uidx = {u: i for i, u in enumerate(users)}
+def _matrix(pairs: pd.DataFrame, uidx: dict, items: dict) -> sp.csr_matrix:
+    """Binary users x items matrix of ``pairs`` in the comparison's user and item order."""
+    shape = (len(uidx), len(items))
+    return interaction_matrix(pairs["user_id"].map(uidx).to_numpy(), pairs["store_id"].map(items).to_numpy(), shape)
+
+
+def _validation(train_pairs, uidx: dict, items: dict, cfg: TrainConfig):
+    """(earlier part, its matrix, later part's matrix): TRAIN split per user in time, on which
+    every setting is chosen and the two-stage ranker learns."""
+    fit_part, val_part = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
+    return fit_part, _matrix(fit_part, uidx, items), _matrix(val_part, uidx, items)
+
+
+def _repeat_baselines(train_pairs, known: sp.csr_matrix, uidx, items, pop, log) -> dict:
+    """most_frequent and most_recent: the user's own stores (``known``) first, by summed
+    weight or by last visit, then every other store by popularity."""
     r, c = train_pairs["user_id"].map(uidx).to_numpy(), train_pairs["store_id"].map(items).to_numpy()
-    shape = (len(users), len(items))
-    known = interaction_matrix(r, c, shape)
+    shape = known.shape
     weight = sp.csr_matrix((train_pairs["weight"].to_numpy(np.float64), (r, c)), shape=shape)
     after = 0.999 * np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)  # in [0, 1): below every known store
 
@@ -220,37 +226,22 @@ def _lightfm_scores(trained, users: list[str]):
     return score
 
 
-def _two_stage_sources(stores, train_pairs, train_m, users, items, results, cfg, log, full_extra):
-    """(sources on the earlier part of TRAIN, labels from the later part, sources on all of TRAIN)."""
+def _two_stage_sources(stores, train_m, fit_part, fit_m, users, results, cfg, log, full_extra):
+    """(sources on the earlier part of TRAIN, sources on all of TRAIN); the labels are the later part."""
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     category = stores["category"].astype(str).to_numpy() if "category" in stores else None
     settings = {name: results[name]["settings"] for name in NEIGHBOURHOOD if name in results}
-    fit_m, val_m = _validation_matrices(train_pairs, users, items, cfg)
     fit_extra = {}
     if full_extra:
-        fit_part, _val = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
         early = train(stores, fit_part, None, cfg, log=lambda m: log("[two_stage lightfm] " + m))
         fit_extra = {"lightfm": _lightfm_scores(early, users)}
     fit_sources = Sources.fit(fit_m, lat, lon, category, settings, fit_extra)
-    return fit_sources, val_m, Sources.fit(train_m, lat, lon, category, settings, full_extra)
+    return fit_sources, Sources.fit(train_m, lat, lon, category, settings, full_extra)
 
 
-def _validation_matrices(train_pairs, users: list[str], items: dict, cfg: TrainConfig):
-    """TRAIN split per user into a fit part and a validation part, as matrices in the comparison's order."""
-    fit_part, val_part = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
-    uidx = {u: i for i, u in enumerate(users)}
-    shape = (len(users), len(items))
-
-    def matrix(part):
-        return interaction_matrix(part["user_id"].map(uidx).to_numpy(), part["store_id"].map(items).to_numpy(), shape)
-
-    return matrix(fit_part), matrix(val_part)
-
-
-def _tune_neighbourhood(name: str, users, items, train_pairs, cfg: TrainConfig, log, exclude: bool = True) -> dict:
+def _tune_neighbourhood(name: str, fit_m, val_m, cfg: TrainConfig, log, exclude: bool = True) -> dict:
     """The setting of a neighbourhood baseline with the best validation NDCG (first best on ties)."""
     cls, grid = NEIGHBOURHOOD[name]
-    fit_m, val_m = _validation_matrices(train_pairs, users, items, cfg)
     best, best_settings = -1.0, grid[0]
     fitted: dict = {}  # one fit per setting other than neighbours, at the most neighbours asked for
     for settings in grid:
@@ -266,28 +257,19 @@ def _fitted(cls, settings: dict, grid: list[dict], x, cache: dict):
     """``cls(**settings)`` fitted on ``x``; KNN models differing only in neighbours share a fit."""
     if not hasattr(cls, "with_neighbours"):
         return cls(**settings).fit(x)
-    rest = tuple(sorted((k, v) for k, v in settings.items() if k != "neighbours"))
+
+    def others(s: dict) -> tuple:
+        return tuple(sorted((k, v) for k, v in s.items() if k != "neighbours"))
+
+    rest = others(settings)
     if rest not in cache:
-        widest = max(
-            g["neighbours"] for g in grid if tuple(sorted((k, v) for k, v in g.items() if k != "neighbours")) == rest
-        )
+        widest = max(g["neighbours"] for g in grid if others(g) == rest)
         cache[rest] = cls(**{**settings, "neighbours": widest}).fit(x)
     return cache[rest].with_neighbours(settings["neighbours"])
 
 
-def _tune_geo_popularity(stores, train_pairs, cfg: TrainConfig, log, exclude: bool = True) -> Blend:
+def _tune_geo_popularity(stores, uidx, fit_part, fit_m, val_m, cfg: TrainConfig, log, exclude: bool = True) -> Blend:
     """The geo baseline gets the same tuning effort as the served blend: a grid on validation."""
-    fit_part, val_part = split_per_user(train_pairs, cfg.validation_fraction, cfg.seed)
-    items = {s: i for i, s in enumerate(stores["store_id"])}
-    users = sorted(set(fit_part["user_id"]) | set(val_part["user_id"]))
-    uidx = {u: i for i, u in enumerate(users)}
-    shape = (len(users), len(items))
-    fit_m = interaction_matrix(
-        fit_part["user_id"].map(uidx).to_numpy(), fit_part["store_id"].map(items).to_numpy(), shape
-    )
-    val_m = interaction_matrix(
-        val_part["user_id"].map(uidx).to_numpy(), val_part["store_id"].map(items).to_numpy(), shape
-    )
     pop = np.log1p(np.asarray(fit_m.sum(axis=0)).ravel())
     pop = pop / max(pop.max(), 1e-9)
     anchors = user_anchors(uidx, stores, fit_part)

@@ -99,7 +99,6 @@ class TwoStageRanker:
         feats = feats[[c for c in feats.columns if not c.startswith(dropped)]] if dropped else feats
         rng = np.random.default_rng(self.seed)
         held = rng.random(len(groups)) < 0.2
-        bounds = np.concatenate([[0], np.cumsum(groups)])
         row_held = np.repeat(held, groups)
         self.model_ = lgb.LGBMRanker(
             objective="lambdarank",
@@ -126,8 +125,8 @@ class TwoStageRanker:
         )
         self.feature_names_ = list(feats.columns)
         log(
-            f"[two_stage] {len(groups)} users, {len(feats)} candidates ({target.mean():.3%} positive), "
-            f"{int(bounds[-1])} rows; {self.model_.best_iteration_} rounds"
+            f"[two_stage] {len(groups)} users, {len(feats)} candidates ({target.mean():.3%} positive); "
+            f"{self.model_.best_iteration_} rounds"
         )
         return self
 

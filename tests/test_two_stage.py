@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.compare import _clean, _validation_matrices, compare
+from recommender.compare import _clean, _validation, compare
 from recommender.training import TrainConfig
 
 MODELS = ("popularity", "user_knn", "two_stage")
@@ -71,7 +71,7 @@ def test_the_ranker_learns_only_from_the_earlier_part_of_train():
     users = sorted(set(train["user_id"]))
     items = {s: i for i, s in enumerate(stores["store_id"])}
     train = _clean(train, items)  # one row per user and store, as compare() has it
-    fit_m, val_m = _validation_matrices(train, users, items, TrainConfig(seed=1))
+    _fit_part, fit_m, val_m = _validation(train, {u: i for i, u in enumerate(users)}, items, TrainConfig(seed=1))
     # The sources see the fit part, the labels are the later part: disjoint, and nothing else.
     assert fit_m.multiply(val_m).nnz == 0
     assert fit_m.nnz + val_m.nnz == len(train)
