@@ -48,7 +48,8 @@ def recommended():
     picked, more = paginate(
         ranked, svc.deals, svc.index, query.limit, page, cfg["DEALS_PER_STORE"], cfg["DEALS_PER_CATEGORY"]
     )
-    out = [_deal_json(svc, ranked, j, evaluated_at, quota_used) for j in picked]
+    opened = svc.index.open_now(svc.deals.store_pos[ranked.rows[picked]], evaluated_at)  # the page at once
+    out = [_deal_json(svc, ranked, j, evaluated_at, quota_used, o) for j, o in zip(picked, opened)]
     if query.explain:
         taste = scorer.category_shares(query.user_id) if scorer is not None else {}
         for row, j in zip(out, picked):
@@ -80,11 +81,10 @@ def _user_state(svc: Services, user_id: str | None, deal_ids: list[str]):
     return redeemed, used, ordered | stores
 
 
-def _deal_json(svc: Services, ranked, j, at, quota_used) -> dict:
+def _deal_json(svc: Services, ranked, j, at, quota_used, is_open: bool | None) -> dict:
     deals, index = svc.deals, svc.index
     r = ranked.rows[j]
     pos = int(deals.store_pos[r])
-    is_open = index.open_now([pos], at)[0]
     code = int(index.column("hours_code")[pos])
     opens = index.schedules.next_open(code, at) if is_open is False else None
     quota = deals.quota[r]
