@@ -41,6 +41,16 @@ def redis_url(redis_server):
     return redis_server
 
 
+@pytest.fixture(autouse=True)
+def _impressions_stay_in_their_test():
+    """Impressions buffered during a test are written when it ends: a flusher thread writing
+    them later would put them into the next test's freshly emptied Redis."""
+    yield
+    from app.storage.impressions import ImpressionLog
+
+    ImpressionLog.flush_all()
+
+
 @pytest.fixture
 def app(hand_placed_csv, tmp_path, redis_url):
     from app import create_app

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import time
+import weakref
 from collections import defaultdict
 from datetime import datetime
 
@@ -45,6 +46,10 @@ def viewer_id(user_id: str | None, client_id: str | None, remote_addr: str | Non
 class ImpressionLog:
     """The per-process buffer and its flusher thread (started lazily, after any fork)."""
 
+    #: Every log of this process, so that whoever ends a unit of work (a test, a shutdown) can
+    #: flush them all: a buffer flushed later would write into whatever Redis state comes next.
+    instances: weakref.WeakSet = weakref.WeakSet()
+
     def __init__(
         self,
         r: redis.Redis | None,
@@ -58,6 +63,7 @@ class ImpressionLog:
         self.local_radius_m = local_radius_m
         self.maxlen = maxlen
         self.enabled = enabled
+        self.instances.add(self)
         self._buffer: collections.deque = collections.deque()
         self._lock = threading.Lock()
         # One flush at a time: when flush() returns, everything added before it is written.
@@ -115,6 +121,13 @@ class ImpressionLog:
         """Write what is buffered now; returns how many records were written."""
         with self._flush_lock:
             return self._flush()
+
+    @classmethod
+    def flush_all(cls) -> None:
+        """Empty every buffer of this process (a flush writes at most 5,000 records at a time)."""
+        for log in list(cls.instances):
+            while log._buffer and log.flush():
+                pass
 
     def _flush(self) -> int:
         batch = []
