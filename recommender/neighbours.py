@@ -26,7 +26,7 @@ import copy
 import numpy as np
 import scipy.sparse as sp
 
-from .evaluation import top_k
+from .evaluation import evaluate, top_k
 
 _BLOCK = 2048
 
@@ -165,3 +165,40 @@ def _row_normalised(x: sp.csr_matrix) -> sp.csr_matrix:
     sums = np.asarray(x.sum(axis=1)).ravel()
     inv = np.where(sums > 0, 1.0 / np.maximum(sums, 1e-12), 0.0).astype(np.float32)
     return sp.csr_matrix(sp.diags(inv) @ x)
+
+
+#: The baselines and the settings each may choose from on validation.
+NEIGHBOURHOOD = {
+    "user_knn": (UserKNN, [{"neighbours": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 20.0)]),
+    "item_knn": (ItemKNN, [{"neighbours": n, "shrink": s} for n in (50, 100, 200) for s in (0.0, 20.0)]),
+    "rp3beta": (RP3beta, [{"alpha": a, "beta": b, "neighbours": 200} for a in (0.5, 1.0) for b in (0.0, 0.3, 0.6)]),
+}
+
+
+def tune_neighbourhood(name: str, fit_m, val_m, k: int, log, exclude: bool = True) -> dict:
+    """The setting of a neighbourhood baseline with the best validation NDCG (first best on ties)."""
+    cls, grid = NEIGHBOURHOOD[name]
+    best, best_settings = -1.0, grid[0]
+    cache: dict = {}  # one fit per setting other than neighbours, at the most neighbours asked for
+    for settings in grid:
+        model = fitted(cls, settings, grid, fit_m, cache)
+        ndcg = evaluate(model.score, fit_m, val_m, k, exclude_train=exclude)["ndcg"] or 0.0
+        if ndcg > best + 1e-9:
+            best, best_settings = ndcg, settings
+    log(f"[{name}] {best_settings} (validation NDCG@{k} {best:.4f})")
+    return best_settings
+
+
+def fitted(cls, settings: dict, grid: list[dict], x, cache: dict):
+    """``cls(**settings)`` fitted on ``x``; KNN models differing only in neighbours share a fit."""
+    if not hasattr(cls, "with_neighbours"):
+        return cls(**settings).fit(x)
+
+    def others(s: dict) -> tuple:
+        return tuple(sorted((k, v) for k, v in s.items() if k != "neighbours"))
+
+    rest = others(settings)
+    if rest not in cache:
+        widest = max(g["neighbours"] for g in grid if others(g) == rest)
+        cache[rest] = cls(**{**settings, "neighbours": widest}).fit(x)
+    return cache[rest].with_neighbours(settings["neighbours"])

@@ -1,109 +1,88 @@
-"""A two-stage ranker: candidates from several sources, re-ranked by LightGBM lambdarank.
+"""The served ranker: candidates from several sources, re-ranked by LightGBM lambdarank.
 
-Stage one takes the best ``per_source`` unseen stores of each source (user-KNN, item-KNN,
-RP3beta, kernel density over the user's past places, popularity, and LightFM when given).
-Stage two scores every candidate with a gradient-boosted ranker over those sources' scores
-and ranks, distances, popularity, category affinity and the user's activity.
+Stage one (``recommender.sources``) proposes each source's best ``per_source`` stores and,
+because O2O lives on return visits, the user's own stores. Stage two scores every
+candidate with a gradient-boosted ranker over the features of ``sources.FEATURES``.
 
-It is trained the way it will be used: TRAIN is split per user in time (``split_per_user``),
-the sources see only the earlier part, and the labels are the later part's stores, which
-are new to the user, as in the test. Boosting rounds stop on a held-out share of those
-users; no setting is a constant fitted to one data set.
+It is trained the way it is used: the interactions are split per user in time, the sources
+see only the earlier part, and the labels are the stores of the later part, known ones
+included (the next visits). Boosting rounds stop on a held-out fifth of those users. The
+round cap is a serving budget (200 trees score 200 candidates in about a millisecond),
+not a fitted constant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .evaluation import top_k
-from .geo import pairwise_m
-from .neighbours import ItemKNN, RP3beta, UserKNN
+from .sources import CANDIDATE_SOURCES, FEATURES, Sources
 
-#: Kernel widths of the density features, metres: a block, a walk, a district.
-DENSITY_SCALES_M = (300.0, 1000.0, 3000.0)
-_CHUNK = 256
-
-
-@dataclass
-class Sources:
-    """Stage one: every source fitted on one users x items matrix."""
-
-    x: sp.csr_matrix
-    lat: np.ndarray
-    lon: np.ndarray
-    category: np.ndarray | None
-    models: dict
-    extra: dict  # name -> score function(rows) -> dense scores (LightFM)
-
-    @classmethod
-    def fit(cls, x, lat, lon, category, settings: dict, extra: dict | None = None) -> Sources:
-        models = {
-            "user_knn": UserKNN(**settings.get("user_knn", {})).fit(x),
-            "item_knn": ItemKNN(**settings.get("item_knn", {})).fit(x),
-            "rp3beta": RP3beta(**settings.get("rp3beta", {})).fit(x),
-        }
-        return cls(sp.csr_matrix(x), lat, lon, category, models, extra or {})
-
-    def blocks(self, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Dense per-source scores for ``rows`` (users x items)."""
-        out = {name: m.score(rows) for name, m in self.models.items()}
-        out.update({name: np.asarray(fn(rows), dtype=np.float32) for name, fn in self.extra.items()})
-        pop = np.log1p(np.asarray(self.x.sum(axis=0)).ravel()).astype(np.float32)
-        out["popularity"] = np.broadcast_to(pop, (len(rows), len(pop)))
-        dens, near = _density(self.x, rows, self.lat, self.lon)
-        out.update(dens)
-        out["nearest_past_m"] = near
-        if self.category is not None:
-            out["category_share"] = _category_share(self.x, rows, self.category)
-        return out
-
-
-#: Sources whose top stores become candidates (the rest are features only).
-CANDIDATE_SOURCES = ("user_knn", "item_knn", "rp3beta", "density_1000", "popularity", "lightfm")
-#: Feature groups for the ablation: a group's columns start with one of its prefixes.
+_CHUNK = 128
+#: Feature groups for the ablation and for explanations: a group's columns start with a prefix.
 FEATURE_GROUPS = {
-    "neighbourhood": ("user_knn", "item_knn", "rp3beta"),
-    "place": ("density_", "nearest_past_m"),
-    "popularity": ("popularity",),
     "lightfm": ("lightfm",),
+    "neighbourhood": ("user_knn", "item_knn", "rp3beta"),
+    "place": ("density_", "nearest_past_m", "point_m"),
+    "popularity": ("popularity",),
+    "rating": ("rating",),
     "category": ("category_share",),
+    "repeat": ("visits", "days_since"),
     "activity": ("user_stores",),
 }
+LightfmFn = Callable[[np.ndarray], np.ndarray]  # user rows -> dense users x stores
+
+
+def group_of(feature: str) -> str:
+    return next(g for g, prefixes in FEATURE_GROUPS.items() if feature.startswith(prefixes))
 
 
 class TwoStageRanker:
-    """Stage two: LightGBM lambdarank over the candidates of ``Sources``."""
+    """Stage two; ``fit`` on sources and later-window labels, ``score`` dense like any ranker."""
 
-    def __init__(self, per_source: int = 100, seed: int = 0, max_rounds: int = 400, drop: tuple[str, ...] = ()):
+    def __init__(self, per_source: int = 100, seed: int = 0, max_rounds: int = 200, drop: tuple[str, ...] = ()):
         self.per_source = per_source
         self.seed = seed
         self.max_rounds = max_rounds
         self.drop = drop  # FEATURE_GROUPS left out (the ablation); candidates still come from every source
 
-    def training_table(self, sources: Sources, labels: sp.csr_matrix):
+    # ---------------------------------------------------------------- training
+    def training_table(self, sources: Sources, labels: sp.csr_matrix, lightfm: LightfmFn | None = None):
         """(features, labels, group sizes) of the users with labels; reusable across ablations."""
-        return self._table(sources, np.flatnonzero(np.diff(labels.indptr) > 0), labels)
+        users = np.flatnonzero(np.diff(labels.indptr) > 0)
+        feats, target, groups = [], [], []
+        for chunk in _chunks(users):
+            f, (r, c) = self._chunk_features(sources, chunk, lightfm)
+            feats.append(f)
+            target.append((np.asarray(labels[chunk[r], c]).ravel() > 0).astype(np.int32))
+            groups.append(np.bincount(r, minlength=len(chunk)))
+        g = np.concatenate(groups) if groups else np.zeros(0, np.int64)
+        f = pd.concat(feats, ignore_index=True) if feats else pd.DataFrame(columns=list(FEATURES))
+        t = np.concatenate(target) if target else np.zeros(0, np.int32)
+        # Users without a labelled candidate teach a lambdarank nothing.
+        has_pos = np.bincount(np.repeat(np.arange(len(g)), g), weights=t, minlength=len(g)) > 0
+        keep = np.repeat(has_pos, g)
+        return f[keep].reset_index(drop=True), t[keep], g[has_pos]
 
-    def fit(
-        self, sources: Sources, labels: sp.csr_matrix, log: Callable[[str], None] = print, table=None
-    ) -> TwoStageRanker:
+    def fit(self, sources: Sources, labels: sp.csr_matrix, lightfm=None, log=print, table=None) -> TwoStageRanker:
         import lightgbm as lgb
 
-        feats, target, groups = table if table is not None else self.training_table(sources, labels)
+        feats, target, groups = table if table is not None else self.training_table(sources, labels, lightfm)
+        if len(groups) < 2:
+            raise ValueError("too few users with a later visit among their candidates to train the ranker")
         dropped = tuple(p for g in self.drop for p in FEATURE_GROUPS[g])
         feats = feats[[c for c in feats.columns if not c.startswith(dropped)]] if dropped else feats
-        rng = np.random.default_rng(self.seed)
-        held = rng.random(len(groups)) < 0.2
+        held = np.random.default_rng(self.seed).random(len(groups)) < 0.2
+        held[0], held[-1] = False, True  # both sides non-empty
         row_held = np.repeat(held, groups)
         self.model_ = lgb.LGBMRanker(
             objective="lambdarank",
             n_estimators=self.max_rounds,
-            learning_rate=0.05,
+            learning_rate=0.1,
             num_leaves=31,
             min_child_samples=20,
             subsample=0.8,
@@ -121,97 +100,71 @@ class TwoStageRanker:
             eval_y=(target[row_held],),
             eval_group=[groups[held]],
             eval_at=[10],
-            callbacks=[lgb.early_stopping(30, verbose=False)],
+            callbacks=[lgb.early_stopping(20, verbose=False)],
         )
         self.feature_names_ = list(feats.columns)
+        self.booster_ = self.model_.booster_
         log(
-            f"[two_stage] {len(groups)} users, {len(feats)} candidates ({target.mean():.3%} positive); "
+            f"[ranker] {len(groups)} users, {len(feats)} candidates ({target.mean():.3%} positive); "
             f"{self.model_.best_iteration_} rounds"
         )
         return self
 
-    def score(self, sources: Sources, rows: np.ndarray, known: sp.csr_matrix) -> np.ndarray:
+    # ----------------------------------------------------------------- scoring
+    def score(self, sources: Sources, rows: np.ndarray, lightfm: LightfmFn | None = None) -> np.ndarray:
         """Dense scores: candidates by the ranker, every other store after them by popularity."""
         out = []
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
-            blocks = sources.blocks(chunk)
-            cand_r, cand_c = self._candidates(blocks, chunk, known)
-            feats = _features(blocks, cand_r, cand_c, sources.x, chunk)
-            pred = self.model_.predict(feats[self.feature_names_]) if len(feats) else np.zeros(0)
-            dense = -1e6 + blocks["popularity"].astype(np.float64)
-            dense[cand_r, cand_c] = pred
+        for chunk in _chunks(rows):
+            f, (r, c) = self._chunk_features(sources, chunk, lightfm)
+            dense = np.broadcast_to(sources.window.popularity - 1e6, (len(chunk), len(sources.window.popularity)))
+            dense = np.array(dense, dtype=np.float64)
+            if len(f):
+                dense[r, c] = self.predict(f)
             out.append(dense)
-        return np.vstack(out) if out else np.zeros((0, known.shape[1]))
+        return np.vstack(out) if out else np.zeros((0, sources.window.x.shape[1]))
 
-    def _candidates(self, blocks, chunk, known):
-        """(row in chunk, item) pairs: each candidate source's best unseen stores, united."""
+    def predict(self, feats: pd.DataFrame) -> np.ndarray:
+        return self.booster_.predict(feats[self.feature_names_].to_numpy(np.float64), num_threads=1)
+
+    def contributions(self, feats: pd.DataFrame) -> list[dict[str, float]]:
+        """Per row, each feature group's share of the score (LightGBM's SHAP values), plus ``base``."""
+        raw = self.booster_.predict(feats[self.feature_names_].to_numpy(np.float64), pred_contrib=True, num_threads=1)
+        out = []
+        for row in np.atleast_2d(raw):
+            parts: dict[str, float] = {}
+            for name, v in zip(self.feature_names_, row[:-1]):
+                g = group_of(name)
+                parts[g] = parts.get(g, 0.0) + float(v)
+            parts["base"] = float(row[-1])
+            out.append(parts)
+        return out
+
+    def _chunk_features(self, sources: Sources, chunk: np.ndarray, lightfm: LightfmFn | None):
+        blocks = sources.blocks(chunk)
+        if lightfm is not None:
+            blocks["lightfm"] = np.asarray(lightfm(chunk), dtype=np.float32)
+        r, c = self._candidates(blocks, chunk, sources.window.x)
+        scores = {name: np.asarray(b)[r, c] for name, b in blocks.items()}
+        return sources.pair_features(chunk[r], c, scores), (r, c)
+
+    def _candidates(self, blocks, chunk, known: sp.csr_matrix):
+        """(row in chunk, item) pairs: each source's best unseen stores and the user's own, united."""
         seen = known[chunk]
+        seen_r = np.repeat(np.arange(len(chunk)), np.diff(seen.indptr))
         picked = np.zeros((len(chunk), known.shape[1]), dtype=bool)
+        picked[seen_r, seen.indices] = True
         for name in CANDIDATE_SOURCES:
             if name not in blocks:
                 continue
             s = np.array(blocks[name], dtype=np.float64, copy=True)
-            s[np.repeat(np.arange(len(chunk)), np.diff(seen.indptr)), seen.indices] = -np.inf
+            s[seen_r, seen.indices] = -np.inf
             top = top_k(s, self.per_source)
             ok = np.isfinite(np.take_along_axis(s, top, axis=1))
             r = np.repeat(np.arange(len(chunk))[:, None], top.shape[1], axis=1)
             picked[r[ok], top[ok]] = True
         return np.nonzero(picked)
 
-    def _table(self, sources, users, labels):
-        feats, target, groups = [], [], []
-        for start in range(0, len(users), _CHUNK):
-            chunk = users[start : start + _CHUNK]
-            blocks = sources.blocks(chunk)
-            cand_r, cand_c = self._candidates(blocks, chunk, sources.x)
-            f = _features(blocks, cand_r, cand_c, sources.x, chunk)
-            y = np.asarray(labels[chunk][cand_r, cand_c]).ravel() > 0
-            feats.append(f)
-            target.append(y.astype(np.int32))
-            groups.append(np.bincount(cand_r, minlength=len(chunk)))
-        g = np.concatenate(groups)
-        f, t = pd.concat(feats, ignore_index=True), np.concatenate(target)
-        # Users without a labelled candidate teach a lambdarank nothing.
-        has_pos = np.bincount(np.repeat(np.arange(len(g)), g), weights=t, minlength=len(g)) > 0
-        keep = np.repeat(has_pos, g)
-        return f[keep].reset_index(drop=True), t[keep], g[has_pos]
 
-
-def _features(blocks, r, c, x, chunk) -> pd.DataFrame:
-    cols = {}
-    for name, b in blocks.items():
-        vals = np.asarray(b)[r, c]
-        cols[name] = vals
-        if name in CANDIDATE_SOURCES:
-            # The rank of the store in this source for this user (1 = best), from the score.
-            order = np.argsort(np.argsort(-np.asarray(b), axis=1, kind="stable"), axis=1, kind="stable")
-            cols[name + "_rank"] = order[r, c].astype(np.float32) + 1
-    cols["user_stores"] = np.diff(x.indptr)[chunk][r].astype(np.float32)
-    return pd.DataFrame(cols)
-
-
-def _density(x, rows, lat, lon) -> tuple[dict, np.ndarray]:
-    """Gaussian kernel density of each store around the user's past stores, and the distance
-    to the nearest one."""
-    n = len(lat)
-    dens = {f"density_{int(s)}": np.zeros((len(rows), n), dtype=np.float32) for s in DENSITY_SCALES_M}
-    near = np.full((len(rows), n), 1e7, dtype=np.float32)
-    for i, u in enumerate(rows):
-        idx = x.indices[x.indptr[u] : x.indptr[u + 1]]
-        if not len(idx):
-            continue
-        d = pairwise_m(lat[idx], lon[idx], lat, lon)
-        near[i] = d.min(axis=0)
-        for s in DENSITY_SCALES_M:
-            dens[f"density_{int(s)}"][i] = np.exp(-0.5 * (d / s) ** 2).sum(axis=0)
-    return dens, near
-
-
-def _category_share(x, rows, category: np.ndarray) -> np.ndarray:
-    """Share of the user's past stores in each store's category."""
-    codes, inverse = np.unique(category, return_inverse=True)
-    onehot = sp.csr_matrix((np.ones(len(inverse), np.float32), (np.arange(len(inverse)), inverse)))
-    per_cat = (x[rows] @ onehot).toarray()
-    per_cat /= np.maximum(per_cat.sum(axis=1, keepdims=True), 1.0)
-    return per_cat[:, inverse].astype(np.float32)
+def _chunks(rows: np.ndarray):
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start : start + _CHUNK]

@@ -3,7 +3,7 @@
     python -m scripts.evaluate --stores STORES.csv --train TRAIN.csv --test TEST.csv [--k 10] [--json OUT.json]
     python -m scripts.evaluate --stores STORES.csv --interactions ALL.csv --split per-user-time:0.8 [...]
     python -m scripts.evaluate ... --protocol repeat    # known stores are candidates too
-    python -m scripts.evaluate ... --ablation           # two_stage without each feature group
+    python -m scripts.evaluate ... --ablation           # served without each feature group
 
 STORES: store_id,lat,lon[,category,tags,price_level,rating]. TRAIN/TEST/ALL:
 user_id,store_id[,weight,rating,ts]. For each user with test items, every store not in
@@ -42,9 +42,7 @@ def main(argv=None) -> int:
         "(adds most_frequent and most_recent)",
     )
     parser.add_argument("--json", default=None)
-    parser.add_argument(
-        "--ablation", action="store_true", help="also two_stage without each feature group (two_stage-GROUP)"
-    )
+    parser.add_argument("--ablation", action="store_true", help="also served without each feature group (served-GROUP)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--components", type=int, default=TrainConfig.no_components)

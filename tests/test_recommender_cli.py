@@ -63,8 +63,8 @@ def test_evaluate_writes_the_contract(board_files, tmp_path, capsys):
         "rp3beta",
         "lightfm_cf",
         "lightfm_hybrid",
+        "lightfm_blend",
         "served",
-        "two_stage",
     }
     for metrics in result["models"].values():
         assert {"precision", "recall", "ndcg", "cold_ndcg", "coverage"} <= set(metrics)

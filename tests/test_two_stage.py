@@ -5,10 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.compare import _clean, _validation, compare
+from recommender.compare import compare
+from recommender.splits import rows_at, validation
 from recommender.training import TrainConfig
+from recommender.window import Window
 
-MODELS = ("popularity", "user_knn", "two_stage")
+MODELS = ("popularity", "user_knn", "served")
 
 
 def towns(shuffled: bool, seed: int = 0):
@@ -57,35 +59,31 @@ def shuffled():
 
 
 def test_the_ranker_learns_the_planted_signal(planted):
-    assert planted["two_stage"]["ndcg"] > 0.3
-    assert planted["two_stage"]["ndcg"] > 2 * planted["popularity"]["ndcg"]
+    assert planted["served"]["ndcg"] > 0.3
+    assert planted["served"]["ndcg"] > 2 * planted["popularity"]["ndcg"]
 
 
 def test_the_ranker_fails_when_the_signal_is_shuffled(planted, shuffled):
-    assert shuffled["two_stage"]["ndcg"] < 0.5 * planted["two_stage"]["ndcg"]
-    assert shuffled["two_stage"]["ndcg"] < 0.15  # 10 test stores among ~65 unseen: chance is about 0.08
+    assert shuffled["served"]["ndcg"] < 0.5 * planted["served"]["ndcg"]
+    assert shuffled["served"]["ndcg"] < 0.15  # 10 test stores among ~65 unseen: chance is about 0.08
 
 
 def test_the_ranker_learns_only_from_the_earlier_part_of_train():
     stores, train, _test = towns(False)
     users = sorted(set(train["user_id"]))
+    uidx = {u: i for i, u in enumerate(users)}
     items = {s: i for i, s in enumerate(stores["store_id"])}
-    train = _clean(train, items)  # one row per user and store, as compare() has it
-    _fit_part, fit_m, val_m = _validation(train, {u: i for i, u in enumerate(users)}, items, TrainConfig(seed=1))
-    # The sources see the fit part, the labels are the later part: disjoint, and nothing else.
-    assert fit_m.multiply(val_m).nnz == 0
-    assert fit_m.nnz + val_m.nnz == len(train)
-    later = train.sort_values("ts").groupby("user_id").tail(1)  # each user's last store is a label
-    for u, s in zip(later["user_id"], later["store_id"]):
-        assert val_m[users.index(u), items[s]] == 1 and fit_m[users.index(u), items[s]] == 0
-
-
-def test_the_ablation_leaves_out_one_feature_group_at_a_time():
-    from recommender.two_stage import FEATURE_GROUPS
-
-    got = compare(*towns(False), k=5, models=MODELS, config=TrainConfig(seed=1), log=lambda m: None, ablation=True)
-    ablated = {name.split("-", 1)[1] for name in got["models"] if name.startswith("two_stage-")}
-    assert ablated == set(FEATURE_GROUPS) - {"lightfm"}  # no LightFM source in this run
-    for group in ablated:
-        assert 0 <= got["models"][f"two_stage-{group}"]["ndcg"] <= 1
-    assert got["models"]["two_stage"]["ndcg"] > 0.3
+    # A return visit on the last day: a later visit to a known store is a label too.
+    first = train.groupby("user_id").head(1).assign(ts="2026-01-09")
+    rows = pd.concat([train, first], ignore_index=True)
+    split = validation(rows_at(rows, items), uidx, items, TrainConfig(seed=1))
+    # The sources see only the earlier visits of each user; every later visit is after them.
+    last_fit = split.fit_rows.groupby("user_id")["ts"].max()
+    first_val = rows.loc[~rows.index.isin(split.fit_rows.index)].groupby("user_id")["ts"].min()
+    assert (first_val >= last_fit.reindex(first_val.index)).all()
+    window = Window.of(split.fit_rows, uidx, items)
+    assert (window.x != split.fit_m).nnz == 0
+    # The return visits are labels of the served ranker and not of the "new" protocol.
+    for u, s in zip(first["user_id"], first["store_id"]):
+        assert split.val_m[uidx[u], items[s]] == 1 and split.fit_m[uidx[u], items[s]] == 1
+        assert split.val_new[uidx[u], items[s]] == 0

@@ -4,8 +4,10 @@
 
 Writes stores.csv (one row per venue: median coordinates, most frequent category,
 price_level where known, rating rescaled from 0-10 to 0-5 where known), and train.csv /
-test.csv from the files' own trajectory split: one row per (user, venue) with
-weight = 1 + ln(check-ins), so a daily commute does not drown everything else.
+test.csv from the files' own trajectory split. train.csv has one row per check-in (the
+served ranker learns return visits from them), each weighted (1 + ln n) / n for a pair
+with n check-ins, so a pair sums to 1 + ln n and a daily commute does not drown
+everything else; test.csv has one row per (user, venue).
 """
 
 from __future__ import annotations
@@ -45,15 +47,17 @@ def convert(src: str, out: str) -> dict:
     os.makedirs(out, exist_ok=True)
     stores.to_csv(os.path.join(out, "stores.csv"), index=False)
     for name, part in (("train", train), ("test", test)):
-        pairs = part.groupby(["label", "poi"]).size().rename("n").reset_index()
-        pairs = pd.DataFrame(
+        n = part.groupby(["label", "poi"])["poi"].transform("size").to_numpy()
+        rows = pd.DataFrame(
             {
-                "user_id": "u" + pairs["label"].astype(str),
-                "store_id": pairs["poi"].astype(str),
-                "weight": np.round(1 + np.log(pairs["n"]), 4),
+                "user_id": "u" + part["label"].astype(str),
+                "store_id": part["poi"].astype(str),
+                "weight": np.round((1 + np.log(n)) / n, 6),
             }
         )
-        pairs.to_csv(os.path.join(out, f"{name}.csv"), index=False)
+        if name == "test":  # the test is which stores come next: one row per pair
+            rows = rows.groupby(["user_id", "store_id"], as_index=False, sort=True)["weight"].sum().round(4)
+        rows.to_csv(os.path.join(out, f"{name}.csv"), index=False)
     return {
         "stores": len(stores),
         "users": int(both["label"].nunique()),

@@ -1,0 +1,173 @@
+"""The second stage as a model: fitted by the retraining job and by ``scripts.evaluate`` with
+the same function, saved in the artifact, and served one user at a time.
+
+``fit_second_stage`` splits the interaction rows per user in time, chooses the
+neighbourhood settings on that split, fits an early LightFM on the earlier part for the
+``lightfm`` feature, trains the ranker on the later part's stores, then refits the sources
+on every row: what ``/v1/deals/recommended`` ranks with, and what the evaluation calls
+``served``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
+from .sources import Sources, StoreTable
+from .splits import Split, validation
+from .training import TrainConfig, representations, train
+from .two_stage import TwoStageRanker
+from .window import Window
+
+
+@dataclass
+class SecondStage:
+    sources: Sources
+    ranker: TwoStageRanker
+    users: dict[str, int]
+    items: dict[str, int]
+    settings: dict
+    #: Kept from fitting for the evaluation's ablation; not saved.
+    fit_sources: Sources | None = field(default=None, repr=False)
+    table: tuple | None = field(default=None, repr=False)
+    early: Callable | None = field(default=None, repr=False)
+
+    def features(self, user_id: str | None, store_ids, lightfm, lat: float, lon: float) -> pd.DataFrame:
+        """Features of ``store_ids`` for one user asking from (lat, lon); unknown ids are cold."""
+        u = self.users.get(user_id, -1) if user_id is not None else -1
+        items = np.fromiter((self.items.get(s, -1) for s in store_ids), dtype=np.int64)
+        known = items >= 0
+        at = np.where(known, items, 0)
+        scores = self.sources.row(u, at)
+        if lightfm is not None:
+            scores["lightfm"] = np.asarray(lightfm, np.float32)
+        n = len(at)
+        feats = self.sources.pair_features(
+            np.full(n, u, np.int64), at, scores, (np.full(n, float(lat)), np.full(n, float(lon)))
+        )
+        if not known.all():  # a store the second stage never saw: no history, no popularity
+            cold = [c for c in feats.columns if c not in ("lightfm", "point_m", "user_stores")]
+            feats.loc[~known, cold] = np.nan
+        return feats
+
+    def score(self, feats: pd.DataFrame) -> np.ndarray:
+        return self.ranker.predict(feats)
+
+
+def fit_second_stage(
+    stores: pd.DataFrame,
+    rows: pd.DataFrame,
+    uidx: dict,
+    items: dict,
+    cfg: TrainConfig,
+    log=print,
+    *,
+    lightfm: bool = True,
+    split: Split | None = None,
+    tuned: dict | None = None,
+) -> SecondStage:
+    """Fit the second stage on interaction ``rows`` (one per visit; ``ts`` when known).
+
+    ``stores`` are in ``items`` order. ``split`` and ``tuned`` may come from a caller that
+    made them already (the evaluation); otherwise they are made here, the same way.
+    """
+    split = split or validation(rows, uidx, items, cfg)
+    if tuned is None:
+        tuned = {
+            name: tune_neighbourhood(name, split.fit_m, split.val_m, cfg.k, log, exclude=False)
+            for name in NEIGHBOURHOOD
+        }
+    table_stores = StoreTable.of(stores)
+    early = None
+    if lightfm:
+        early_model = train(stores, split.fit_pairs, None, cfg, log=lambda m: log("[ranker lightfm] " + m))
+        early = lightfm_scores(early_model, list(uidx))
+    fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned)
+    table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, split.val_m, early)
+    ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, split.val_m, early, log, table=table)
+    sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned)
+    return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, table, early)
+
+
+def lightfm_scores(trained, users: list[str]):
+    """Scores in ``users`` order; users the model never saw take the cold path (no
+    history, no features: item biases only), as ``Scorer`` serves them."""
+    uv, ub, iv, ib = representations(trained)
+    rows = np.array([trained.space.user_index_.get(u, -1) for u in users])
+    k = uv.shape[1]
+
+    def score(global_rows: np.ndarray) -> np.ndarray:
+        r = rows[global_rows]
+        known = r >= 0
+        vec = np.zeros((len(r), k), dtype=np.float32)
+        vec[known] = uv[r[known]]
+        bias = np.where(known, ub[np.maximum(r, 0)], 0.0)
+        return vec @ iv.T + ib[None, :] + bias[:, None]
+
+    return score
+
+
+# ------------------------------------------------------------------ saving
+def to_files(stage: SecondStage) -> tuple[dict, dict, str]:
+    """(arrays for np.savez, JSON vocabulary, LightGBM model text)."""
+    s, w = stage.sources, stage.sources.window
+    arrays = {
+        "popularity": w.popularity,
+        "lat": s.stores.lat,
+        "lon": s.stores.lon,
+        "category": s.stores.category,
+        "rating": s.stores.rating,
+    }
+    mats = {"x": w.x, "visits": w.visits, "near": s.near}
+    mats.update({f"{name}_sim": _similarity(m) for name, m in s.models.items()})
+    if w.days_since is not None:
+        mats["days_since"] = w.days_since
+    for name, m in mats.items():
+        m = sp.csr_matrix(m)
+        arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr})
+        arrays[f"{name}_shape"] = np.array(m.shape, dtype=np.int64)
+    vocab = {
+        "users": list(stage.users),
+        "items": list(stage.items),
+        "settings": stage.settings,
+        "features": stage.ranker.feature_names_,
+        "end": w.end.isoformat() if w.end is not None else None,
+    }
+    return arrays, vocab, stage.ranker.booster_.model_to_string()
+
+
+def from_files(arrays: dict, vocab: dict, model_text: str) -> SecondStage:
+    import lightgbm as lgb
+
+    def mat(name):
+        if f"{name}_shape" not in arrays:
+            return None
+        return sp.csr_matrix(
+            (arrays[f"{name}_data"], arrays[f"{name}_indices"], arrays[f"{name}_indptr"]),
+            shape=tuple(arrays[f"{name}_shape"]),
+        )
+
+    end = pd.Timestamp(vocab["end"]) if vocab.get("end") else None
+    window = Window(mat("x"), mat("visits"), mat("days_since"), arrays["popularity"], end)
+    stores = StoreTable(arrays["lat"], arrays["lon"], arrays["category"], arrays["rating"])
+    models = {}
+    for name, (cls, _grid) in NEIGHBOURHOOD.items():
+        m = cls(**vocab["settings"].get(name, {}))
+        m.x_ = window.x
+        setattr(m, "w_" if name == "rp3beta" else "sim_", mat(f"{name}_sim"))
+        models[name] = m
+    ranker = TwoStageRanker()
+    ranker.booster_ = lgb.Booster(model_str=model_text)
+    ranker.feature_names_ = list(vocab["features"])
+    users = {u: i for i, u in enumerate(vocab["users"])}
+    items = {s: i for i, s in enumerate(vocab["items"])}
+    return SecondStage(Sources(window, stores, models, mat("near")), ranker, users, items, vocab["settings"])
+
+
+def _similarity(model) -> sp.csr_matrix:
+    return model.w_ if hasattr(model, "w_") else model.sim_

@@ -1,0 +1,257 @@
+"""Stage one of the two-stage ranker: candidate sources, and the features of (user, store) pairs.
+
+``Sources`` is fitted on one ``Window`` (the interactions it may see). It gives
+
+- ``blocks(rows)``: dense users x stores scores of each *candidate source* (user-KNN,
+  item-KNN, RP3beta, nearness to the user's places, popularity), from which the
+  ranker takes each source's best stores offline;
+- ``row(user, items)``: the same scores for one user and a few stores (serving);
+- ``pair_features(...)``: one row of features per (user, store) pair, the same function
+  offline and online, so the ranker is served exactly as it was trained and measured.
+
+The request point: online it is where the user asks from; offline, where the user went
+most in the window (their most likely next request point). No setting here is fitted to
+one data set: kernel widths are a block, a walk and a district.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.neighbors import BallTree
+
+from .geo import EARTH_RADIUS_M, pairwise_m
+from .neighbours import ItemKNN, RP3beta, UserKNN
+from .window import Window
+
+#: Kernel widths of the density features, metres: a block, a walk, a district.
+DENSITY_SCALES_M = (300.0, 1000.0, 3000.0)
+#: The "near my places" candidate source: a 1 km Gaussian, cut at 2.5 widths, <= 500 stores each.
+NEAR_SCALE_M, NEAR_CUT, NEAR_MAX = 1000.0, 2.5, 500
+NEIGHBOURHOOD_MODELS = {"user_knn": UserKNN, "item_knn": ItemKNN, "rp3beta": RP3beta}
+#: Sources whose best stores become candidates offline (``lightfm`` when the caller gives it).
+CANDIDATE_SOURCES = (*NEIGHBOURHOOD_MODELS, "near", "popularity", "lightfm")
+#: Every feature column, in the order the ranker sees them.
+FEATURES = (
+    "lightfm",
+    *NEIGHBOURHOOD_MODELS,
+    "popularity",
+    "rating",
+    *(f"density_{int(s)}" for s in DENSITY_SCALES_M),
+    "nearest_past_m",
+    "point_m",
+    "category_share",
+    "visits",
+    "days_since",
+    "user_stores",
+)
+
+
+@dataclass
+class StoreTable:
+    """Store attributes in item order. ``rating`` is shrunk toward the mean (NaN: unknown)."""
+
+    lat: np.ndarray
+    lon: np.ndarray
+    category: np.ndarray  # int codes
+    rating: np.ndarray
+
+    @classmethod
+    def of(cls, stores: pd.DataFrame) -> StoreTable:
+        cat = stores["category"].astype(str) if "category" in stores else pd.Series([""] * len(stores))
+        rating = pd.to_numeric(stores["rating"], errors="coerce") if "rating" in stores else None
+        counts = pd.to_numeric(stores["review_count"], errors="coerce") if "review_count" in stores else None
+        return cls(
+            stores["lat"].to_numpy(float),
+            stores["lon"].to_numpy(float),
+            np.unique(cat.to_numpy(), return_inverse=True)[1].astype(np.int32),
+            shrunk_rating(rating, counts),
+        )
+
+
+def shrunk_rating(rating, counts=None) -> np.ndarray:
+    """Bayesian mean: (n r + m mean) / (n + m) with m the median count of rated stores, so a
+    store with two 5-star reviews does not outrank one with two hundred 4.8s. Without counts
+    the ratings are used as they are."""
+    if rating is None:
+        return np.zeros(0, np.float32)
+    r = np.asarray(rating, dtype=np.float64)
+    known = np.isfinite(r)
+    if counts is None or not known.any():
+        return r.astype(np.float32)
+    n = np.nan_to_num(np.asarray(counts, dtype=np.float64), nan=0.0)
+    rated = known & (n > 0)
+    if not rated.any():
+        return r.astype(np.float32)
+    mean = np.average(r[rated], weights=n[rated])
+    m = float(np.median(n[rated]))
+    out = np.where(known, (n * np.nan_to_num(r) + m * mean) / (n + m), np.nan)
+    return out.astype(np.float32)
+
+
+class Sources:
+    """Every source fitted on one window; see the module docstring."""
+
+    def __init__(self, window: Window, stores: StoreTable, models: dict, near: sp.csr_matrix):
+        self.window, self.stores, self.models, self.near = window, stores, models, near
+        n = window.x.shape[1]
+        if len(stores.rating) != n:
+            stores.rating = np.full(n, np.nan, np.float32)
+        # The point each user goes most: offline stand-in for the request point.
+        self._home = _most_visited(window.visits)
+
+    @classmethod
+    def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None) -> Sources:
+        settings = settings or {}
+        models = {name: m(**settings.get(name, {})).fit(window.x) for name, m in NEIGHBOURHOOD_MODELS.items()}
+        return cls(window, stores, models, near_matrix(stores.lat, stores.lon))
+
+    # ------------------------------------------------------------ candidates
+    def blocks(self, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Dense scores of each candidate source for ``rows`` (users x stores)."""
+        out = {name: m.score(rows) for name, m in self.models.items()}
+        out["near"] = np.asarray((self.window.x[rows] @ self.near).todense(), dtype=np.float32)
+        out["popularity"] = np.broadcast_to(self.window.popularity, (len(rows), len(self.window.popularity)))
+        return out
+
+    def row(self, user: int, items: np.ndarray) -> dict[str, np.ndarray]:
+        """``blocks`` for one user (row ``user``, -1: unknown) at ``items`` only; sparse all the way."""
+        items = np.asarray(items, dtype=np.int64)
+        out: dict[str, np.ndarray] = {}
+        if user < 0:
+            zeros = np.zeros(len(items), np.float32)
+            out.update({name: zeros for name in self.models})
+        else:
+            x_u = self.window.x[user]
+            out["user_knn"] = _at(self.models["user_knn"].sim_[user] @ self.window.x, items)
+            out["item_knn"] = _at(x_u @ self.models["item_knn"].sim_, items)
+            out["rp3beta"] = _at(x_u @ self.models["rp3beta"].w_, items)
+        out["popularity"] = self.window.popularity[items]
+        return out
+
+    # -------------------------------------------------------------- features
+    def pair_features(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        scores: dict[str, np.ndarray],
+        point: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> pd.DataFrame:
+        """Features of the pairs (``users[j]``, ``items[j]``); user -1 has no history.
+
+        ``scores``: each source's score at the pairs (from ``blocks`` or ``row``, and
+        ``lightfm`` when there is a first-stage model). ``point``: the request point per pair
+        (lat, lon); offline it is left out and the user's most visited store stands in.
+        """
+        w, st = self.window, self.stores
+        cols: dict[str, np.ndarray] = {}
+        for name in ("lightfm", *NEIGHBOURHOOD_MODELS):
+            cols[name] = np.asarray(scores[name], np.float32) if name in scores else np.full(len(items), np.nan)
+        cols["popularity"] = w.popularity[items]
+        cols["rating"] = st.rating[items]
+        places = _place_features(w.x, users, items, st)
+        cols.update(places)
+        if point is None:
+            home = np.where(users >= 0, self._home[np.maximum(users, 0)], -1)
+            ok = home >= 0
+            plat = np.where(ok, st.lat[np.maximum(home, 0)], np.nan)
+            plon = np.where(ok, st.lon[np.maximum(home, 0)], np.nan)
+        else:
+            plat, plon = point
+        cols["point_m"] = _haversine(plat, plon, st.lat[items], st.lon[items])
+        known = users >= 0
+        cols["visits"] = _lookup(w.visits, users, items, known, 0.0)
+        cols["days_since"] = (
+            _lookup(w.days_since, users, items, known, np.nan)
+            if w.days_since is not None
+            else np.full(len(items), np.nan)
+        )
+        cols["user_stores"] = np.where(known, np.diff(w.x.indptr)[np.maximum(users, 0)], 0).astype(np.float32)
+        return pd.DataFrame({name: np.asarray(cols[name], dtype=np.float32) for name in FEATURES})
+
+
+def near_matrix(lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
+    """Stores x stores Gaussian kernel at ``NEAR_SCALE_M``, cut at ``NEAR_CUT`` widths and the
+    ``NEAR_MAX`` closest: ``x_u @ near`` scores every store by nearness to the user's places."""
+    if not len(lat):
+        return sp.csr_matrix((0, 0), dtype=np.float32)
+    xy = np.radians(np.column_stack([lat, lon]))
+    tree = BallTree(xy, metric="haversine")
+    idx, dist = tree.query_radius(xy, r=NEAR_CUT * NEAR_SCALE_M / EARTH_RADIUS_M, return_distance=True)
+    rows, cols, vals = [], [], []
+    for i, (c, d) in enumerate(zip(idx, dist)):
+        if len(c) > NEAR_MAX:
+            keep = np.argsort(d, kind="stable")[:NEAR_MAX]
+            c, d = c[keep], d[keep]
+        rows.append(np.full(len(c), i))
+        cols.append(c)
+        vals.append(np.exp(-0.5 * (d * EARTH_RADIUS_M / NEAR_SCALE_M) ** 2))
+    n = len(lat)
+    return sp.csr_matrix(
+        (np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+
+
+def _at(row: sp.spmatrix, items: np.ndarray) -> np.ndarray:
+    """Entries of a 1 x n sparse row at ``items`` (zeros where absent)."""
+    row = sp.csr_matrix(row)
+    row.sort_indices()
+    pos = np.searchsorted(row.indices, items)
+    pos = np.minimum(pos, max(len(row.indices) - 1, 0))
+    hit = (row.indices[pos] == items) if len(row.indices) else np.zeros(len(items), bool)
+    return np.where(hit, row.data[pos] if len(row.data) else 0.0, 0.0).astype(np.float32)
+
+
+def _lookup(m: sp.csr_matrix, users, items, known, missing: float) -> np.ndarray:
+    out = np.full(len(items), missing, np.float32)
+    if known.any():
+        vals = np.asarray(m[users[known], items[known]]).ravel()
+        out[known] = np.where(vals > 0, vals, missing)
+    return out
+
+
+def _most_visited(visits: sp.csr_matrix) -> np.ndarray:
+    """Item of each user's most visited store (ties: the lower item), -1 without any."""
+    out = np.full(visits.shape[0], -1, np.int64)
+    for u in range(visits.shape[0]):
+        lo, hi = visits.indptr[u], visits.indptr[u + 1]
+        if hi > lo:
+            c, v = visits.indices[lo:hi], visits.data[lo:hi]
+            out[u] = c[np.lexsort((c, -v))[0]]
+    return out
+
+
+def _place_features(x: sp.csr_matrix, users, items, st: StoreTable) -> dict[str, np.ndarray]:
+    """Kernel densities of each pair's store around the user's past stores, the distance to
+    the nearest one, and the share of the user's stores in the store's category."""
+    n = len(items)
+    out = {f"density_{int(s)}": np.zeros(n, np.float32) for s in DENSITY_SCALES_M}
+    out["nearest_past_m"] = np.full(n, np.nan, np.float32)
+    out["category_share"] = np.zeros(n, np.float32)
+    order = np.argsort(users, kind="stable")
+    bounds = np.flatnonzero(np.diff(users[order])) + 1
+    for group in np.split(order, bounds):
+        if not len(group) or users[group[0]] < 0:
+            continue
+        u = users[group[0]]
+        past = x.indices[x.indptr[u] : x.indptr[u + 1]]
+        if not len(past):
+            continue
+        it = items[group]
+        d = pairwise_m(st.lat[past], st.lon[past], st.lat[it], st.lon[it])
+        for s in DENSITY_SCALES_M:
+            out[f"density_{int(s)}"][group] = np.exp(-0.5 * (d / s) ** 2).sum(axis=0)
+        out["nearest_past_m"][group] = d.min(axis=0)
+        hist = np.bincount(st.category[past], minlength=int(st.category.max()) + 1)
+        out["category_share"][group] = hist[st.category[it]] / len(past)
+    return out
+
+
+def _haversine(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """Metres between paired points (NaN where a point is unknown)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return (2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0, 1)))).astype(np.float32)

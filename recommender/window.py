@@ -1,0 +1,57 @@
+"""What one span of interactions says about users and stores: the input of every source.
+
+A ``Window`` is built from raw interaction rows (one per visit or order when the data has
+them; ``user_id``, ``store_id``, optional ``weight`` and ``ts``) in a fixed user and item
+order. It keeps who went where (binary), how often (rows), how long ago (days before the
+window's end, when there are times) and each store's time-decayed popularity.
+
+Popularity decays with a half-life of a quarter of the window's own span, so a two-week
+data set and a two-year one are both weighed by their own recent past; without times every
+row counts the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+DAY_S = 86_400.0
+#: The decay half-life as a share of the window's span (see the module docstring).
+HALF_LIFE_SHARE = 0.25
+
+
+@dataclass
+class Window:
+    x: sp.csr_matrix  # users x items, 1 where the user went
+    visits: sp.csr_matrix  # users x items, number of rows (visits, orders)
+    days_since: sp.csr_matrix | None  # users x items, 1 + days from the last visit to the end
+    popularity: np.ndarray  # per item, log1p of the decayed weight
+    end: pd.Timestamp | None
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame, uidx: dict, items: dict) -> Window:
+        r = rows["user_id"].map(uidx).to_numpy()
+        c = rows["store_id"].map(items).to_numpy()
+        shape = (len(uidx), len(items))
+        ones = np.ones(len(rows), dtype=np.float32)
+        visits = sp.csr_matrix((ones, (r, c)), shape=shape)  # duplicates add up
+        x = visits.copy()
+        x.data[:] = 1.0
+        weight = rows["weight"].to_numpy(np.float64) if "weight" in rows else np.ones(len(rows))
+        ts = rows["ts"] if "ts" in rows and len(rows) and rows["ts"].notna().all() else None
+        days_since, end = None, None
+        if ts is not None:
+            t = pd.to_datetime(ts, utc=True)
+            end = t.max()
+            age = ((end - t).dt.total_seconds() / DAY_S).to_numpy(np.float64)
+            span = max(float(age.max()), 1.0)
+            weight = weight * 0.5 ** (age / (HALF_LIFE_SHARE * span))
+            # The newest visit of each pair; +1 keeps "today" a stored non-zero.
+            newest = pd.DataFrame({"r": r, "c": c, "a": age}).groupby(["r", "c"], sort=False)["a"].min()
+            rr, cc = (newest.index.get_level_values(i).to_numpy() for i in (0, 1))
+            days_since = sp.csr_matrix((newest.to_numpy() + 1.0, (rr, cc)), shape=shape, dtype=np.float32)
+        popularity = np.log1p(np.bincount(c, weights=weight, minlength=shape[1])).astype(np.float32)
+        return cls(sp.csr_matrix(x), sp.csr_matrix(visits), days_since, popularity, end)
