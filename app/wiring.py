@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from functools import partial
 
 import pandas as pd
 from flask import Flask
@@ -17,6 +18,7 @@ from app.storage.embedded import EmbeddedRedis
 from app.storage.impressions import ImpressionLog
 from app.storage.model_versions import ModelHolder
 from geo_index import LoadReport, StoreIndex, load_catalogue
+from recommender.signals import store_signals
 
 log = logging.getLogger("app")
 
@@ -27,7 +29,7 @@ def build_services(app: Flask) -> Services:
     index, report = build_store_index(cfg)
     r, server = connect_redis(cfg)
     breaker = Breaker()
-    models = ModelHolder(cfg["ARTIFACTS"], cfg["MODEL_CHECK_S"], _catalogue_rows(index))
+    models = ModelHolder(cfg["ARTIFACTS"], cfg["MODEL_CHECK_S"], _catalogue_rows(index), partial(serve_signals, index))
     models.load_initial(r)
     svc = Services(
         index=index,
@@ -97,6 +99,20 @@ def _catalogue_rows(index: StoreIndex):
         return out
 
     return rows
+
+
+def serve_signals(index: StoreIndex, scorer) -> None:
+    """The loop's signals of a newly active model (popularity, ratings recomputed by the
+    retraining job) become the stores' served popularity and rating; a model without them
+    leaves the catalogue's values."""
+    index.clear_signals()
+    stage = scorer.second_stage
+    if stage is None:
+        return
+    signals = store_signals(stage)
+    for name in ("popularity", "rating"):
+        n = index.set_signal(name, signals["store_id"], signals[name])
+        log.info("model %s: %s of %d stores from the loop", scorer.version, name, n)
 
 
 def _base_history(path: str | None) -> dict:

@@ -59,6 +59,7 @@ class StoreIndex:
 
     def __init__(self, stores: pd.DataFrame):
         self._lock = threading.RLock()
+        self._base_signals: dict[str, np.ndarray] = {}  # catalogue values under a model's overlay
         self.schedules = ScheduleTable()
         self.categories: list[str] = []
         self._category_codes: dict[str, int] = {}
@@ -380,13 +381,35 @@ class StoreIndex:
             grown[: self._n] = arr[: self._n]
             self._cols[name] = grown
 
-    def set_popularity(self, store_ids, values) -> None:
-        """Replace popularity scores (e.g. from order counts); unknown ids are ignored."""
+    #: Columns that a model's signals may overlay (``set_signal``), over the catalogue's values.
+    SIGNALS = ("popularity", "rating")
+
+    def set_signal(self, name: str, store_ids, values) -> int:
+        """Overlay ``name`` (popularity or rating) for ``store_ids``; NaN values and unknown ids
+        keep the catalogue's value. Returns how many stores took a new value."""
+        if name not in self.SIGNALS:
+            raise ValueError(f"{name!r} is not a signal column; one of {self.SIGNALS}")
+        vals = np.asarray(values, dtype=np.float64)
         with self._lock:
-            for sid, v in zip(store_ids, values):
-                pos = self._pos.get(sid)
-                if pos is not None:
-                    self._cols["popularity"][pos] = float(v)
+            base = self._base_signals.setdefault(name, self._cols[name][: self._n].copy())
+            pos = np.fromiter((self._pos.get(str(s), -1) for s in store_ids), dtype=np.int64, count=len(vals))
+            ok = (pos >= 0) & np.isfinite(vals)
+            col = base.copy()
+            col[pos[ok]] = vals[ok]
+            # One swap of the whole column: a concurrent query sees the old or the new one.
+            grown = self._cols[name].copy()
+            grown[: len(col)] = col
+            self._cols[name] = grown
+            return int(ok.sum())
+
+    def clear_signals(self) -> None:
+        """Back to the catalogue's popularity and rating."""
+        with self._lock:
+            for name, base in self._base_signals.items():
+                grown = self._cols[name].copy()
+                grown[: len(base)] = base
+                self._cols[name] = grown
+            self._base_signals.clear()
 
 
 def search_text(index: StoreIndex, pos: int) -> str:

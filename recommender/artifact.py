@@ -3,7 +3,11 @@
     <root>/<version>/model.npz   factors, biases, feature matrices (np.savez, no pickle)
     <root>/<version>/vocab.json  id mappings and feature vocabularies
     <root>/<version>/meta.json   format, version, hyperparameters, blend, data fingerprint,
-                                 metrics, and the sha256 of the two files above
+                                 metrics, and the sha256 of every other file
+    and, when the model has a second stage (``recommender.served``):
+    <root>/<version>/second_stage.npz   its sources' arrays (np.savez, no pickle)
+    <root>/<version>/second_stage.json  its user and store ids, settings, feature names
+    <root>/<version>/ranker.txt         the LightGBM model in LightGBM's own text format
 
 ``load`` refuses a folder whose format is unknown or whose files do not match their
 checksums, so a half-copied or tampered artifact is never served.
@@ -21,12 +25,14 @@ from datetime import UTC, datetime
 import numpy as np
 import scipy.sparse as sp
 
+from . import served
 from .blend import Blend
 from .features import FeatureConfig, FeatureSpace
 from .training import TrainedModel
 
 FORMAT = "o2o-lightfm/1"
 _FILES = ("model.npz", "vocab.json")
+_STAGE_FILES = ("second_stage.npz", "second_stage.json", "ranker.txt")
 
 
 class ArtifactError(ValueError):
@@ -56,6 +62,10 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
         np.savez(os.path.join(tmp, "model.npz"), **arrays)  # type: ignore[arg-type]
         with open(os.path.join(tmp, "vocab.json"), "w") as fh:
             json.dump(trained.space.vocabulary(), fh)
+        files: tuple[str, ...] = _FILES
+        if trained.second_stage is not None:
+            _save_stage(trained.second_stage, tmp)
+            files = _FILES + _STAGE_FILES
         meta = {
             **trained.meta,
             "format": FORMAT,
@@ -63,7 +73,8 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
             "created_at": created.isoformat(),
             "blend": trained.blend.to_dict(),
             "features": trained.space.config.to_dict(),
-            "sha256": {name: _sha256(os.path.join(tmp, name)) for name in _FILES},
+            "second_stage": trained.second_stage is not None,
+            "sha256": {name: _sha256(os.path.join(tmp, name)) for name in files},
         }
         with open(os.path.join(tmp, "meta.json"), "w") as fh:
             json.dump(meta, fh, indent=2, default=str)
@@ -83,7 +94,8 @@ def load(path: str) -> TrainedModel:
         raise ArtifactError(f"{path}: no readable meta.json ({exc})") from None
     if meta.get("format") != FORMAT:
         raise ArtifactError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}; retrain with this version")
-    for name in _FILES:
+    files = _FILES + (_STAGE_FILES if meta.get("second_stage") else ())
+    for name in files:
         want = meta.get("sha256", {}).get(name)
         file = os.path.join(path, name)
         if not os.path.exists(file) or _sha256(file) != want:
@@ -97,6 +109,7 @@ def load(path: str) -> TrainedModel:
         config, vocab, _unsparse("item_matrix", arrays), _unsparse("user_matrix", arrays)
     )
     return TrainedModel(
+        second_stage=_load_stage(path) if meta.get("second_stage") else None,
         space=space,
         item_embeddings=arrays["item_embeddings"],
         item_biases=arrays["item_biases"],
@@ -105,6 +118,25 @@ def load(path: str) -> TrainedModel:
         blend=Blend(**meta["blend"]),
         meta=meta,
     )
+
+
+def _save_stage(stage, folder: str) -> None:
+    arrays, vocab, model_text = served.to_files(stage)
+    np.savez(os.path.join(folder, "second_stage.npz"), **arrays)
+    with open(os.path.join(folder, "second_stage.json"), "w") as fh:
+        json.dump(vocab, fh)
+    with open(os.path.join(folder, "ranker.txt"), "w") as fh:
+        fh.write(model_text)
+
+
+def _load_stage(path: str):
+    with np.load(os.path.join(path, "second_stage.npz"), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    with open(os.path.join(path, "second_stage.json")) as fh:
+        vocab = json.load(fh)
+    with open(os.path.join(path, "ranker.txt")) as fh:
+        model_text = fh.read()
+    return served.from_files(arrays, vocab, model_text)
 
 
 def versions(root: str) -> list[str]:

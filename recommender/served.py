@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
+from .signals import with_review_ratings
 from .sources import Sources, StoreTable
 from .splits import Split, validation
 from .training import TrainConfig, representations, train
@@ -92,6 +93,17 @@ def fit_second_stage(
     ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, split.val_m, early, log, table=table)
     sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned)
     return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, table, early)
+
+
+def fit_from_orders(stores: pd.DataFrame, orders: pd.DataFrame, reviews, cfg: TrainConfig, log=print) -> SecondStage:
+    """The retraining job's second stage: the orders (one row per order, with ``ts``) in
+    time over the whole catalogue, with ratings from the reviews (``recommender.signals``)."""
+    stores = with_review_ratings(stores, reviews)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    rows = orders.assign(user_id=orders["user_id"].astype(str), store_id=orders["store_id"].astype(str))
+    rows = rows[rows["store_id"].isin(items)]
+    users = {u: i for i, u in enumerate(sorted(set(rows["user_id"])))}
+    return fit_second_stage(stores, rows, users, items, cfg, log)
 
 
 def lightfm_scores(trained, users: list[str]):

@@ -52,6 +52,8 @@ class Scorer:
         self.space = trained.space
         self.blend: Blend = trained.blend
         self.version: str = trained.meta.get("version", "unsaved")
+        #: The served ranker (``recommender.served.SecondStage``), or None: rank by ``blend``.
+        self.second_stage = trained.second_stage
         uv, ub, iv, ib = representations(trained)
         self._user_vectors, self._user_biases = uv.astype(np.float32), ub.astype(np.float32)
         self._item_vectors, self._item_biases = iv.astype(np.float32), ib.astype(np.float32)

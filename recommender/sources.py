@@ -45,6 +45,8 @@ FEATURES = (
     "point_m",
     "category_share",
     "visits",
+    "visit_share",
+    "visit_rank",
     "days_since",
     "user_stores",
 )
@@ -164,6 +166,9 @@ class Sources:
         cols["point_m"] = _haversine(plat, plon, st.lat[items], st.lon[items])
         known = users >= 0
         cols["visits"] = _lookup(w.visits, users, items, known, 0.0)
+        total = np.where(known, np.asarray(w.visits.sum(axis=1)).ravel()[np.maximum(users, 0)], 0.0)
+        cols["visit_share"] = cols["visits"] / np.maximum(total, 1.0)
+        cols["visit_rank"] = _visit_rank(w.visits, users, items, cols["visits"])
         cols["days_since"] = (
             _lookup(w.days_since, users, items, known, np.nan)
             if w.days_since is not None
@@ -210,6 +215,16 @@ def _lookup(m: sp.csr_matrix, users, items, known, missing: float) -> np.ndarray
     if known.any():
         vals = np.asarray(m[users[known], items[known]]).ravel()
         out[known] = np.where(vals > 0, vals, missing)
+    return out
+
+
+def _visit_rank(visits: sp.csr_matrix, users, items, counts) -> np.ndarray:
+    """1 + how many of the user's stores they visited more often than this one (NaN: never)."""
+    out = np.full(len(items), np.nan, np.float32)
+    for j in np.flatnonzero(counts > 0):
+        u = users[j]
+        row = visits.data[visits.indptr[u] : visits.indptr[u + 1]]
+        out[j] = 1 + np.count_nonzero(row > counts[j])
     return out
 
 

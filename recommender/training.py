@@ -59,6 +59,8 @@ class TrainedModel:
     meta: dict
     #: The fitted LightFM object when trained in this process (not saved; for checks).
     lightfm: object | None = None
+    #: The second-stage ranker (``recommender.served.SecondStage``) when one was fitted.
+    second_stage: object | None = None
 
 
 def interaction_weights(

@@ -31,7 +31,7 @@ FEATURE_GROUPS = {
     "popularity": ("popularity",),
     "rating": ("rating",),
     "category": ("category_share",),
-    "repeat": ("visits", "days_since"),
+    "repeat": ("visits", "visit_share", "visit_rank", "days_since"),
     "activity": ("user_stores",),
 }
 LightfmFn = Callable[[np.ndarray], np.ndarray]  # user rows -> dense users x stores
@@ -124,7 +124,7 @@ class TwoStageRanker:
         return np.vstack(out) if out else np.zeros((0, sources.window.x.shape[1]))
 
     def predict(self, feats: pd.DataFrame) -> np.ndarray:
-        return self.booster_.predict(feats[self.feature_names_].to_numpy(np.float64), num_threads=1)
+        return np.asarray(self.booster_.predict(feats[self.feature_names_].to_numpy(np.float64), num_threads=1))
 
     def contributions(self, feats: pd.DataFrame) -> list[dict[str, float]]:
         """Per row, each feature group's share of the score (LightGBM's SHAP values), plus ``base``."""

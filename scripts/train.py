@@ -1,12 +1,13 @@
-"""Train the LightFM hybrid and write a versioned artifact folder.
+"""Train the LightFM hybrid and the second-stage ranker; write a versioned artifact folder.
 
     python -m scripts.train [--stores data/stores_helsinki.csv] [--data data/generated/helsinki]
                             [--orders FILE ...] [--reviews FILE ...] [--out artifacts] [--seed 0] [--threads 1]
 
 Reads the canonical orders and reviews (several files each may be given: the base data
 plus exported events), reports bad rows, weights the interactions, trains with early
-stopping on a validation split carved from the data, and prints the new artifact's path
-as the last line. Deterministic for a given seed with --threads 1; with more threads
+stopping on a validation split carved from the data, fits the second stage (the served
+ranker, ``recommender.served``) on the orders in time with ratings from the reviews, and
+prints the new artifact's path as the last line. Deterministic for a given seed with --threads 1; with more threads
 LightFM's lock-free (Hogwild) updates make runs differ slightly.
 """
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from geo_index import LoadError, load_catalogue
 from recommender import DataError, TrainConfig, interaction_weights, read_table, save, train
+from recommender.served import fit_from_orders
 
 
 def main(argv=None) -> int:
@@ -40,6 +42,9 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--components", type=int, default=TrainConfig.no_components)
     parser.add_argument("--strict", action="store_true", help="refuse files with any bad row")
+    parser.add_argument(
+        "--no-second-stage", action="store_true", help="LightFM only: the service ranks with the distance blend"
+    )
     args = parser.parse_args(argv)
     if args.threads < 1 or args.max_epochs < 1 or args.components < 1:
         parser.error("--threads, --max-epochs and --components must be positive")
@@ -60,6 +65,8 @@ def main(argv=None) -> int:
         no_components=args.components,
     )
     trained = train(stores, pairs, reviews, cfg)
+    if not args.no_second_stage:
+        trained.second_stage = fit_from_orders(stores, orders, reviews, cfg)
     path = save(trained, args.out)
     print(path)
     return 0

@@ -87,3 +87,31 @@ def test_the_ranker_learns_only_from_the_earlier_part_of_train():
     for u, s in zip(first["user_id"], first["store_id"]):
         assert split.val_m[uidx[u], items[s]] == 1 and split.fit_m[uidx[u], items[s]] == 1
         assert split.val_new[uidx[u], items[s]] == 0
+
+
+def test_served_features_for_one_user_equal_the_evaluation_s():
+    """The serving path (one user, a few stores, sparse) and the evaluation path (dense
+    blocks) give the same features, so what is measured is what is served."""
+    from recommender.served import fit_second_stage
+
+    stores, train, _test = towns(False)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    rows = rows_at(train, items)
+    uidx = {u: i for i, u in enumerate(sorted(set(rows["user_id"])))}
+    stage = fit_second_stage(stores, rows, uidx, items, TrainConfig(seed=1), log=lambda m: None, lightfm=False)
+    src = stage.sources
+    rng = np.random.default_rng(0)
+    for u in rng.choice(len(uidx), 5, replace=False):
+        cand = np.sort(rng.choice(len(items), 20, replace=False))
+        blocks = src.blocks(np.array([u]))
+        offline = src.pair_features(
+            np.full(len(cand), u), cand, {name: np.asarray(b)[0, cand] for name, b in blocks.items()}
+        )
+        h = src._home[u]  # offline, the request point is the user's most visited store
+        online = stage.features(
+            list(uidx)[u], [list(items)[c] for c in cand], None, src.stores.lat[h], src.stores.lon[h]
+        )
+        pd.testing.assert_frame_equal(online, offline, check_exact=False, rtol=1e-5, atol=1e-3)
+    # The ranker learned repeat visits: a user's own stores are candidates and some are labels.
+    feats, target, _groups = stage.table
+    assert target[feats["visits"].to_numpy() > 0].sum() > 0

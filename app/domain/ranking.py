@@ -1,7 +1,10 @@
-"""Personalised deal lists: spatial candidates, business rules, the served blend, diversity.
+"""Personalised deal lists: spatial candidates, business rules, the served ranker, diversity.
 
-score(deal) = Blend.combine(preference(user, store), distance(point, store)): the formula
-``scripts.evaluate`` measures as ``served``. Ties go to the bigger discount, then deal_id.
+With a model that has a second stage, score(deal) is the two-stage ranker's score of the
+deal's store for this user asking from this point (``recommender.served``): what
+``scripts.evaluate`` measures as ``served``. A model without one falls back to
+Blend.combine(preference(user, store), distance(point, store)) (``lightfm_blend`` there).
+Ties go to the bigger discount, then deal_id.
 """
 
 from __future__ import annotations
@@ -10,9 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
 from geo_index import StoreFilter
 from recommender import Blend
+from recommender.served import SecondStage
 
 # Without radius_m, deals come from this many nearest stores that have one.
 NEAREST_STORES = 200
@@ -27,6 +32,9 @@ class Ranked:
     score: np.ndarray
     blend: Blend
     user_kind: str
+    #: The second stage and its features of each ranked deal (for explanations), or None.
+    stage: SecondStage | None = None
+    features: pd.DataFrame | None = None
 
 
 def rank_deals(
@@ -61,18 +69,27 @@ def rank_deals(
     rows = rows[_opens_in_window(index, deals, rows, now)]
     dist = np.array([store_dist[p] for p in deals.store_pos[rows].tolist()], dtype=float)
     blend = scorer.blend if scorer else Blend(weight=1.0, scale_m=1000.0)
+    stage, feats = None, None
     if scorer is not None:
         store_ids = deals.store_ids[rows].tolist()
         models.ensure_items(scorer, set(store_ids))
         state = scorer.user_state(query.user_id, user_features)
         pref = scorer.score_rows(state, scorer.rows_for(store_ids)).astype(float)
         kind = state.kind
+        stage = scorer.second_stage
     else:
         pref, kind = np.zeros(len(rows)), "no_model"
     dterm = blend.distance_term(dist)
-    score = blend.preference_term(pref) + blend.weight * dterm
+    if stage is not None:
+        feats = stage.features(query.user_id, store_ids, pref, query.lat, query.lon)
+        score = stage.score(feats) if len(rows) else np.zeros(0)
+    else:
+        score = blend.preference_term(pref) + blend.weight * dterm
     order = np.lexsort((deals.ids[rows], -deals.discount[rows], -np.round(score, 9)))
-    return Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind), quota_used
+    ranked = Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind, stage)
+    if feats is not None:
+        ranked.features = feats.iloc[order].reset_index(drop=True)
+    return ranked, quota_used
 
 
 def _opens_in_window(index, deals, rows, now) -> np.ndarray:
@@ -145,10 +162,25 @@ def reasons(ranked: Ranked, j: int, deals, index, scorer, ordered_at: set, taste
         out.append({"because": "close_by", "distance_m": round(float(ranked.distances[j]), 1)})
     if scorer is not None and not scorer.is_trained_item(store):
         out.append({"because": "new_store", "store_id": store})
+    if ranked.stage is not None and ranked.features is not None:
+        parts = ranked.stage.ranker.contributions(ranked.features.iloc[[j]])[0]
+        base = parts.pop("base")
+        out.append(
+            {
+                "because": "score",
+                "model": "two_stage",
+                "score": round(float(ranked.score[j]), 6),
+                "base": round(base, 6),
+                # Each feature group's share (LightGBM's SHAP values): base + parts = score.
+                "parts": {g: round(v, 6) for g, v in sorted(parts.items(), key=lambda kv: -abs(kv[1]))},
+            }
+        )
+        return out
     b = ranked.blend
     out.append(
         {
             "because": "score",
+            "model": "blend",
             "preference": round(float(ranked.preference[j]), 6),
             "preference_term": round(float(ranked.preference[j] / b.pref_scale), 6),
             "distance_term": round(float(ranked.distance_term[j]), 6),

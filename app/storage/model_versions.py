@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class ModelHolder:
-    def __init__(self, root: str, check_every_s: float, catalogue_rows):
+    def __init__(self, root: str, check_every_s: float, catalogue_rows, on_activate=None):
         self.root = root
+        self._on_activate = on_activate  # callable(scorer): e.g. serve the model's store signals
         self.check_every_s = check_every_s
         self._catalogue_rows = catalogue_rows  # callable: store ids -> catalogue dicts, for cold stores
         self.scorer: Scorer | None = None
@@ -66,6 +67,8 @@ class ModelHolder:
             log.error("model %s refused (%s); keeping %s", version, exc, self.version)
             return False
         old = self.version
+        if self._on_activate is not None:
+            self._on_activate(scorer)
         self.scorer = scorer  # one reference swap: in-flight requests keep theirs
         log.info("model %s loaded in %.3f s (was %s)", version, time.perf_counter() - t, old)
         return True

@@ -4,10 +4,11 @@
 
 Writes stores.csv (one row per venue: median coordinates, most frequent category,
 price_level where known, rating rescaled from 0-10 to 0-5 where known), and train.csv /
-test.csv from the files' own trajectory split. train.csv has one row per check-in (the
-served ranker learns return visits from them), each weighted (1 + ln n) / n for a pair
-with n check-ins, so a pair sums to 1 + ln n and a daily commute does not drown
-everything else; test.csv has one row per (user, venue).
+test.csv from the files' own trajectory split. train.csv has one row per check-in, as
+it happened (the served ranker learns return visits from them); no weight column, so
+nothing in a row tells how often the pair recurs (a weight from the pair's total count
+would leak the later visits into the validation split). test.csv has one row per
+(user, venue).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import pandas as pd
 
 DEFAULT_SRC = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "foursquare_nyc")
@@ -47,16 +47,9 @@ def convert(src: str, out: str) -> dict:
     os.makedirs(out, exist_ok=True)
     stores.to_csv(os.path.join(out, "stores.csv"), index=False)
     for name, part in (("train", train), ("test", test)):
-        n = part.groupby(["label", "poi"])["poi"].transform("size").to_numpy()
-        rows = pd.DataFrame(
-            {
-                "user_id": "u" + part["label"].astype(str),
-                "store_id": part["poi"].astype(str),
-                "weight": np.round((1 + np.log(n)) / n, 6),
-            }
-        )
+        rows = pd.DataFrame({"user_id": "u" + part["label"].astype(str), "store_id": part["poi"].astype(str)})
         if name == "test":  # the test is which stores come next: one row per pair
-            rows = rows.groupby(["user_id", "store_id"], as_index=False, sort=True)["weight"].sum().round(4)
+            rows = rows.drop_duplicates().sort_values(["user_id", "store_id"])
         rows.to_csv(os.path.join(out, f"{name}.csv"), index=False)
     return {
         "stores": len(stores),
