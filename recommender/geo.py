@@ -1,21 +1,32 @@
 """Distances for the recommender's own use (it does not import geo_index).
 
-sklearn's haversine on a sphere of the same radius the service reports in.
+The haversine formula on a sphere of the same radius the service reports in, in plain
+numpy: sklearn's ``haversine_distances`` computes the same but validates its input for
+about a millisecond per call, which a request that scores 200 stores cannot afford.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics.pairwise import haversine_distances
 
 EARTH_RADIUS_M = 6_371_008.8
 
 
 def pairwise_m(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
     """Great-circle metres between every point of A (rows) and of B (columns)."""
-    a = np.radians(np.column_stack([lat_a, lon_a]))
-    b = np.radians(np.column_stack([lat_b, lon_b]))
-    return haversine_distances(a, b) * EARTH_RADIUS_M
+    pa, la = np.radians(np.asarray(lat_a, float))[:, None], np.radians(np.asarray(lon_a, float))[:, None]
+    pb, lb = np.radians(np.asarray(lat_b, float))[None, :], np.radians(np.asarray(lon_b, float))[None, :]
+    return _haversine_rad(pa, la, pb, lb)
+
+
+def paired_m(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
+    """Great-circle metres between A[j] and B[j] (NaN where a point is unknown)."""
+    return _haversine_rad(*(np.radians(np.asarray(v, float)) for v in (lat_a, lon_a, lat_b, lon_b)))
+
+
+def _haversine_rad(pa, la, pb, lb) -> np.ndarray:
+    h = np.sin((pb - pa) / 2) ** 2 + np.cos(pa) * np.cos(pb) * np.sin((lb - la) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
 
 
 def area_cell(lat, lon, size_deg: float = 0.01) -> np.ndarray:

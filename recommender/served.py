@@ -19,11 +19,14 @@ import scipy.sparse as sp
 
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .signals import with_review_ratings
-from .sources import Sources, StoreTable
+from .sources import FEATURES, Sources, StoreTable
 from .splits import Split, validation
 from .training import TrainConfig, representations, train
 from .two_stage import TwoStageRanker
 from .window import Window
+
+#: Columns unknown for a store the second stage never saw (the rest come from the request).
+_COLD = [j for j, name in enumerate(FEATURES) if name not in ("lightfm", "point_m", "user_stores")]
 
 
 @dataclass
@@ -38,7 +41,7 @@ class SecondStage:
     table: tuple | None = field(default=None, repr=False)
     early: Callable | None = field(default=None, repr=False)
 
-    def features(self, user_id: str | None, store_ids, lightfm, lat: float, lon: float) -> pd.DataFrame:
+    def features(self, user_id: str | None, store_ids, lightfm, lat: float, lon: float) -> np.ndarray:
         """Features of ``store_ids`` for one user asking from (lat, lon); unknown ids are cold."""
         u = self.users.get(user_id, -1) if user_id is not None else -1
         items = np.fromiter((self.items.get(s, -1) for s in store_ids), dtype=np.int64)
@@ -52,11 +55,10 @@ class SecondStage:
             np.full(n, u, np.int64), at, scores, (np.full(n, float(lat)), np.full(n, float(lon)))
         )
         if not known.all():  # a store the second stage never saw: no history, no popularity
-            cold = [c for c in feats.columns if c not in ("lightfm", "point_m", "user_stores")]
-            feats.loc[~known, cold] = np.nan
+            feats[np.ix_(~known, _COLD)] = np.nan
         return feats
 
-    def score(self, feats: pd.DataFrame) -> np.ndarray:
+    def score(self, feats: np.ndarray) -> np.ndarray:
         return self.ranker.predict(feats)
 
 

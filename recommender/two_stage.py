@@ -61,12 +61,12 @@ class TwoStageRanker:
             target.append((np.asarray(labels[chunk[r], c]).ravel() > 0).astype(np.int32))
             groups.append(np.bincount(r, minlength=len(chunk)))
         g = np.concatenate(groups) if groups else np.zeros(0, np.int64)
-        f = pd.concat(feats, ignore_index=True) if feats else pd.DataFrame(columns=list(FEATURES))
+        f = np.vstack(feats) if feats else np.zeros((0, len(FEATURES)), np.float32)
         t = np.concatenate(target) if target else np.zeros(0, np.int32)
         # Users without a labelled candidate teach a lambdarank nothing.
         has_pos = np.bincount(np.repeat(np.arange(len(g)), g), weights=t, minlength=len(g)) > 0
         keep = np.repeat(has_pos, g)
-        return f[keep].reset_index(drop=True), t[keep], g[has_pos]
+        return f[keep], t[keep], g[has_pos]
 
     def fit(self, sources: Sources, labels: sp.csr_matrix, lightfm=None, log=print, table=None) -> TwoStageRanker:
         import lightgbm as lgb
@@ -75,7 +75,8 @@ class TwoStageRanker:
         if len(groups) < 2:
             raise ValueError("too few users with a later visit among their candidates to train the ranker")
         dropped = tuple(p for g in self.drop for p in FEATURE_GROUPS[g])
-        feats = feats[[c for c in feats.columns if not c.startswith(dropped)]] if dropped else feats
+        self.feature_names_ = [c for c in FEATURES if not (dropped and c.startswith(dropped))]
+        feats = pd.DataFrame(feats[:, _columns(self.feature_names_)], columns=self.feature_names_)
         held = np.random.default_rng(self.seed).random(len(groups)) < 0.2
         held[0], held[-1] = False, True  # both sides non-empty
         row_held = np.repeat(held, groups)
@@ -102,7 +103,6 @@ class TwoStageRanker:
             eval_at=[10],
             callbacks=[lgb.early_stopping(20, verbose=False)],
         )
-        self.feature_names_ = list(feats.columns)
         self.booster_ = self.model_.booster_
         log(
             f"[ranker] {len(groups)} users, {len(feats)} candidates ({target.mean():.3%} positive); "
@@ -123,12 +123,15 @@ class TwoStageRanker:
             out.append(dense)
         return np.vstack(out) if out else np.zeros((0, sources.window.x.shape[1]))
 
-    def predict(self, feats: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster_.predict(feats[self.feature_names_].to_numpy(np.float64), num_threads=1))
+    def predict(self, feats: np.ndarray) -> np.ndarray:
+        """Scores of ``pair_features`` rows (all ``FEATURES`` columns; the model picks its own)."""
+        x = feats[:, _columns(self.feature_names_)].astype(np.float64)
+        return np.asarray(self.booster_.predict(x, num_threads=1))
 
-    def contributions(self, feats: pd.DataFrame) -> list[dict[str, float]]:
+    def contributions(self, feats: np.ndarray) -> list[dict[str, float]]:
         """Per row, each feature group's share of the score (LightGBM's SHAP values), plus ``base``."""
-        raw = self.booster_.predict(feats[self.feature_names_].to_numpy(np.float64), pred_contrib=True, num_threads=1)
+        x = feats[:, _columns(self.feature_names_)].astype(np.float64)
+        raw = np.asarray(self.booster_.predict(x, pred_contrib=True, num_threads=1))
         out = []
         for row in np.atleast_2d(raw):
             parts: dict[str, float] = {}
@@ -163,6 +166,10 @@ class TwoStageRanker:
             r = np.repeat(np.arange(len(chunk))[:, None], top.shape[1], axis=1)
             picked[r[ok], top[ok]] = True
         return np.nonzero(picked)
+
+
+def _columns(names) -> list[int]:
+    return [FEATURES.index(n) for n in names]
 
 
 def _chunks(rows: np.ndarray):

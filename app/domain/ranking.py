@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 
 from geo_index import StoreFilter
 from recommender import Blend
@@ -34,7 +33,7 @@ class Ranked:
     user_kind: str
     #: The second stage and its features of each ranked deal (for explanations), or None.
     stage: SecondStage | None = None
-    features: pd.DataFrame | None = None
+    features: np.ndarray | None = None
 
 
 def rank_deals(
@@ -88,7 +87,7 @@ def rank_deals(
     order = np.lexsort((deals.ids[rows], -deals.discount[rows], -np.round(score, 9)))
     ranked = Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind, stage)
     if feats is not None:
-        ranked.features = feats.iloc[order].reset_index(drop=True)
+        ranked.features = feats[order]
     return ranked, quota_used
 
 
@@ -163,7 +162,7 @@ def reasons(ranked: Ranked, j: int, deals, index, scorer, ordered_at: set, taste
     if scorer is not None and not scorer.is_trained_item(store):
         out.append({"because": "new_store", "store_id": store})
     if ranked.stage is not None and ranked.features is not None:
-        parts = ranked.stage.ranker.contributions(ranked.features.iloc[[j]])[0]
+        parts = ranked.stage.ranker.contributions(ranked.features[[j]])[0]
         base = parts.pop("base")
         out.append(
             {

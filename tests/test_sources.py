@@ -1,0 +1,70 @@
+"""The pieces the served ranker is built from, each against a slow, obvious reference."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.metrics.pairwise import haversine_distances
+
+from recommender.geo import EARTH_RADIUS_M, paired_m, pairwise_m
+from recommender.sources import _PairLookup, _weighted_rows_at, near_matrix, shrunk_rating
+from recommender.window import Window
+
+
+def test_distances_equal_sklearn_s_haversine_including_the_antimeridian():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-80, 80, (30, 2)), rng.uniform(-80, 80, (40, 2))
+    b[0] = a[0]
+    b[1] = [a[1, 0], a[1, 1] + (180 if a[1, 1] < 0 else -180)]
+    ref = haversine_distances(np.radians(a), np.radians(b)) * EARTH_RADIUS_M
+    np.testing.assert_allclose(pairwise_m(a[:, 0], a[:, 1], b[:, 0], b[:, 1]), ref, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(paired_m(a[:, 0], a[:, 1], b[:30, 0], b[:30, 1]), np.diag(ref[:, :30]), atol=1e-6)
+    assert pairwise_m([0.0], [179.9995], [0.0], [-179.9995])[0, 0] == pytest.approx(111.2, abs=0.1)
+
+
+def test_weighted_rows_and_pair_lookups_equal_scipy_s_products():
+    rng = np.random.default_rng(1)
+    m = sp.random(50, 300, density=0.05, format="csr", random_state=2, dtype=np.float32)
+    rows = rng.choice(50, 12, replace=False)
+    weights = rng.random(12).astype(np.float32)
+    wanted = np.unique(rng.choice(300, 40))
+    ref = np.asarray((sp.csr_matrix(weights[None, :]) @ m[rows]).todense()).ravel()[wanted]
+    np.testing.assert_allclose(_weighted_rows_at(m, rows, weights, wanted), ref, rtol=1e-5, atol=1e-7)
+    users, items = rng.integers(0, 50, 500), rng.integers(0, 300, 500)
+    got = _PairLookup(m).at(users, items, np.ones(500, bool))
+    np.testing.assert_allclose(got, np.asarray(m[users, items]).ravel())
+    assert (got > 0).sum() > 5  # the draw hit stored entries, not only zeros
+
+
+def test_near_matrix_is_the_gaussian_kernel_within_its_cut():
+    lat = np.array([60.0, 60.0, 60.0, 60.1])
+    lon = np.array([25.0, 25.0 + 1000 / 55_600, 25.0 + 2600 / 55_600, 25.0])  # ~0, 1 km, 2.6 km, 11 km
+    near = near_matrix(lat, lon).toarray()
+    d = pairwise_m(lat, lon, lat, lon)
+    assert near[0, 0] == pytest.approx(1.0)
+    assert near[0, 1] == pytest.approx(np.exp(-0.5 * (d[0, 1] / 1000) ** 2), rel=1e-5)
+    assert near[0, 2] == 0 and near[0, 3] == 0  # beyond 2.5 widths
+
+
+def test_popularity_decays_with_a_quarter_of_the_window_s_span():
+    rows = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "c"],
+            "store_id": ["old", "old", "new"],
+            "ts": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-02-10"], utc=True),
+        }
+    )
+    w = Window.of(rows, {"a": 0, "b": 1, "c": 2}, {"old": 0, "new": 1})
+    # Span 40 days, half-life 10: two 40-day-old orders weigh 2/16; one today weighs 1.
+    np.testing.assert_allclose(w.popularity, np.log1p([2 / 16, 1.0]), rtol=1e-6)
+    assert w.days_since[0, 0] == pytest.approx(41) and w.days_since[2, 1] == pytest.approx(1)
+
+
+def test_ratings_are_shrunk_toward_the_mean_by_the_median_count():
+    got = shrunk_rating(pd.Series([5.0, 4.0, np.nan]), pd.Series([2, 200, 0]))
+    mean = (5 * 2 + 4 * 200) / 202
+    m = 101.0  # the median count of the rated stores
+    assert got[0] == pytest.approx((2 * 5 + m * mean) / (2 + m), rel=1e-6)
+    assert got[1] == pytest.approx((200 * 4 + m * mean) / (200 + m), rel=1e-6)
+    assert np.isnan(got[2])
+    assert abs(got[0] - mean) < abs(got[0] - 5.0)  # two 5-star reviews stay near the mean
