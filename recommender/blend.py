@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,35 @@ class Blend:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+#: At most this many validation users tune a blend: the grid is evaluated on every setting.
+TUNING_USERS = 1500
+
+
+def tuning_users(val: sp.csr_matrix, seed: int) -> np.ndarray:
+    """Validation users with labels, at most ``TUNING_USERS`` of them (a seeded sample)."""
+    users = np.flatnonzero(np.diff(val.indptr) > 0)
+    if len(users) > TUNING_USERS:
+        users = np.sort(np.random.default_rng(seed).choice(users, TUNING_USERS, replace=False))
+    return users
+
+
+def tune_on_grid(base, dist, weights, scales, train, val, k: int, exclude_train: bool = True) -> dict:
+    """Validation NDCG of ``base + weight * gauss(dist; scale)`` for every (weight, scale).
+
+    ``base`` and ``dist`` are users x items for the rows of ``train``/``val`` (float32 is
+    enough). Each scale's distance term is computed once and reused for every weight.
+    """
+    from .evaluation import evaluate
+
+    table = {}
+    base = np.asarray(base, dtype=np.float32)
+    for scale in scales:
+        term = Blend(scale_m=scale).distance_term(dist).astype(np.float32)
+        for weight in weights:
+            scores = base + np.float32(weight) * term
+            table[(weight, scale)] = (
+                evaluate(lambda rows, s=scores: s[rows], train, val, k, exclude_train=exclude_train)["ndcg"] or 0.0
+            )
+    return table

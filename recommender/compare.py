@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .blend import Blend
+from .blend import Blend, tune_on_grid, tuning_users
 from .evaluation import evaluate
 from .features import FeatureConfig
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
@@ -120,12 +120,13 @@ def compare(
             results[name]["settings"] = tuned[name]
             results[name]["seconds"] = round(time.perf_counter() - t0, 1)  # tuning included
     if "lightfm_cf" in models:
-        cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False))
+        cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False), tune_blend=False)
         cf = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
         results["lightfm_cf"] = ev(lightfm_scores(cf, users), train_m, test_m, k)
     pref = None
     if {"lightfm_hybrid", LIGHTFM_BLEND, SERVED} & set(models):
-        hybrid = train(stores, train_pairs, None, cfg, log=lambda m: log("[hybrid] " + m))
+        hybrid_cfg = replace(cfg, tune_blend=LIGHTFM_BLEND in models)
+        hybrid = train(stores, train_pairs, None, hybrid_cfg, log=lambda m: log("[hybrid] " + m))
         pref = lightfm_scores(hybrid, users)
         if "lightfm_hybrid" in models:
             results["lightfm_hybrid"] = ev(pref, train_m, test_m, k)
@@ -195,19 +196,14 @@ def _tune_geo_popularity(stores, uidx, fit_part, fit_m, val_m, cfg: TrainConfig,
     """The geo baseline gets the same tuning effort as the served blend: a grid on validation."""
     pop = np.log1p(np.asarray(fit_m.sum(axis=0)).ravel())
     pop = pop / max(pop.max(), 1e-9)
-    anchors = user_anchors(uidx, stores, fit_part)
+    users = tuning_users(val_m, cfg.seed)
+    anchors = user_anchors(uidx, stores, fit_part)[users]
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
-    best, best_blend = -1.0, Blend(weight=0.0)
-    for w in cfg.blend_weights:
-        for s in cfg.blend_scales_m:
-            b = Blend(weight=w, scale_m=s)
-
-            def scores(rows, b=b):
-                return pop[None, :] + b.weight * b.distance_term(anchor_distances(anchors[rows], lat, lon))
-
-            ndcg = evaluate(scores, fit_m, val_m, cfg.k, exclude_train=exclude)["ndcg"] or 0.0
-            if ndcg > best + 1e-9:
-                best, best_blend = ndcg, b
+    dist = anchor_distances(anchors, lat, lon)
+    base = np.broadcast_to(pop.astype(np.float32), dist.shape)
+    table = tune_on_grid(base, dist, cfg.blend_weights, cfg.blend_scales_m, fit_m[users], val_m[users], cfg.k, exclude)
+    (w, s) = max(table, key=lambda key: (table[key], -key[0], -key[1]))  # ties: the weaker blend
+    best, best_blend = table[(w, s)], Blend(weight=w, scale_m=s)
     log(
         f"[geo_popularity] weight={best_blend.weight} scale={best_blend.scale_m:.0f} m "
         f"(validation NDCG@{cfg.k} {best:.4f})"

@@ -26,7 +26,7 @@ import copy
 import numpy as np
 import scipy.sparse as sp
 
-from .evaluation import evaluate, top_k
+from .evaluation import evaluate
 
 _BLOCK = 2048
 
@@ -38,22 +38,26 @@ def _binary(x: sp.spmatrix) -> sp.csr_matrix:
     return x
 
 
-def _top_per_row(dense: np.ndarray, k: int) -> sp.csr_matrix:
-    """The ``k`` largest positive entries of each row (ties to the lower column), as CSR.
+def _top_per_row(block: sp.spmatrix, k: int) -> sp.csr_matrix:
+    """The ``k`` largest positive entries of each row of a sparse block (ties to the lower
+    column), as CSR. Only stored entries are looked at: a similarity row of 30,000 stores
+    usually has a few hundred, so no dense row is ever sorted.
 
     Values are first rounded to 20 significant bits (about 6 digits): float sums in another
     order differ in the last bits, and two similarities that are equal by arithmetic (two
     users at cosine 1/2) must tie, so the cut is decided by the column, not by round-off.
     """
-    bits = np.ascontiguousarray(dense, dtype=np.float32).view(np.uint32)
+    coo = sp.coo_matrix(block)
+    bits = np.ascontiguousarray(coo.data, dtype=np.float32).view(np.uint32)
     # Round half up at the 4th bit from the end of the 23-bit mantissa (positive values).
-    dense = ((bits + np.uint32(8)) & np.uint32(0xFFFFFFF0)).view(np.float32)
-    n_rows, n_cols = dense.shape
-    cols = top_k(dense, k, floor=0.0)
-    vals = np.take_along_axis(dense, cols, axis=1)
-    keep = vals > 0
-    rows = np.repeat(np.arange(n_rows), keep.sum(axis=1))
-    return sp.csr_matrix((vals[keep], (rows, cols[keep])), shape=dense.shape, dtype=np.float32)
+    vals = ((bits + np.uint32(8)) & np.uint32(0xFFFFFFF0)).view(np.float32)
+    pos = vals > 0
+    r, c, v = coo.row[pos], coo.col[pos], vals[pos]
+    order = np.lexsort((c, -v, r))
+    r, c, v = r[order], c[order], v[order]
+    starts = np.searchsorted(r, np.arange(block.shape[0]))
+    keep = np.arange(len(r)) - starts[r] < k
+    return sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=block.shape, dtype=np.float32)
 
 
 def _cosine_top(a: sp.csr_matrix, shrink: float, k: int, exclude_self: bool = True) -> sp.csr_matrix:
@@ -63,10 +67,10 @@ def _cosine_top(a: sp.csr_matrix, shrink: float, k: int, exclude_self: bool = Tr
     blocks = []
     for start in range(0, a.shape[0], _BLOCK):
         stop = min(start + _BLOCK, a.shape[0])
-        dot = (a[start:stop] @ at).toarray()
-        dot /= norms[start:stop, None] * norms[None, :] + shrink + 1e-12
+        dot = sp.coo_matrix(a[start:stop] @ at)
+        dot.data = dot.data / (norms[start + dot.row] * norms[dot.col] + shrink + 1e-12)
         if exclude_self:
-            dot[np.arange(stop - start), np.arange(start, stop)] = 0.0
+            dot.data[dot.col == start + dot.row] = 0.0
         blocks.append(_top_per_row(dot, k))
     return sp.vstack(blocks).tocsr()
 
@@ -152,7 +156,8 @@ class RP3beta:
         blocks = []
         for start in range(0, p_iu.shape[0], _BLOCK):
             stop = min(start + _BLOCK, p_iu.shape[0])
-            w = (p_iu[start:stop] @ p_ui).toarray() * penalty[None, :]
+            w = sp.coo_matrix(p_iu[start:stop] @ p_ui)
+            w.data = w.data * penalty[w.col]
             blocks.append(_top_per_row(w, self.neighbours))
         self.w_ = sp.vstack(blocks).tocsr()
         return self

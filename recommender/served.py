@@ -11,7 +11,7 @@ on every row: what ``/v1/deals/recommended`` ranks with, and what the evaluation
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .signals import with_review_ratings
-from .sources import FEATURES, Sources, StoreTable
+from .sources import FEATURES, Sources, StoreTable, near_matrix
 from .splits import Split, validation
 from .training import TrainConfig, representations, train
 from .two_stage import TwoStageRanker
@@ -88,12 +88,14 @@ def fit_second_stage(
     table_stores = StoreTable.of(stores)
     early = None
     if lightfm:
-        early_model = train(stores, split.fit_pairs, None, cfg, log=lambda m: log("[ranker lightfm] " + m))
+        early_cfg = replace(cfg, tune_blend=False)  # its raw scores are a feature; no blend is served
+        early_model = train(stores, split.fit_pairs, None, early_cfg, log=lambda m: log("[ranker lightfm] " + m))
         early = lightfm_scores(early_model, list(uidx))
-    fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned)
+    near = near_matrix(table_stores.lat, table_stores.lon)
+    fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned, near)
     table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, split.val_m, early)
     ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, split.val_m, early, log, table=table)
-    sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned)
+    sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned, near)
     return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, table, early)
 
 

@@ -110,10 +110,11 @@ class Sources:
         self._visit_totals = np.asarray(window.visits.sum(axis=1)).ravel()
 
     @classmethod
-    def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None) -> Sources:
+    def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None) -> Sources:
+        """``near``: a ``near_matrix`` of the same stores, when the caller has one already."""
         settings = settings or {}
         models = {name: m(**settings.get(name, {})).fit(window.x) for name, m in NEIGHBOURHOOD_MODELS.items()}
-        return cls(window, stores, models, near_matrix(stores.lat, stores.lon))
+        return cls(window, stores, models, near if near is not None else near_matrix(stores.lat, stores.lon))
 
     # ------------------------------------------------------------ candidates
     def blocks(self, rows: np.ndarray) -> dict[str, np.ndarray]:

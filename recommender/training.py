@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .blend import Blend
+from .blend import Blend, tune_on_grid, tuning_users
 from .evaluation import evaluate, interaction_matrix
 from .features import FeatureConfig, FeatureSpace
 from .geo import pairwise_m
@@ -43,6 +43,9 @@ class TrainConfig:
     # on real check-ins distance dominates and the best weight sat at the old edge (4).
     blend_weights: tuple = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
     blend_scales_m: tuple = (200.0, 300.0, 500.0, 1000.0, 3000.0)
+    # False where the model's scores are used without the distance blend (the evaluation's
+    # lightfm_cf, the second stage's LightFM feature): the grid costs more than the fit.
+    tune_blend: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,11 +139,13 @@ def train(
     )
     space = FeatureSpace(cfg.features).fit(stores, fit_part, _reviews_before(reviews, fit_part))
     model, curve, best_epoch = _fit_early_stopped(space, fit_part, val_part, cfg, log)
-    blend, blend_table = tune_blend(_package(model, space, Blend(), cfg), space, stores, fit_part, val_part, cfg)
-    log(
-        f"blend: weight={blend.weight} scale={blend.scale_m:.0f} m (validation NDCG@{cfg.k} "
-        f"{max(blend_table.values()):.4f})"
-    )
+    blend, blend_table = Blend(), {}
+    if cfg.tune_blend:
+        blend, blend_table = tune_blend(_package(model, space, Blend(), cfg), space, stores, fit_part, val_part, cfg)
+        log(
+            f"blend: weight={blend.weight} scale={blend.scale_m:.0f} m (validation NDCG@{cfg.k} "
+            f"{max(blend_table.values()):.4f})"
+        )
     # Refit on everything for the epochs that validation chose.
     full_space = FeatureSpace(cfg.features).fit(stores, interactions, reviews)
     final = _new_model(cfg)
@@ -334,26 +339,14 @@ def anchor_distances(anchors: np.ndarray, item_lat: np.ndarray, item_lon: np.nda
 def tune_blend(trained, space, stores, fit_part, val_part, cfg):
     """Grid-search the blend's weight and scale on the validation split (never the test split)."""
     train_m, val_m = _matrices(space, fit_part, val_part)
-    users = np.flatnonzero(np.diff(val_m.indptr) > 0)
-    rng = np.random.default_rng(cfg.seed)
-    if len(users) > 1500:
-        users = np.sort(rng.choice(users, 1500, replace=False))
+    users = tuning_users(val_m, cfg.seed)
     anchors = user_anchors(space.user_index_, stores, fit_part)[users]
     lat, lon = _item_coords(space, stores)
     dist = anchor_distances(anchors, lat, lon)
     pref = preference_scores(trained, users)
     scale = float(np.std(pref)) or 1.0
-    sub_train, sub_val = train_m[users], val_m[users]
-    table = {}
-    for w in cfg.blend_weights:
-        for s in cfg.blend_scales_m:
-            b = Blend(weight=w, scale_m=s, pref_scale=scale)
-
-            def blended(rows, b=b):
-                return b.combine(pref[rows], dist[rows])
-
-            table[(w, s)] = evaluate(blended, sub_train, sub_val, k=cfg.k)["ndcg"] or 0.0
-    (w, s) = max(table, key=lambda key: (table[key], -key[0]))
+    table = tune_on_grid(pref / scale, dist, cfg.blend_weights, cfg.blend_scales_m, train_m[users], val_m[users], cfg.k)
+    (w, s) = max(table, key=lambda key: (table[key], -key[0], -key[1]))  # ties: the weaker blend
     return Blend(weight=w, scale_m=s), table
 
 
