@@ -96,11 +96,12 @@ def compare(
         )
     needs_anchors = "geo_popularity" in models or LIGHTFM_BLEND in models
     anchors_all = user_anchors(uidx, stores, train_pairs) if needs_anchors else np.empty((0, 3, 2))
+    near_anchor = _memo_rows(lambda rows: anchor_distances(anchors_all[rows], lat, lon).astype(np.float32))
     if "geo_popularity" in models:
         geo = _tune_geo_popularity(stores, uidx, fit_part, fit_m, val_m, cfg, log, exclude)
         norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
         results["geo_popularity"] = ev(
-            lambda rows: norm[None, :] + geo.weight * geo.distance_term(anchor_distances(anchors_all[rows], lat, lon)),
+            lambda rows: norm[None, :] + geo.weight * geo.distance_term(near_anchor(rows)),
             train_m,
             test_m,
             k,
@@ -132,10 +133,9 @@ def compare(
             results["lightfm_hybrid"] = ev(pref, train_m, test_m, k)
         if LIGHTFM_BLEND in models:
             b = hybrid.blend
-            results[LIGHTFM_BLEND] = ev(
-                lambda rows: b.combine(pref(rows), anchor_distances(anchors_all[rows], lat, lon)), train_m, test_m, k
-            )
+            results[LIGHTFM_BLEND] = ev(lambda rows: b.combine(pref(rows), near_anchor(rows)), train_m, test_m, k)
             results[LIGHTFM_BLEND]["blend"] = b.to_dict()
+    del near_anchor  # its distances are not needed past the blends: free them before the ranker
     if SERVED in models:
         t0 = time.perf_counter()
         stage = fit_second_stage(
@@ -165,6 +165,20 @@ def compare(
             "test_pairs": int(test_m.nnz),
         },
     }
+
+
+def _memo_rows(fn):
+    """``fn(rows)`` remembered per rows array: two evaluations over the same test users (the
+    geo baseline and the blend) share one distance computation (float32, users x stores)."""
+    memo: dict[bytes, np.ndarray] = {}
+
+    def cached(rows: np.ndarray) -> np.ndarray:
+        key = np.asarray(rows).tobytes()
+        if key not in memo:
+            memo[key] = fn(rows)
+        return memo[key]
+
+    return cached
 
 
 def _repeat_baselines(train_pairs, known: sp.csr_matrix, uidx, items, pop, log) -> dict:

@@ -80,8 +80,11 @@ def rank_deals(
         pref, kind = np.zeros(len(rows)), "no_model"
     dterm = blend.distance_term(dist)
     if stage is not None:
-        feats = stage.features(query.user_id, store_ids, pref, query.lat, query.lon)
-        score = stage.score(feats) if len(rows) else np.zeros(0)
+        # Once per store, not per deal: a store's deals share every feature.
+        uniq, first, back = np.unique(np.asarray(store_ids, dtype=object), return_index=True, return_inverse=True)
+        per_store = stage.features(query.user_id, uniq.tolist(), pref[first], query.lat, query.lon)
+        score = stage.score(per_store)[back] if len(rows) else np.zeros(0)
+        feats = per_store[back]
     else:
         score = blend.preference_term(pref) + blend.weight * dterm
     order = np.lexsort((deals.ids[rows], -deals.discount[rows], -np.round(score, 9)))

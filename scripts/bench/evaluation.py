@@ -1,7 +1,7 @@
 """Benchmark the whole offline evaluation at the size of the largest kept-back set.
 
     python -m scripts.bench.evaluation [--users 5000] [--stores 28000] [--visits-per-month 15]
-                                       [--protocol new repeat] [--json FILE]
+                                       [--protocol new repeat] [--reuse] [--json FILE]
 
 Writes a seeded synthetic world (``geo_index.synthetic`` stores in real cities, visits
 from ``recommender.generator``: users who live somewhere and go to stores near home,
@@ -63,11 +63,15 @@ def main(argv=None) -> int:
     parser.add_argument("--visits-per-month", type=float, default=15.0)
     parser.add_argument("--protocol", nargs="+", default=["new", "repeat"], choices=["new", "repeat"])
     parser.add_argument("--out", default="var/bench-evaluation")
+    parser.add_argument("--reuse", action="store_true", help="keep the world already written to --out")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     t = time.perf_counter()
-    result = {"world": write_world(args.out, args.users, args.stores, args.visits_per_month)}
-    result["world"]["generate_s"] = round(time.perf_counter() - t, 1)
+    if args.reuse and os.path.exists(os.path.join(args.out, "interactions.csv")):
+        result: dict = {"world": {"reused": args.out}}
+    else:
+        result = {"world": write_world(args.out, args.users, args.stores, args.visits_per_month)}
+        result["world"]["generate_s"] = round(time.perf_counter() - t, 1)
     print(result["world"], flush=True)
     for protocol in args.protocol:
         result[protocol] = run(args.out, protocol)
