@@ -68,8 +68,8 @@ def tune_on_grid(base, dist, weights, scales, train, val, k: int, exclude_train:
     for scale in scales:
         term = Blend(scale_m=scale).distance_term(dist).astype(np.float32)
         for weight in weights:
-            scores = base + np.float32(weight) * term
+            scores: np.ndarray = base + np.float32(weight) * term
             table[(weight, scale)] = (
-                evaluate(lambda rows, s=scores: s[rows], train, val, k, exclude_train=exclude_train)["ndcg"] or 0.0
+                evaluate(scores.__getitem__, train, val, k, exclude_train=exclude_train)["ndcg"] or 0.0
             )
     return table

@@ -96,7 +96,7 @@ def compare(
         )
     needs_anchors = "geo_popularity" in models or LIGHTFM_BLEND in models
     anchors_all = user_anchors(uidx, stores, train_pairs) if needs_anchors else np.empty((0, 3, 2))
-    near_anchor = _memo_rows(lambda rows: anchor_distances(anchors_all[rows], lat, lon).astype(np.float32))
+    near_anchor = _MemoRows(lambda rows: anchor_distances(anchors_all[rows], lat, lon).astype(np.float32))
     if "geo_popularity" in models:
         geo = _tune_geo_popularity(stores, uidx, fit_part, fit_m, val_m, cfg, log, exclude)
         norm = np.log1p(pop) / max(np.log1p(pop).max(), 1e-9)
@@ -135,7 +135,7 @@ def compare(
             b = hybrid.blend
             results[LIGHTFM_BLEND] = ev(lambda rows: b.combine(pref(rows), near_anchor(rows)), train_m, test_m, k)
             results[LIGHTFM_BLEND]["blend"] = b.to_dict()
-    del near_anchor  # its distances are not needed past the blends: free them before the ranker
+    near_anchor.memo.clear()  # not needed past the blends: free the distances before the ranker
     if SERVED in models:
         t0 = time.perf_counter()
         stage = fit_second_stage(
@@ -167,18 +167,18 @@ def compare(
     }
 
 
-def _memo_rows(fn):
+class _MemoRows:
     """``fn(rows)`` remembered per rows array: two evaluations over the same test users (the
     geo baseline and the blend) share one distance computation (float32, users x stores)."""
-    memo: dict[bytes, np.ndarray] = {}
 
-    def cached(rows: np.ndarray) -> np.ndarray:
+    def __init__(self, fn):
+        self.fn, self.memo = fn, {}
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
         key = np.asarray(rows).tobytes()
-        if key not in memo:
-            memo[key] = fn(rows)
-        return memo[key]
-
-    return cached
+        if key not in self.memo:
+            self.memo[key] = self.fn(rows)
+        return self.memo[key]
 
 
 def _repeat_baselines(train_pairs, known: sp.csr_matrix, uidx, items, pop, log) -> dict:

@@ -26,7 +26,7 @@ from .two_stage import TwoStageRanker
 from .window import Window
 
 #: Columns unknown for a store the second stage never saw (the rest come from the request).
-_COLD = [j for j, name in enumerate(FEATURES) if name not in ("lightfm", "point_m", "user_stores")]
+_COLD = np.array([j for j, name in enumerate(FEATURES) if name not in ("lightfm", "point_m", "user_stores")])
 
 
 @dataclass
@@ -134,6 +134,7 @@ def to_files(stage: SecondStage) -> tuple[dict, dict, str]:
     s, w = stage.sources, stage.sources.window
     arrays = {
         "popularity": w.popularity,
+        **({"gap_log_sum": w.gap_log_sum, "gap_count": w.gap_count} if w.gap_count is not None else {}),
         "lat": s.stores.lat,
         "lon": s.stores.lon,
         "category": s.stores.category,
@@ -169,7 +170,15 @@ def from_files(arrays: dict, vocab: dict, model_text: str) -> SecondStage:
         )
 
     end = pd.Timestamp(vocab["end"]) if vocab.get("end") else None
-    window = Window(mat("x"), mat("visits"), mat("days_since"), arrays["popularity"], end)
+    window = Window(
+        mat("x"),
+        mat("visits"),
+        mat("days_since"),
+        arrays["popularity"],
+        end,
+        arrays.get("gap_log_sum"),
+        arrays.get("gap_count"),
+    )
     stores = StoreTable(arrays["lat"], arrays["lon"], arrays["category"], arrays["rating"])
     models = {}
     for name, (cls, _grid) in NEIGHBOURHOOD.items():

@@ -48,6 +48,7 @@ FEATURES = (
     "visit_share",
     "visit_rank",
     "days_since",
+    "due",
     "user_stores",
 )
 _COLUMN = {name: j for j, name in enumerate(FEATURES)}
@@ -108,6 +109,7 @@ class Sources:
         self._visits = _PairLookup(window.visits)
         self._days = _PairLookup(window.days_since) if window.days_since is not None else None
         self._visit_totals = np.asarray(window.visits.sum(axis=1)).ravel()
+        self._interval = _category_interval(window, stores.category)
 
     @classmethod
     def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None) -> Sources:
@@ -187,6 +189,8 @@ class Sources:
         if self._days is not None:
             days = self._days.at(users, items, known)
             out[:, col["days_since"]] = np.where(days > 0, days, np.nan)
+            # How due a return is: days since the last visit over the category's usual gap.
+            out[:, col["due"]] = out[:, col["days_since"]] / self._interval[st.category[items]]
         out[:, col["user_stores"]] = np.where(known, np.diff(w.x.indptr)[np.maximum(users, 0)], 0)
         return out
 
@@ -250,6 +254,18 @@ def _weighted_rows_at(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, w
     at = np.minimum(np.searchsorted(wanted, cols), len(wanted) - 1)
     hit = wanted[at] == cols
     return np.bincount(at[hit], weights=vals[hit], minlength=len(wanted)).astype(np.float32)
+
+
+def _category_interval(window: Window, category: np.ndarray) -> np.ndarray:
+    """Per category code, the geometric mean of the days between return visits to its stores
+    (NaN where no store of the category was returned to)."""
+    n_cat = int(category.max()) + 1 if len(category) else 0
+    if window.gap_count is None or not n_cat:
+        return np.full(max(n_cat, 1), np.nan, np.float32)
+    total = np.bincount(category, weights=window.gap_log_sum, minlength=n_cat)
+    count = np.bincount(category, weights=window.gap_count, minlength=n_cat)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.expm1(total / np.maximum(count, 1)), np.nan).astype(np.float32)
 
 
 def _visit_rank(visits: sp.csr_matrix, users, counts) -> np.ndarray:

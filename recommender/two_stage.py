@@ -31,7 +31,7 @@ FEATURE_GROUPS = {
     "popularity": ("popularity",),
     "rating": ("rating",),
     "category": ("category_share",),
-    "repeat": ("visits", "visit_share", "visit_rank", "days_since"),
+    "repeat": ("visits", "visit_share", "visit_rank", "days_since", "due"),
     "activity": ("user_stores",),
 }
 LightfmFn = Callable[[np.ndarray], np.ndarray]  # user rows -> dense users x stores

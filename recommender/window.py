@@ -30,6 +30,10 @@ class Window:
     days_since: sp.csr_matrix | None  # users x items, 1 + days from the last visit to the end
     popularity: np.ndarray  # per item, log1p of the decayed weight
     end: pd.Timestamp | None
+    #: Per item, the sum of log(1 + days) over the gaps between a user's consecutive visits
+    #: to it, and how many such gaps: how often a store (and so its category) is returned to.
+    gap_log_sum: np.ndarray | None = None
+    gap_count: np.ndarray | None = None
 
     @classmethod
     def of(cls, rows: pd.DataFrame, uidx: dict, items: dict) -> Window:
@@ -42,7 +46,7 @@ class Window:
         x.data[:] = 1.0
         weight = rows["weight"].to_numpy(np.float64) if "weight" in rows else np.ones(len(rows))
         ts = rows["ts"] if "ts" in rows and len(rows) and rows["ts"].notna().all() else None
-        days_since, end = None, None
+        days_since, end, gap_sum, gap_n = None, None, None, None
         if ts is not None:
             t = pd.to_datetime(ts, utc=True)
             end = t.max()
@@ -53,5 +57,19 @@ class Window:
             newest = pd.DataFrame({"r": r, "c": c, "a": age}).groupby(["r", "c"], sort=False)["a"].min()
             rr, cc = (newest.index.get_level_values(i).to_numpy() for i in (0, 1))
             days_since = sp.csr_matrix((newest.to_numpy() + 1.0, (rr, cc)), shape=shape, dtype=np.float32)
+            gap_sum, gap_n = _return_gaps(r, c, age, shape[1])
         popularity = np.log1p(np.bincount(c, weights=weight, minlength=shape[1])).astype(np.float32)
-        return cls(sp.csr_matrix(x), sp.csr_matrix(visits), days_since, popularity, end)
+        return cls(sp.csr_matrix(x), sp.csr_matrix(visits), days_since, popularity, end, gap_sum, gap_n)
+
+
+def _return_gaps(r, c, age, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: sum of log(1 + gap days) between consecutive visits of one user, and their count."""
+    order = np.lexsort((-age, c, r))  # per (user, item), oldest visit first
+    r, c, age = r[order], c[order], age[order]
+    same = (r[1:] == r[:-1]) & (c[1:] == c[:-1])
+    gaps = np.log1p(np.maximum(age[:-1] - age[1:], 0.0))[same]
+    items = c[1:][same]
+    return (
+        np.bincount(items, weights=gaps, minlength=n_items).astype(np.float32),
+        np.bincount(items, minlength=n_items).astype(np.float32),
+    )

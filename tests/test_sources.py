@@ -68,3 +68,34 @@ def test_ratings_are_shrunk_toward_the_mean_by_the_median_count():
     assert got[1] == pytest.approx((200 * 4 + m * mean) / (200 + m), rel=1e-6)
     assert np.isnan(got[2])
     assert abs(got[0] - mean) < abs(got[0] - 5.0)  # two 5-star reviews stay near the mean
+
+
+def test_return_gaps_give_each_category_its_usual_interval_and_a_due_feature():
+    from recommender.sources import FEATURES, Sources, StoreTable
+
+    day = pd.Timestamp("2026-03-01", tz="UTC")
+    rows = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "a", "b", "b"],
+            "store_id": ["cafe1", "cafe1", "cafe1", "shop", "cafe2"],
+            "ts": [day, day + pd.Timedelta(days=4), day + pd.Timedelta(days=10), day, day + pd.Timedelta(days=20)],
+        }
+    )
+    items = {"cafe1": 0, "cafe2": 1, "shop": 2}
+    w = Window.of(rows, {"a": 0, "b": 1}, items)
+    np.testing.assert_allclose(w.gap_count, [2, 0, 0])
+    np.testing.assert_allclose(w.gap_log_sum, [np.log(5) + np.log(7), 0, 0], rtol=1e-6)
+    stores = pd.DataFrame(
+        {
+            "store_id": list(items),
+            "lat": [60.0, 60.001, 60.002],
+            "lon": [25.0] * 3,
+            "category": ["cafe", "cafe", "shop"],
+        }
+    )
+    src = Sources.fit(w, StoreTable.of(stores))
+    feats = src.pair_features(np.array([0, 1]), np.array([0, 1]), {})
+    interval = np.sqrt(35) - 1  # the geometric mean of 1 + 4 and 1 + 6 days, minus one
+    # User a was last at cafe1 on day 10 (the window's last day is 20): 11 days since, with the +1.
+    assert feats[0, FEATURES.index("due")] == pytest.approx(11 / interval, rel=1e-5)
+    assert feats[1, FEATURES.index("due")] == pytest.approx(1 / interval, rel=1e-5)

@@ -31,6 +31,28 @@ def _timed(fn, calls: int) -> dict:
     return {"p50_us": round(float(np.median(out) * 1e6), 1), "p99_us": round(float(np.percentile(out, 99) * 1e6), 1)}
 
 
+def _one_user(scorer, user, cand, dist, plat, plon, calls: int) -> dict:
+    stage = scorer.second_stage
+    state, rows = scorer.user_state(user), scorer.rows_for(cand)
+    pref = scorer.score_rows(state, rows)
+    feats = stage.features(user, cand, pref, plat, plon)
+
+    def blend():
+        return scorer.blend.combine(scorer.score_rows(state, rows), dist)
+
+    def whole():
+        return stage.score(stage.features(user, cand, scorer.score_rows(state, rows), plat, plon))
+
+    r = {
+        "blend": _timed(blend, calls),
+        "features": _timed(lambda: stage.features(user, cand, pref, plat, plon), calls),
+        "lightgbm": _timed(lambda: stage.score(feats), calls),
+        "second_stage": _timed(whole, calls),
+    }
+    r["second_stage_over_blend_p50"] = round(r["second_stage"]["p50_us"] / r["blend"]["p50_us"], 1)
+    return r
+
+
 def run(path: str, calls: int, n_candidates: int = 200, seed: int = 0) -> dict:
     scorer = Scorer.load(path)
     stage = scorer.second_stage
@@ -46,27 +68,8 @@ def run(path: str, calls: int, n_candidates: int = 200, seed: int = 0) -> dict:
     for kind, user in (("known", known_users[rng.integers(len(known_users))]), ("cold", "nobody-yet")):
         at = rng.integers(len(ids))
         d = pairwise_m(lat[at : at + 1], lon[at : at + 1], lat, lon)[0]
-        cand = [ids[i] for i in np.argsort(d, kind="stable")[:n_candidates]]
-        plat, plon = float(lat[at]), float(lon[at])
-        state, rows = scorer.user_state(user), scorer.rows_for(cand)
-        pref = scorer.score_rows(state, rows)
-        feats = stage.features(user, cand, pref, plat, plon)
-
-        def blend():
-            p = scorer.score_rows(state, rows)
-            return scorer.blend.combine(p[None, :], d[None, :n_candidates])
-
-        def whole():
-            p = scorer.score_rows(state, rows)
-            return stage.score(stage.features(user, cand, p, plat, plon))
-
-        r = {
-            "blend": _timed(blend, calls),
-            "features": _timed(lambda: stage.features(user, cand, pref, plat, plon), calls),
-            "lightgbm": _timed(lambda: stage.score(feats), calls),
-            "second_stage": _timed(whole, calls),
-        }
-        r["second_stage_over_blend_p50"] = round(r["second_stage"]["p50_us"] / r["blend"]["p50_us"], 1)
+        near = np.argsort(d, kind="stable")[:n_candidates]
+        r = _one_user(scorer, user, [ids[i] for i in near], d[near], float(lat[at]), float(lon[at]), calls)
         result[kind] = r
         print(kind, r, flush=True)
     result["trees"] = int(stage.ranker.booster_.current_iteration())
