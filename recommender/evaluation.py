@@ -22,7 +22,7 @@ def top_k(scores: np.ndarray, k: int, floor: float | None = None) -> np.ndarray:
     """Column indices of the ``k`` best scores per row, best first; ties go to the lower index.
 
     argpartition finds the top k+1; only rows where the k-th and (k+1)-th scores tie (so
-    the cut would be arbitrary) are sorted in full. With ``floor``, ties at or below it are
+    the cut would be arbitrary) are looked at again, in one pass over the row. With ``floor``, ties at or below it are
     left as they fall: a caller that drops those entries anyway (zeros of a sparse
     similarity row) need not pay for ordering them.
     """
@@ -39,7 +39,12 @@ def top_k(scores: np.ndarray, k: int, floor: float | None = None) -> np.ndarray:
     if floor is not None:
         tied &= vals[:, k - 1] > floor
     for r in np.flatnonzero(tied):
-        out[r] = np.lexsort((np.arange(n_items), -scores[r]))[:k]
+        # The cut falls inside a tie: everything above the tied value (fewer than k, sorted),
+        # then the tied entries with the lowest indices (flatnonzero is ascending).
+        row, cut = scores[r], vals[r, k - 1]
+        above = np.flatnonzero(row > cut)
+        above = above[np.lexsort((above, -row[above]))]
+        out[r] = np.concatenate([above, np.flatnonzero(row == cut)[: k - len(above)]])
     return out
 
 

@@ -117,3 +117,13 @@ def test_the_new_protocol_has_no_repeat_baselines():
     assert set(got["models"]) == {"popularity"} and got["protocol"] == "new"
     with pytest.raises(ValueError, match="protocol"):
         compare(stores, train, test, protocol="again", models=("popularity",), log=lambda m: None)
+
+
+def test_top_k_equals_a_full_sort_on_heavily_tied_rows():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        scores = rng.integers(0, 4, (5, 40)).astype(float)
+        scores[rng.random(scores.shape) < 0.2] = -np.inf
+        k = int(rng.integers(1, 12))
+        reference = np.array([np.lexsort((np.arange(40), -row))[:k] for row in scores])
+        assert (top_k(scores, k) == reference).all()

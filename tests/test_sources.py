@@ -12,12 +12,13 @@ from recommender.window import Window
 
 
 def test_distances_equal_sklearn_s_haversine_including_the_antimeridian():
+    """Within a centimetre (the matrix form goes through chords), exact for paired points."""
     rng = np.random.default_rng(0)
     a, b = rng.uniform(-80, 80, (30, 2)), rng.uniform(-80, 80, (40, 2))
     b[0] = a[0]
     b[1] = [a[1, 0], a[1, 1] + (180 if a[1, 1] < 0 else -180)]
     ref = haversine_distances(np.radians(a), np.radians(b)) * EARTH_RADIUS_M
-    np.testing.assert_allclose(pairwise_m(a[:, 0], a[:, 1], b[:, 0], b[:, 1]), ref, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(pairwise_m(a[:, 0], a[:, 1], b[:, 0], b[:, 1]), ref, rtol=1e-9, atol=0.01)
     np.testing.assert_allclose(paired_m(a[:, 0], a[:, 1], b[:30, 0], b[:30, 1]), np.diag(ref[:, :30]), atol=1e-6)
     assert pairwise_m([0.0], [179.9995], [0.0], [-179.9995])[0, 0] == pytest.approx(111.2, abs=0.1)
 
