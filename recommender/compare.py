@@ -29,7 +29,7 @@ from .blend import Blend, tune_on_grid, tuning_users
 from .evaluation import evaluate
 from .features import FeatureConfig
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
-from .served import fit_second_stage, lightfm_scores
+from .served import early_lightfm, fit_second_stage, lightfm_scores
 from .splits import matrix, pairs_of, rows_at, validation
 from .training import TrainConfig, anchor_distances, train, user_anchors
 from .two_stage import FEATURE_GROUPS, TwoStageRanker
@@ -61,6 +61,7 @@ def compare(
     ),
     protocol: str = "new",
     ablation: bool = False,
+    parallel: bool | None = None,
 ) -> dict:
     """Metrics for each ranker on TEST, every ranker seeing only TRAIN.
 
@@ -68,6 +69,9 @@ def compare(
     learns return visits from them. ``protocol``: ``new`` ranks the stores each user has
     not been to; ``repeat`` ranks all of them, known ones included (``REPEAT`` baselines run
     only there). ``ablation``: also ``served-GROUP`` for each feature group left out.
+    ``parallel``: fit the LightFM models in a second process while this one tunes the
+    baselines (each fit single-threaded, so the results are the same); by default when
+    TRAIN has at least ``PARALLEL_ROWS`` rows.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, not {protocol!r}")
@@ -89,6 +93,10 @@ def compare(
     lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     pop = np.asarray(train_m.sum(axis=0)).ravel()
     results: dict[str, dict] = {}
+    wanted = _lightfm_wanted(models)
+    if parallel is None:
+        parallel = len(train_rows) >= PARALLEL_ROWS
+    fits = _LightfmFits(stores, train_pairs, fit_part, cfg, wanted, parallel, log, LIGHTFM_BLEND in models)
 
     if "popularity" in models:
         results["popularity"] = ev(
@@ -121,13 +129,11 @@ def compare(
             results[name]["settings"] = tuned[name]
             results[name]["seconds"] = round(time.perf_counter() - t0, 1)  # tuning included
     if "lightfm_cf" in models:
-        cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False), tune_blend=False)
-        cf = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
+        cf = fits.get("cf")
         results["lightfm_cf"] = ev(lightfm_scores(cf, users), train_m, test_m, k)
     pref = None
     if {"lightfm_hybrid", LIGHTFM_BLEND, SERVED} & set(models):
-        hybrid_cfg = replace(cfg, tune_blend=LIGHTFM_BLEND in models)
-        hybrid = train(stores, train_pairs, None, hybrid_cfg, log=lambda m: log("[hybrid] " + m))
+        hybrid = fits.get("hybrid")
         pref = lightfm_scores(hybrid, users)
         if "lightfm_hybrid" in models:
             results["lightfm_hybrid"] = ev(pref, train_m, test_m, k)
@@ -139,7 +145,7 @@ def compare(
     if SERVED in models:
         t0 = time.perf_counter()
         stage = fit_second_stage(
-            stores, train_rows, uidx, items, cfg, log, lightfm=pref is not None, split=split, tuned=tuned
+            stores, train_rows, uidx, items, cfg, log, lightfm=fits.get("early") or False, split=split, tuned=tuned
         )
         served = partial(stage.ranker.score, stage.sources, lightfm=pref)
         results[SERVED] = ev(served, train_m, test_m, k)
@@ -165,6 +171,65 @@ def compare(
             "test_pairs": int(test_m.nnz),
         },
     }
+
+
+#: From this many TRAIN rows on, the LightFM fits run in a second process by default.
+PARALLEL_ROWS = 50_000
+
+
+def _lightfm_wanted(models) -> tuple[str, ...]:
+    out: tuple[str, ...] = ("cf",) if "lightfm_cf" in models else ()
+    if {"lightfm_hybrid", LIGHTFM_BLEND, SERVED} & set(models):
+        out += ("hybrid",)
+    if SERVED in models:
+        out += ("early",)
+    return out
+
+
+def _fit_lightfm(name: str, stores, train_pairs, fit_part, cfg: TrainConfig, blend: bool, log=print):
+    """One of the comparison's LightFM models (module level: a second process can run it)."""
+    if name == "cf":
+        cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False), tune_blend=False)
+        model = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
+    elif name == "hybrid":
+        model = train(stores, train_pairs, None, replace(cfg, tune_blend=blend), log=lambda m: log("[hybrid] " + m))
+    else:
+        model = early_lightfm(stores, fit_part, cfg, log)
+    model.lightfm = None  # the fitted object is for checks in this process; not sent back
+    return model
+
+
+class _LightfmFits:
+    """The LightFM fits, started at once in a second process (``parallel``) or made here on
+    first ``get``; the same models either way."""
+
+    def __init__(self, stores, train_pairs, fit_part, cfg, wanted, parallel: bool, log, blend: bool = True):
+        self.args = (stores, train_pairs, fit_part, cfg, blend)  # blend: tune the hybrid's blend
+        self.log = log
+        self.futures: dict = {}
+        self.done: dict = {}
+        if parallel and wanted:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # spawn, not fork: the parent may already run OpenMP or BLAS threads.
+            pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            verbose = log is print
+            for name in wanted:
+                self.futures[name] = pool.submit(_fit_lightfm, name, *self.args, print if verbose else _quiet)
+            pool.shutdown(wait=False)
+
+    def get(self, name: str):
+        if name not in self.done:
+            if name in self.futures:
+                self.done[name] = self.futures.pop(name).result()
+            else:
+                self.done[name] = _fit_lightfm(name, *self.args, self.log)
+        return self.done[name]
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 class _MemoRows:

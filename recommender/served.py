@@ -21,7 +21,7 @@ from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .signals import with_review_ratings
 from .sources import FEATURES, Sources, StoreTable, near_matrix
 from .splits import Split, validation
-from .training import TrainConfig, representations, train
+from .training import TrainConfig, TrainedModel, representations, train
 from .two_stage import TwoStageRanker
 from .window import Window
 
@@ -70,7 +70,7 @@ def fit_second_stage(
     cfg: TrainConfig,
     log=print,
     *,
-    lightfm: bool = True,
+    lightfm: bool | TrainedModel = True,
     split: Split | None = None,
     tuned: dict | None = None,
 ) -> SecondStage:
@@ -78,6 +78,8 @@ def fit_second_stage(
 
     ``stores`` are in ``items`` order. ``split`` and ``tuned`` may come from a caller that
     made them already (the evaluation); otherwise they are made here, the same way.
+    ``lightfm``: False for no LightFM feature, or the LightFM already fitted on
+    ``split.fit_pairs`` (the evaluation fits it in parallel).
     """
     split = split or validation(rows, uidx, items, cfg)
     if tuned is None:
@@ -87,16 +89,22 @@ def fit_second_stage(
         }
     table_stores = StoreTable.of(stores)
     early = None
-    if lightfm:
-        early_cfg = replace(cfg, tune_blend=False)  # its raw scores are a feature; no blend is served
-        early_model = train(stores, split.fit_pairs, None, early_cfg, log=lambda m: log("[ranker lightfm] " + m))
-        early = lightfm_scores(early_model, list(uidx))
+    if isinstance(lightfm, TrainedModel):
+        early = lightfm_scores(lightfm, list(uidx))
+    elif lightfm:
+        early = lightfm_scores(early_lightfm(stores, split.fit_pairs, cfg, log), list(uidx))
     near = near_matrix(table_stores.lat, table_stores.lon)
     fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned, near)
     table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, split.val_m, early)
     ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, split.val_m, early, log, table=table)
     sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned, near)
     return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, table, early)
+
+
+def early_lightfm(stores, fit_pairs, cfg: TrainConfig, log=print) -> TrainedModel:
+    """The LightFM whose raw scores are the ranker's ``lightfm`` feature: fitted on the
+    earlier part only, so it has seen none of the labels; no blend is served from it."""
+    return train(stores, fit_pairs, None, replace(cfg, tune_blend=False), log=lambda m: log("[ranker lightfm] " + m))
 
 
 def fit_from_orders(stores: pd.DataFrame, orders: pd.DataFrame, reviews, cfg: TrainConfig, log=print) -> SecondStage:

@@ -1,6 +1,8 @@
 """The two-stage ranker learns a planted signal, loses it when the signal is shuffled, and
 is trained only on the earlier part of TRAIN."""
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -116,3 +118,11 @@ def test_served_features_for_one_user_equal_the_evaluation_s():
     # The ranker learned repeat visits: a user's own stores are candidates and some are labels.
     feats, target, _groups = stage.table
     assert target[feats[:, FEATURES.index("visits")] > 0].sum() > 0
+
+
+@pytest.mark.slow  # starts a second Python process
+def test_lightfm_fits_in_a_second_process_give_the_same_evaluation():
+    models = ("popularity", "lightfm_cf", "lightfm_blend", "served")
+    run = partial(compare, *towns(False), k=5, models=models, config=TrainConfig(seed=1), log=lambda m: None)
+    serial, parallel = run(parallel=False)["models"], run(parallel=True)["models"]
+    assert {n: m["ndcg"] for n, m in serial.items()} == {n: m["ndcg"] for n, m in parallel.items()}
