@@ -15,6 +15,7 @@ from app.storage import keys
 from app.storage.embedded import free_port
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
+from recommender.served import fit_from_orders
 from scripts.bench.harness import request, start_gunicorn
 from tests.support.apps import app_config
 from tests.support.stores import HELSINKI, hand_placed
@@ -43,17 +44,11 @@ def cluster(tmp_path_factory, redis_server):
     b = generate(canon, BehaviourConfig(n_users=60, days=20, seed=1, start="2026-11-01"))
     pairs = interaction_weights(b.orders, b.reviews)
     for version, seed in (("v1", 1), ("v2", 2)):
-        save(
-            train(
-                canon,
-                pairs,
-                None,
-                TrainConfig(no_components=4, max_epochs=2, min_epochs=2, seed=seed),
-                log=lambda m: None,
-            ),
-            str(d / "artifacts"),
-            version=version,
-        )
+        cfg = TrainConfig(no_components=4, max_epochs=2, min_epochs=2, seed=seed)
+        model = train(canon, pairs, None, cfg, log=lambda m: None)
+        # With a second stage, so a worker forked from the master loads LightGBM on reload.
+        model.second_stage = fit_from_orders(canon, b.orders, b.reviews, cfg, log=lambda m: None)
+        save(model, str(d / "artifacts"), version=version)
     r = redis.Redis.from_url(redis_server)
     r.flushdb()
     r.set(keys.MODEL_CURRENT, "v1")
