@@ -229,7 +229,14 @@ class DealOut(BaseModel):
     open_now: bool | None
     opens_at: str | None = Field(None, description="Next opening when the store is closed now.")
     quota_left: int | None = None
-    reasons: list[dict] | None = None
+    reasons: list[dict] | None = Field(
+        None,
+        description=(
+            "With explain=true: objects with 'because' = ordered_at, matches_taste:<category>, popular_nearby, "
+            "close_by, new_store or score. The score reason has model 'two_stage' (base + the feature groups' "
+            "contributions in parts = score) or 'blend' (preference_term + distance_weight * distance_term = score)."
+        ),
+    )
 
 
 class RecommendedResponse(BaseModel):
