@@ -73,3 +73,10 @@ def tune_on_grid(base, dist, weights, scales, train, val, k: int, exclude_train:
                 evaluate(scores.__getitem__, train, val, k, exclude_train=exclude_train)["ndcg"] or 0.0
             )
     return table
+
+
+def best_on_grid(table: dict) -> Blend:
+    """The (weight, scale) of ``tune_on_grid``'s table with the best NDCG; ties go to the
+    weaker blend (smaller weight, then smaller scale)."""
+    weight, scale = max(table, key=lambda key: (table[key], -key[0], -key[1]))
+    return Blend(weight=weight, scale_m=scale)

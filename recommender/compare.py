@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .blend import Blend, tune_on_grid, tuning_users
+from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
 from .evaluation import evaluate
 from .features import FeatureConfig
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
@@ -281,8 +281,8 @@ def _tune_geo_popularity(stores, uidx, fit_part, fit_m, val_m, cfg: TrainConfig,
     dist = anchor_distances(anchors, lat, lon)
     base = np.broadcast_to(pop.astype(np.float32), dist.shape)
     table = tune_on_grid(base, dist, cfg.blend_weights, cfg.blend_scales_m, fit_m[users], val_m[users], cfg.k, exclude)
-    (w, s) = max(table, key=lambda key: (table[key], -key[0], -key[1]))  # ties: the weaker blend
-    best, best_blend = table[(w, s)], Blend(weight=w, scale_m=s)
+    best_blend = best_on_grid(table)
+    best = table[(best_blend.weight, best_blend.scale_m)]
     log(
         f"[geo_popularity] weight={best_blend.weight} scale={best_blend.scale_m:.0f} m "
         f"(validation NDCG@{cfg.k} {best:.4f})"

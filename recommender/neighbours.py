@@ -38,7 +38,7 @@ def _binary(x: sp.spmatrix) -> sp.csr_matrix:
     return x
 
 
-def _top_per_row(block: sp.spmatrix, k: int) -> sp.csr_matrix:
+def top_per_row(block: sp.spmatrix, k: int) -> sp.csr_matrix:
     """The ``k`` largest positive entries of each row of a sparse block (ties to the lower
     column), as CSR. Only stored entries are looked at: a similarity row of 30,000 stores
     usually has a few hundred, so no dense row is ever sorted.
@@ -71,7 +71,7 @@ def _cosine_top(a: sp.csr_matrix, shrink: float, k: int, exclude_self: bool = Tr
         dot.data = dot.data / (norms[start + dot.row] * norms[dot.col] + shrink + 1e-12)
         if exclude_self:
             dot.data[dot.col == start + dot.row] = 0.0
-        blocks.append(_top_per_row(dot, k))
+        blocks.append(top_per_row(dot, k))
     return sp.vstack(blocks).tocsr()
 
 
@@ -158,7 +158,7 @@ class RP3beta:
             stop = min(start + _BLOCK, p_iu.shape[0])
             w = sp.coo_matrix(p_iu[start:stop] @ p_ui)
             w.data = w.data * penalty[w.col]
-            blocks.append(_top_per_row(w, self.neighbours))
+            blocks.append(top_per_row(w, self.neighbours))
         self.w_ = sp.vstack(blocks).tocsr()
         return self
 

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from sklearn.neighbors import BallTree
 
 from .geo import EARTH_RADIUS_M, paired_m, pairwise_m
-from .neighbours import ItemKNN, RP3beta, UserKNN
+from .neighbours import ItemKNN, RP3beta, UserKNN, top_per_row
 from .window import Window
 
 #: Kernel widths of the density features, metres: a block, a walk, a district.
@@ -66,7 +66,9 @@ class StoreTable:
     @classmethod
     def of(cls, stores: pd.DataFrame) -> StoreTable:
         cat = stores["category"].astype(str) if "category" in stores else pd.Series([""] * len(stores))
-        rating = pd.to_numeric(stores["rating"], errors="coerce") if "rating" in stores else None
+        rating = (
+            pd.to_numeric(stores["rating"], errors="coerce") if "rating" in stores else np.full(len(stores), np.nan)
+        )
         counts = pd.to_numeric(stores["review_count"], errors="coerce") if "review_count" in stores else None
         return cls(
             stores["lat"].to_numpy(float),
@@ -80,8 +82,6 @@ def shrunk_rating(rating, counts=None) -> np.ndarray:
     """Bayesian mean: (n r + m mean) / (n + m) with m the median count of rated stores, so a
     store with two 5-star reviews does not outrank one with two hundred 4.8s. Without counts
     the ratings are used as they are."""
-    if rating is None:
-        return np.zeros(0, np.float32)
     r = np.asarray(rating, dtype=np.float64)
     known = np.isfinite(r)
     if counts is None or not known.any():
@@ -101,11 +101,12 @@ class Sources:
 
     def __init__(self, window: Window, stores: StoreTable, models: dict, near: sp.csr_matrix):
         self.window, self.stores, self.models, self.near = window, stores, models, near
-        n = window.x.shape[1]
-        if len(stores.rating) != n:
-            stores.rating = np.full(n, np.nan, np.float32)
-        # The point each user goes most: offline stand-in for the request point.
-        self._home = _most_visited(window.visits)
+        # The store each user visited most (ties: the lower item; -1: none): offline stand-in
+        # for the request point.
+        top = top_per_row(window.visits, 1)
+        has = np.diff(top.indptr) > 0
+        self._home = np.full(window.visits.shape[0], -1, np.int64)
+        self._home[has] = top.indices[top.indptr[:-1][has]]
         self._visits = _PairLookup(window.visits)
         self._days = _PairLookup(window.days_since) if window.days_since is not None else None
         self._visit_totals = np.asarray(window.visits.sum(axis=1)).ravel()
@@ -274,17 +275,6 @@ def _visit_rank(visits: sp.csr_matrix, users, counts) -> np.ndarray:
     for j in np.flatnonzero(counts > 0):
         row = visits.data[visits.indptr[users[j]] : visits.indptr[users[j] + 1]]
         out[j] = 1 + np.count_nonzero(row > counts[j])
-    return out
-
-
-def _most_visited(visits: sp.csr_matrix) -> np.ndarray:
-    """Item of each user's most visited store (ties: the lower item), -1 without any."""
-    out = np.full(visits.shape[0], -1, np.int64)
-    for u in range(visits.shape[0]):
-        lo, hi = visits.indptr[u], visits.indptr[u + 1]
-        if hi > lo:
-            c, v = visits.indices[lo:hi], visits.data[lo:hi]
-            out[u] = c[np.lexsort((c, -v))[0]]
     return out
 
 

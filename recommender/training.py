@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .blend import Blend, tune_on_grid, tuning_users
+from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
 from .evaluation import evaluate, interaction_matrix
 from .features import FeatureConfig, FeatureSpace
 from .geo import pairwise_m
@@ -345,8 +345,7 @@ def tune_blend(trained, space, stores, fit_part, val_part, cfg):
     pref = preference_scores(trained, users)
     scale = float(np.std(pref)) or 1.0
     table = tune_on_grid(pref / scale, dist, cfg.blend_weights, cfg.blend_scales_m, train_m[users], val_m[users], cfg.k)
-    (w, s) = max(table, key=lambda key: (table[key], -key[0], -key[1]))  # ties: the weaker blend
-    return Blend(weight=w, scale_m=s), table
+    return best_on_grid(table), table
 
 
 def _matrices(space, fit_part, val_part):
