@@ -61,6 +61,17 @@ class SecondStage:
     def score(self, feats: np.ndarray) -> np.ndarray:
         return self.ranker.predict(feats)
 
+    def warm_up(self) -> None:
+        """Score one store for a known and an unknown user, so that the compiled kernels are
+        loaded (or, on a fresh machine, compiled: a few seconds) before the first request."""
+        if not self.items:
+            return
+        store = next(iter(self.items))
+        at = self.items[store]
+        lat, lon = float(self.sources.stores.lat[at]), float(self.sources.stores.lon[at])
+        for user in (next(iter(self.users), None), None):
+            self.score(self.features(user, [store], None, lat, lon))
+
 
 def fit_second_stage(
     stores: pd.DataFrame,
@@ -199,7 +210,9 @@ def from_files(arrays: dict, vocab: dict, model_text: str) -> SecondStage:
     ranker.feature_names_ = list(vocab["features"])
     users = {u: i for i, u in enumerate(vocab["users"])}
     items = {s: i for i, s in enumerate(vocab["items"])}
-    return SecondStage(Sources(window, stores, models, mat("near")), ranker, users, items, vocab["settings"])
+    stage = SecondStage(Sources(window, stores, models, mat("near")), ranker, users, items, vocab["settings"])
+    stage.warm_up()
+    return stage
 
 
 def _similarity(model) -> sp.csr_matrix:

@@ -23,7 +23,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.neighbors import BallTree
 
-from .geo import EARTH_RADIUS_M, paired_m, pairwise_m
+from . import kernels
+from .geo import EARTH_RADIUS_M, paired_m
 from .neighbours import ItemKNN, RP3beta, UserKNN, top_per_row
 from .window import Window
 
@@ -52,6 +53,24 @@ FEATURES = (
     "user_stores",
 )
 _COLUMN = {name: j for j, name in enumerate(FEATURES)}
+#: The columns ``kernels.pair_history`` fills, in its order.
+_HISTORY_COLUMNS = np.array(
+    [
+        _COLUMN[name]
+        for name in (
+            *(f"density_{int(s)}" for s in DENSITY_SCALES_M),
+            "nearest_past_m",
+            "category_share",
+            "visits",
+            "visit_share",
+            "visit_rank",
+            "days_since",
+            "due",
+            "user_stores",
+        )
+    ],
+    np.int64,
+)
 
 
 @dataclass
@@ -107,10 +126,12 @@ class Sources:
         has = np.diff(top.indptr) > 0
         self._home = np.full(window.visits.shape[0], -1, np.int64)
         self._home[has] = top.indices[top.indptr[:-1][has]]
-        self._visits = _PairLookup(window.visits)
-        self._days = _PairLookup(window.days_since) if window.days_since is not None else None
-        self._visit_totals = np.asarray(window.visits.sum(axis=1)).ravel()
+        self._x, self._visits = _sorted_csr(window.x), _sorted_csr(window.visits)
+        none = np.zeros(0, np.int64)
+        self._days = _sorted_csr(window.days_since) if window.days_since is not None else (none, none, none)
+        self._visit_totals = np.asarray(window.visits.sum(axis=1), dtype=np.float64).ravel()
         self._interval = _category_interval(window, stores.category)
+        self._unit = kernels.unit_vectors(stores.lat, stores.lon)
 
     @classmethod
     def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None) -> Sources:
@@ -172,7 +193,6 @@ class Sources:
                 out[:, col[name]] = scores[name]
         out[:, col["popularity"]] = w.popularity[items]
         out[:, col["rating"]] = st.rating[items]
-        _place_features(w.x, users, items, st, out)
         if point is None:
             home = np.where(users >= 0, self._home[np.maximum(users, 0)], -1)
             ok = home >= 0
@@ -181,40 +201,20 @@ class Sources:
         else:
             plat, plon = point
         out[:, col["point_m"]] = paired_m(plat, plon, st.lat[items], st.lon[items])
-        known = users >= 0
-        visits = self._visits.at(users, items, known)
-        out[:, col["visits"]] = visits
-        total = np.where(known, self._visit_totals[np.maximum(users, 0)], 0.0)
-        out[:, col["visit_share"]] = visits / np.maximum(total, 1.0)
-        out[:, col["visit_rank"]] = _visit_rank(w.visits, users, visits)
-        if self._days is not None:
-            days = self._days.at(users, items, known)
-            out[:, col["days_since"]] = np.where(days > 0, days, np.nan)
-            # How due a return is: days since the last visit over the category's usual gap.
-            out[:, col["due"]] = out[:, col["days_since"]] / self._interval[st.category[items]]
-        out[:, col["user_stores"]] = np.where(known, np.diff(w.x.indptr)[np.maximum(users, 0)], 0)
-        return out
-
-
-class _PairLookup:
-    """Entries of a CSR matrix at (row, column) pairs by binary search over row-major keys:
-    the same cost for one user's 200 pairs as per pair for a million."""
-
-    def __init__(self, m: sp.csr_matrix):
-        m = sp.csr_matrix(m)
-        m.sort_indices()
-        rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
-        self.keys = rows * m.shape[1] + m.indices
-        self.data = m.data
-        self.width = m.shape[1]
-
-    def at(self, users, items, known) -> np.ndarray:
-        out = np.zeros(len(items), np.float32)
-        if not len(self.keys) or not known.any():
-            return out
-        key = users[known].astype(np.int64) * self.width + items[known]
-        pos = np.minimum(np.searchsorted(self.keys, key), len(self.keys) - 1)
-        out[known] = np.where(self.keys[pos] == key, self.data[pos], 0.0)
+        kernels.pair_history(
+            np.asarray(users, np.int64),
+            np.asarray(items, np.int64),
+            self._x,
+            self._unit,
+            st.category,
+            np.array(DENSITY_SCALES_M),
+            self._visits,
+            self._visit_totals,
+            self._days,
+            self._interval,
+            out,
+            _HISTORY_COLUMNS,
+        )
         return out
 
 
@@ -244,17 +244,7 @@ def _weighted_rows_at(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, w
     """``sum_r weights[r] * m[rows[r], wanted]`` straight from the CSR arrays (``wanted``
     sorted, unique): what ``weights @ m[rows]`` gives there, without building a sparse
     matrix per request."""
-    out = np.zeros(len(wanted), np.float32)
-    lens = m.indptr[rows + 1] - m.indptr[rows]
-    total = int(lens.sum())
-    if not total or not len(wanted):
-        return out
-    # Positions of every stored entry of the selected rows, in one gather.
-    pos = np.arange(total) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(m.indptr[rows], lens)
-    cols, vals = m.indices[pos], m.data[pos] * np.repeat(np.asarray(weights, np.float32), lens)
-    at = np.minimum(np.searchsorted(wanted, cols), len(wanted) - 1)
-    hit = wanted[at] == cols
-    return np.bincount(at[hit], weights=vals[hit], minlength=len(wanted)).astype(np.float32)
+    return kernels.weighted_rows_at(m.indptr, m.indices, m.data, rows, np.asarray(weights, np.float32), wanted)
 
 
 def _category_interval(window: Window, category: np.ndarray) -> np.ndarray:
@@ -269,35 +259,10 @@ def _category_interval(window: Window, category: np.ndarray) -> np.ndarray:
         return np.where(count > 0, np.expm1(total / np.maximum(count, 1)), np.nan).astype(np.float32)
 
 
-def _visit_rank(visits: sp.csr_matrix, users, counts) -> np.ndarray:
-    """1 + how many of the user's stores they visited more often than this one (NaN: never)."""
-    out = np.full(len(counts), np.nan, np.float32)
-    for j in np.flatnonzero(counts > 0):
-        row = visits.data[visits.indptr[users[j]] : visits.indptr[users[j] + 1]]
-        out[j] = 1 + np.count_nonzero(row > counts[j])
-    return out
-
-
-def _place_features(x: sp.csr_matrix, users, items, st: StoreTable, out: np.ndarray) -> None:
-    """Into ``out``: kernel densities of each pair's store around the user's past stores, the
-    distance to the nearest one, and the share of the user's stores in the store's category."""
-    col = _COLUMN
-    dens = [col[f"density_{int(s)}"] for s in DENSITY_SCALES_M]
-    out[:, dens] = 0.0
-    out[:, col["category_share"]] = 0.0
-    order = np.argsort(users, kind="stable")
-    bounds = np.flatnonzero(np.diff(users[order])) + 1
-    for group in np.split(order, bounds):
-        if not len(group) or users[group[0]] < 0:
-            continue
-        u = users[group[0]]
-        past = x.indices[x.indptr[u] : x.indptr[u + 1]]
-        if not len(past):
-            continue
-        it = items[group]
-        d = pairwise_m(st.lat[past], st.lon[past], st.lat[it], st.lon[it])
-        for c, s in zip(dens, DENSITY_SCALES_M):
-            out[group, c] = np.exp(-0.5 * (d / s) ** 2).sum(axis=0)
-        out[group, col["nearest_past_m"]] = d.min(axis=0)
-        hist = np.bincount(st.category[past], minlength=int(st.category.max()) + 1)
-        out[group, col["category_share"]] = hist[st.category[it]] / len(past)
+def _sorted_csr(m) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) with each row's columns sorted, for the kernels' binary search."""
+    m = sp.csr_matrix(m)
+    if not m.has_sorted_indices:
+        m = m.copy()
+        m.sort_indices()
+    return m.indptr, m.indices, m.data

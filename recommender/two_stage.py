@@ -20,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .evaluation import top_k
+from .kernels import CompiledTrees
 from .sources import CANDIDATE_SOURCES, FEATURES, Sources
 
 _CHUNK = 128
@@ -124,9 +125,12 @@ class TwoStageRanker:
         return np.vstack(out) if out else np.zeros((0, sources.window.x.shape[1]))
 
     def predict(self, feats: np.ndarray) -> np.ndarray:
-        """Scores of ``pair_features`` rows (all ``FEATURES`` columns; the model picks its own)."""
-        x = feats[:, _columns(self.feature_names_)].astype(np.float64)
-        return np.asarray(self.booster_.predict(x, num_threads=1))
+        """Scores of ``pair_features`` rows (all ``FEATURES`` columns; the model picks its own):
+        ``Booster.predict``'s, from the compiled trees."""
+        if getattr(self, "_compiled_from", None) is not self.booster_:
+            self._compiled = CompiledTrees(self.booster_, _columns(self.feature_names_))
+            self._compiled_from = self.booster_
+        return self._compiled.predict(feats)
 
     def contributions(self, feats: np.ndarray) -> list[dict[str, float]]:
         """Per row, each feature group's share of the score (LightGBM's SHAP values), plus ``base``."""

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from sklearn.metrics.pairwise import haversine_distances
 
 from recommender.geo import EARTH_RADIUS_M, paired_m, pairwise_m
-from recommender.sources import _PairLookup, _weighted_rows_at, near_matrix, shrunk_rating
+from recommender.sources import FEATURES, Sources, StoreTable, _weighted_rows_at, near_matrix, shrunk_rating
 from recommender.window import Window
 
 
@@ -23,7 +23,7 @@ def test_distances_equal_sklearn_s_haversine_including_the_antimeridian():
     assert pairwise_m([0.0], [179.9995], [0.0], [-179.9995])[0, 0] == pytest.approx(111.2, abs=0.1)
 
 
-def test_weighted_rows_and_pair_lookups_equal_scipy_s_products():
+def test_weighted_rows_equal_scipy_s_product():
     rng = np.random.default_rng(1)
     m = sp.random(50, 300, density=0.05, format="csr", random_state=2, dtype=np.float32)
     rows = rng.choice(50, 12, replace=False)
@@ -31,10 +31,64 @@ def test_weighted_rows_and_pair_lookups_equal_scipy_s_products():
     wanted = np.unique(rng.choice(300, 40))
     ref = np.asarray((sp.csr_matrix(weights[None, :]) @ m[rows]).todense()).ravel()[wanted]
     np.testing.assert_allclose(_weighted_rows_at(m, rows, weights, wanted), ref, rtol=1e-5, atol=1e-7)
-    users, items = rng.integers(0, 50, 500), rng.integers(0, 300, 500)
-    got = _PairLookup(m).at(users, items, np.ones(500, bool))
-    np.testing.assert_allclose(got, np.asarray(m[users, items]).ravel())
-    assert (got > 0).sum() > 5  # the draw hit stored entries, not only zeros
+
+
+def test_history_features_equal_a_pair_by_pair_reference():
+    """The compiled per-pair loop against the definitions, written out one pair at a time."""
+    rng = np.random.default_rng(4)
+    n_users, n_stores = 30, 60
+    stores = pd.DataFrame(
+        {
+            "store_id": [f"s{i}" for i in range(n_stores)],
+            "lat": 60.17 + rng.normal(0, 0.02, n_stores),
+            "lon": 24.94 + rng.normal(0, 0.04, n_stores),
+            "category": rng.choice(["cafe", "bar", "shop"], n_stores),
+        }
+    )
+    n = 400
+    rows = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in rng.integers(0, n_users - 3, n)],  # the last three never went anywhere
+            "store_id": [f"s{i}" for i in rng.integers(0, 12, n)],  # few stores: many returns
+            "ts": pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(rng.uniform(0, 60, n), unit="D"),
+        }
+    )
+    uidx, items = {f"u{i}": i for i in range(n_users)}, {f"s{i}": i for i in range(n_stores)}
+    window = Window.of(rows, uidx, items)
+    table = StoreTable.of(stores)
+    src = Sources.fit(window, table)
+    users = np.r_[rng.integers(-1, n_users, 300), -1, n_users - 1]
+    pairs_items = rng.integers(0, n_stores, len(users))
+    got = src.pair_features(users, pairs_items, {})
+    col = {name: got[:, j] for j, name in enumerate(FEATURES)}
+    visits, days = window.visits.toarray(), window.days_since.toarray()
+    interval = {}
+    for c in range(table.category.max() + 1):
+        of = table.category == c
+        k = window.gap_count[of].sum()
+        interval[c] = np.expm1(window.gap_log_sum[of].sum() / k) if k else np.nan
+    for j, (u, i) in enumerate(zip(users, pairs_items)):
+        past = np.flatnonzero(visits[u] > 0) if u >= 0 else np.zeros(0, int)
+        d = pairwise_m(table.lat[past], table.lon[past], table.lat[[i]], table.lon[[i]])[:, 0]
+        for scale in (300, 1000, 3000):
+            assert col[f"density_{scale}"][j] == pytest.approx(np.exp(-0.5 * (d / scale) ** 2).sum(), abs=1e-6)
+        if len(past):
+            assert col["nearest_past_m"][j] == pytest.approx(d.min(), abs=0.01)
+            assert col["category_share"][j] == pytest.approx(np.mean(table.category[past] == table.category[i]))
+        else:
+            assert np.isnan(col["nearest_past_m"][j]) and col["category_share"][j] == 0
+        count = visits[u, i] if u >= 0 else 0
+        assert col["visits"][j] == count
+        assert col["user_stores"][j] == len(past)
+        if count:
+            assert col["visit_share"][j] == pytest.approx(count / visits[u].sum())
+            assert col["visit_rank"][j] == 1 + np.sum(visits[u] > count)
+            assert col["days_since"][j] == pytest.approx(days[u, i])
+            assert col["due"][j] == pytest.approx(days[u, i] / interval[table.category[i]], nan_ok=True)
+        else:
+            assert col["visit_share"][j] == 0
+            assert np.isnan(col["visit_rank"][j]) and np.isnan(col["days_since"][j]) and np.isnan(col["due"][j])
+    assert (col["visits"] > 1).sum() > 10  # the draw hit returns, not only unseen stores
 
 
 def test_near_matrix_is_the_gaussian_kernel_within_its_cut():
@@ -72,8 +126,6 @@ def test_ratings_are_shrunk_toward_the_mean_by_the_median_count():
 
 
 def test_return_gaps_give_each_category_its_usual_interval_and_a_due_feature():
-    from recommender.sources import FEATURES, Sources, StoreTable
-
     day = pd.Timestamp("2026-03-01", tz="UTC")
     rows = pd.DataFrame(
         {
