@@ -13,6 +13,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then ``O2O_*`` environment, then ``config`` overrides."""
     from app.config import DEFAULTS, from_environment
     from app.http.jsonio import OrjsonProvider
+    from app.secrets import resolve_secrets
     from app.wiring import build_services
 
     app = Flask(__name__)
@@ -22,6 +23,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(from_environment())
     app.config.from_mapping(config or {})
     _configure_logging(app)
+    resolve_secrets(app.config)  # before anything signs; refuses a weak production start
     build_services(app)  # index, Redis, deals, model: once per process, before gunicorn forks
     register_blueprints(app)
     register_error_handlers(app)

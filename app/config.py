@@ -17,7 +17,15 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("CATALOGUE_STRICT", True, "refuse a catalogue with any bad row (else load the good rows and log the rest)"),
     ("DEFAULT_TIMEZONE", "Europe/Helsinki", "time zone of rows without one"),
     ("DEFAULT_MERCHANT_ID", None, "owner of rows without one"),
-    ("SECRET_KEY", "o2o-dev-cursor-key", "signs cursors and cluster ids; set it, the same on every instance"),
+    ("ENV", "development", "production: refuse to start with a missing or weak secret (app/secrets.py)"),
+    (
+        "SECRET_KEY",
+        None,
+        "signs cursors, cluster ids and impression tokens (>= 32 bytes), the same on every instance; "
+        "unset: a random one kept in DATA_DIR/secret_key",
+    ),
+    ("USER_TOKEN_SECRET", None, "HS256 key that user tokens (JWT, user id = sub) are signed with"),
+    ("USER_TOKEN_PUBLIC_KEY", None, "PEM file of the public key for RS256/ES256 user tokens (instead of the secret)"),
     ("RANKED_RADIUS_M", 5_000.0, "radius ranked by sort=rating/popularity/personalised without radius_m"),
     ("MAX_CONTENT_LENGTH", 1 * 1024 * 1024, "largest request body in bytes (Flask's own setting)"),
     ("DEBUG_ERRORS", False, "show the exception text in 500 bodies"),
