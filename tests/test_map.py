@@ -129,10 +129,10 @@ def test_bad_bbox_or_zoom_is_a_400_problem(map_client, params):
     assert r.status_code == 400 and r.mimetype == "application/problem+json"
 
 
-def test_unknown_or_altered_cluster_is_404(map_client):
+def test_unknown_or_altered_cluster_is_400(map_client):
     client, _ = map_client
     body = client.get("/v1/map/stores", query_string={"bbox": "24.8,60.1,25.1,60.25", "zoom": 10}).get_json()
     cid = next(f["properties"]["cluster_id"] for f in body["features"] if f["properties"]["cluster"])
     assert client.get(f"/v1/map/clusters/{cid}/leaves").status_code == 200
-    assert client.get(f"/v1/map/clusters/{cid[:-2]}xx/leaves").status_code == 404
-    assert client.get("/v1/map/clusters/garbage/leaves").status_code == 404
+    assert client.get(f"/v1/map/clusters/{cid[:-2]}xx/leaves").status_code == 400
+    assert client.get("/v1/map/clusters/garbage/leaves").status_code == 400

@@ -11,6 +11,10 @@ import base64
 import hashlib
 import hmac
 import json
+import math
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
 
 from app.http.errors import Problem, field_error
 
@@ -52,8 +56,10 @@ def encode(secret: str, fp: str, key: list, evaluated_at: str) -> str:
     return sign(secret, {"v": _VERSION, "f": fp, "k": key, "t": evaluated_at})
 
 
-def decode(secret: str, cursor: str, fp: str) -> dict:
-    """The cursor's payload; a 400 Problem if it is malformed, tampered with, or foreign."""
+def decode(secret: str, cursor: str, fp: str, key_ok: Callable[[Any], bool]) -> dict:
+    """The cursor's payload, with ``t`` as a datetime; a 400 Problem if it is malformed,
+    tampered with, or foreign, or if its key fails ``key_ok`` (types and ranges are checked
+    after the signature too: a leaked secret must not turn into a 500 or a busy worker)."""
 
     def bad(message):
         return Problem(
@@ -69,7 +75,30 @@ def decode(secret: str, cursor: str, fp: str) -> dict:
         raise bad("cursor from an older version; start again without cursor")
     if data.get("f") != fp:
         raise bad("cursor belongs to a different query")
-    return data
+    at = _instant(data.get("t"))
+    if at is None or not key_ok(data.get("k")):
+        raise bad("cursor fields out of range")
+    return {**data, "t": at}
+
+
+def is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def is_number(value, low: float, high: float) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+    )
+
+
+def _instant(text) -> datetime | None:
+    if not isinstance(text, str) or len(text) > 40:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None and 2000 <= at.year <= 2200 else None
 
 
 def _b64(raw: bytes) -> str:

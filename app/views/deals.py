@@ -17,6 +17,13 @@ from app.storage.client import STORAGE_ERRORS
 from app.storage.events import read_user_state
 
 bp = Blueprint("deals", __name__, url_prefix="/v1/deals")
+#: Pages a deal list runs to: each page walks the ones before it (diversity defers deals),
+#: so the bound keeps any cursor's work small. 100 pages of up to 50 deals.
+MAX_PAGES = 100
+
+
+def deals_key_ok(key) -> bool:
+    return isinstance(key, list) and len(key) == 3 and paging.is_int(key[0], 1, MAX_PAGES - 1)
 
 
 @bp.get("/recommended")
@@ -35,8 +42,8 @@ def recommended():
     fp = paging.fingerprint(query.model_dump(exclude={"cursor", "limit", "explain"}))
     page, evaluated_at = 0, svc.now()
     if query.cursor:
-        state = paging.decode(cfg["SECRET_KEY"], query.cursor, fp)
-        page, evaluated_at = int(state["k"][0]), datetime.fromisoformat(state["t"])
+        state = paging.decode(cfg["SECRET_KEY"], query.cursor, fp, deals_key_ok)
+        page, evaluated_at = state["k"][0], state["t"]
     ordered: set[str] = set()
 
     def fetch_state(deal_ids):
@@ -63,6 +70,7 @@ def recommended():
         [(d["store_id"], page * query.limit + i + 1, d["deal_id"]) for i, d in enumerate(out)],
         svc.now(),
     )
+    more = more and page + 1 < MAX_PAGES
     cursor = paging.encode(cfg["SECRET_KEY"], fp, [page + 1, 0, ""], evaluated_at.isoformat()) if more else None
     return jsonify(deals=out, next_cursor=cursor, model_version=scorer.version if scorer else None)
 

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.domain import clusters
 from app.http import paging
-from app.http.errors import Problem
+from app.http.errors import Problem, field_error
 from app.http.openapi import documented
 from app.http.params import parse_query
 from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
@@ -73,8 +73,12 @@ def cluster_leaves(cluster_id: str):
     page = parse_query(LeavesQuery, request.args)
     svc = services()
     data = paging.verify(current_app.config["SECRET_KEY"], cluster_id)
-    if data is None or not {"z", "x", "y", "q"} <= set(data):
-        raise Problem(404, "No such cluster: pass a cluster_id exactly as /v1/map/stores returned it.")
+    if data is None or not _cluster_ok(data):
+        raise Problem(
+            400,
+            "Invalid cluster_id.",
+            [field_error("cluster_id", "not issued by this service, or altered", "pass it exactly as /v1/map/stores returned it")],
+        )
     query = parse_query(MapQuery, _multidict(data["q"]))
     at = svc.now()
     has_deal = _deal_mask(svc, at)
@@ -124,6 +128,21 @@ def _deal_mask(svc, at) -> np.ndarray:
 def _filter_params() -> dict:
     """The request's parameters as given (minus the viewer): a cluster id replays them for its leaves."""
     return {k: v for k, v in request.args.lists() if k != "user_id"}
+
+
+def _cluster_ok(data: dict) -> bool:
+    """Types and ranges of a signed cluster id (a leaked secret must not turn into a 500)."""
+    z, q = data.get("z"), data.get("q")
+    if not paging.is_int(z, 0, 22):
+        return False
+    cells = (1 << z) * 256 // clusters.CELL_PX + 1  # cells across the world at zoom z
+    return (
+        paging.is_int(data.get("x"), 0, cells)
+        and paging.is_int(data.get("y"), 0, cells)
+        and isinstance(q, dict)
+        and len(q) <= 20
+        and all(isinstance(v, list) and len(v) <= 50 and all(isinstance(x, str) for x in v) for v in q.values())
+    )
 
 
 def _multidict(params: dict):

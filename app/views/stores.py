@@ -19,6 +19,21 @@ from app.services import services
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
 
 _PAGE_INDEPENDENT = ("cursor", "limit", "fields")
+#: Rows a cursor may say were shown before it (it ranks impressions: kept to sane numbers).
+MAX_SHOWN = 1_000_000
+
+
+def nearby_key_ok(key) -> bool:
+    """A nearby cursor key: [sort primary, metres, store id, rows shown so far]."""
+    return (
+        isinstance(key, list)
+        and len(key) == 4
+        and paging.is_number(key[0], -1e15, 1e15)
+        and paging.is_number(key[1], 0.0, 1e8)
+        and isinstance(key[2], str)
+        and len(key[2]) <= 256
+        and paging.is_int(key[3], 0, MAX_SHOWN)
+    )
 
 
 @bp.get("/nearby")
@@ -36,13 +51,13 @@ def nearby():
     svc = services()
     after, evaluated_at = None, svc.now()
     if query.cursor:
-        state = paging.decode(secret, query.cursor, fp)
-        after, evaluated_at = state["k"], datetime.fromisoformat(state["t"])
+        state = paging.decode(secret, query.cursor, fp, nearby_key_ok)
+        after, evaluated_at = state["k"], state["t"]
     personal = _personal_primary(svc, query) if query.sort == "personalised" else None
     page = search_nearby(svc.index, query, evaluated_at, after, current_app.config["RANKED_RADIUS_M"], personal)
     stores = store_rows(svc.index, page.positions, page.distances_m, evaluated_at, query.fields)
     # The cursor key is (primary, distance, id, rows shown so far): the count ranks impressions.
-    rank0 = 0 if after is None else int(after[3]) if len(after) > 3 else 0
+    rank0 = 0 if after is None else after[3]
     cursor = (
         None
         if page.last_key is None
