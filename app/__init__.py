@@ -32,7 +32,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.views import admin, deals, events, merchants, meta, pages, stores
+    from app.views import admin, deals, events, merchants, meta, pages, redemptions, stores
     from app.views import map as map_views
 
     app.register_blueprint(meta.bp)
@@ -40,6 +40,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(deals.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(merchants.bp)
+    app.register_blueprint(redemptions.bp)
     app.register_blueprint(map_views.bp)
     app.register_blueprint(pages.bp)
     if app.config["ADMIN_KEY"]:  # admin endpoints are off unless a key is configured

@@ -9,6 +9,8 @@ user-token key refuses to start, with the setting to fix in the message.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -49,6 +51,14 @@ def resolve_secrets(cfg) -> None:
         raise WeakSecret("refusing to start with O2O_ENV=production:\n  - " + "\n  - ".join(problems))
     if not cfg["SECRET_KEY"]:
         cfg["SECRET_KEY"] = stored_secret(cfg["DATA_DIR"])
+    if not (cfg["USER_TOKEN_SECRET"] or cfg["USER_TOKEN_PUBLIC_KEY"]):
+        cfg["USER_TOKEN_SECRET"] = derived_user_secret(cfg["SECRET_KEY"])
+
+
+def derived_user_secret(secret_key: str) -> str:
+    """The development user-token key when none is set: derived from the service secret,
+    so ``scripts.users token`` and every worker agree without another setting."""
+    return hmac.new(secret_key.encode(), b"o2o user tokens", hashlib.sha256).hexdigest()
 
 
 def stored_secret(data_dir: str) -> str:

@@ -42,7 +42,9 @@ _FAR = 12.0
 
 
 @njit(cache=True, nogil=True)
-def pair_history(users, items, x, unit, category, scales, visits, visit_total, days, interval, out, cols):  # pragma: no cover - compiled
+def pair_history(
+    users, items, x, unit, category, scales, visits, visit_total, days, interval, out, cols
+):  # pragma: no cover - compiled
     """Into ``out`` (pairs x features, float32), per pair (users[j], items[j]), what the
     user's own past says about the store (see ``sources.pair_features``). ``cols`` names the
     output columns: the densities at ``scales`` metres, then nearest past store, category

@@ -40,9 +40,9 @@ def shop(tmp_path, redis_url):
                 "discount_pct": 20,
                 "starts_at": _iso(FIXED_NOW - DAY),
                 "ends_at": _iso(FIXED_NOW + DAY),
-                "quota": 1000,
+                "quota": q,
             }
-            for d, s in (("d-a", "n100"), ("d-b", "n1000"))
+            for d, s, q in (("d-a", "n100", 1000), ("d-b", "n1000", 1000), ("d-five", "n250", 5))
         ]
     ).to_csv(tmp_path / "deals.csv", index=False)
     app = create_app(
@@ -144,3 +144,187 @@ def test_forged_cluster_ids_are_400(shop, data):
     _, client = shop
     forged = paging.sign(SECRET, data)
     _problem(client.get(f"/v1/map/clusters/{forged}/leaves"))
+
+
+# ------------------------------------------------------------ 3. users are authenticated, not named
+def _token(app, user, ttl_s=3600, secret=None, **claims):
+    import jwt
+
+    now = int(FIXED_NOW.timestamp())
+    body = {"sub": user, "iat": now, "exp": now + ttl_s, **claims}
+    return {"Authorization": "Bearer " + jwt.encode(body, secret or app.config["USER_TOKEN_SECRET"], "HS256")}
+
+
+def test_a_user_id_in_the_query_selects_no_user(shop):
+    """explain=true used to show any named user's past orders (ordered_at)."""
+    _, client = shop
+    for path in ("/v1/deals/recommended", "/v1/stores/nearby", "/v1/stores/n100", "/v1/map/stores"):
+        q = {"lat": LAT0, "lon": LON0, "user_id": "u-victim", "explain": "true"}
+        if path.startswith("/v1/stores/n"):
+            q = {"user_id": "u-victim"}
+        if path == "/v1/map/stores":
+            q = {"bbox": "24.9,60.1,25.0,60.2", "zoom": 14, "user_id": "u-victim"}
+        body = _problem(client.get(path, query_string=q))
+        assert "Authorization: Bearer" in str(body)
+
+
+def test_events_cannot_name_another_user(shop):
+    """Ten redeem events with user_id=u-victim replaced that user's whole top 10."""
+    app, client = shop
+    ev = {"event_id": "e-1", "type": "click", "ts": _iso(FIXED_NOW), "store_id": "n100", "user_id": "u-victim"}
+    anonymous = client.post("/v1/events", json={"events": [ev]}).get_json()
+    assert anonymous["rejected"] == 1 and anonymous["results"][0]["errors"][0]["field"] == "user_id"
+    other = client.post("/v1/events", json={"events": [ev]}, headers=_token(app, "u-attacker")).get_json()
+    assert other["rejected"] == 1
+    own = client.post("/v1/events", json={"events": [ev]}, headers=_token(app, "u-victim")).get_json()
+    assert own["accepted"] == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong key", "expired", "no exp", "alg none", "garbage", "merchant key"],
+)
+def test_a_token_that_does_not_verify_is_401_not_anonymous(shop, case):
+    import jwt
+
+    app, client = shop
+    now = int(FIXED_NOW.timestamp())
+    headers = {
+        "wrong key": lambda: _token(app, "u1", secret="x" * 40),
+        "expired": lambda: _token(app, "u1", ttl_s=-3600),
+        "no exp": lambda: {
+            "Authorization": "Bearer " + jwt.encode({"sub": "u1"}, app.config["USER_TOKEN_SECRET"], "HS256")
+        },
+        "alg none": lambda: {
+            "Authorization": "Bearer " + jwt.encode({"sub": "u1", "exp": now + 60}, None, algorithm="none")
+        },
+        "garbage": lambda: {"Authorization": "Bearer not-a-token"},
+        "merchant key": lambda: {"Authorization": "Bearer mk_" + "a" * 43},
+    }[case]()
+    r = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}, headers=headers)
+    _problem(r, 401)
+    assert "WWW-Authenticate" in r.headers
+
+
+def test_a_valid_token_is_checked_against_the_service_clock(shop):
+    app, client = shop
+    ok = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}, headers=_token(app, "u1"))
+    assert ok.status_code == 200
+
+
+def test_scripts_users_mints_a_token_the_service_accepts(tmp_path, redis_url, capsys, monkeypatch):
+    from scripts import users
+
+    monkeypatch.delenv("O2O_SECRET_KEY", raising=False)
+    monkeypatch.delenv("O2O_USER_TOKEN_SECRET", raising=False)
+    app = create_app(app_config(tmp_path, redis_url, NOW=None))  # the real clock, as scripts.users uses
+    assert users.main(["token", "u-dev", "--ttl", "600", "--data-dir", app.config["DATA_DIR"]]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    r = app.test_client().get(
+        "/v1/stores/nearby",
+        query_string={"lat": LAT0, "lon": LON0, "sort": "personalised"},
+        headers={"Authorization": "Bearer " + token},
+    )
+    assert r.status_code == 200
+
+
+# ------------------------------------------------------------ 2. redemptions and orders come from merchants
+def _merchant(redis_url, merchant="m-1"):
+    import redis
+
+    from app.storage.apikeys import create_key
+
+    return {"Authorization": "Bearer " + create_key(redis.Redis.from_url(redis_url), merchant)}
+
+
+def _redemption(**fields):
+    return {"redemption_id": fields.pop("rid", "r-1"), "store_id": "n100", "ts": _iso(FIXED_NOW), **fields}
+
+
+def _stats(client, redis_url, store="n100"):
+    day = "2026-11-25"
+    body = client.get(
+        "/v1/merchants/m-1/stats",
+        query_string={"from": day, "to": day, "store_id": store},
+        headers=_merchant(redis_url),
+    ).get_json()
+    return body["stores"][0]["totals"]
+
+
+def test_anonymous_clients_cannot_post_orders_or_redemptions(shop, redis_url):
+    """One anonymous batch took a store to an order amount of 1,000,000,000; two batches of
+    500 redeem events used up a deal's quota of 1000 and it vanished for everyone."""
+    _, client = shop
+    orders = [
+        {"event_id": f"o-{i}", "type": "order", "ts": _iso(FIXED_NOW), "store_id": "n100", "amount": 1e7}
+        for i in range(100)
+    ]
+    redeems = [{"event_id": f"x-{i}", "type": "redeem", "ts": _iso(FIXED_NOW), "deal_id": "d-a"} for i in range(500)]
+    for batch in (orders, redeems, [{**e, "event_id": "y" + e["event_id"]} for e in redeems]):
+        body = client.post("/v1/events", json={"events": batch}).get_json()
+        assert body["accepted"] == 0
+        assert "/redemptions" in body["results"][0]["errors"][0]["message"]
+    totals = _stats(client, redis_url)
+    assert totals["orders"] == 0 and totals["order_amount"] == 0 and totals["redemptions"] == 0
+    deals = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).get_json()["deals"]
+    assert "d-a" in {d["deal_id"] for d in deals}
+
+
+def test_a_redemption_id_moves_the_quota_once(shop, redis_url):
+    _, client = shop
+    key = _merchant(redis_url)
+    codes = [
+        client.post("/v1/merchants/m-1/redemptions", json=_redemption(deal_id="d-five", store_id="n250"), headers=key)
+        for _ in range(4)
+    ]
+    assert [r.status_code for r in codes] == [201, 200, 200, 200]
+    assert [r.get_json()["quota_left"] for r in codes] == [4, 4, 4, 4]
+    assert [r.get_json()["status"] for r in codes] == ["recorded", "duplicate", "duplicate", "duplicate"]
+    assert _stats(client, redis_url, "n250")["redemptions"] == 1
+
+
+def test_the_quota_holds_under_concurrent_redemptions(shop, redis_url):
+    """20 tills at once on a deal with 5 left: exactly 5 are recorded, the rest get 409."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app, _ = shop
+    key = _merchant(redis_url)
+
+    def one(i):
+        body = _redemption(rid=f"till-{i}", deal_id="d-five", store_id="n250")
+        return app.test_client().post("/v1/merchants/m-1/redemptions", json=body, headers=key).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = sorted(pool.map(one, range(20)))
+    assert codes == [201] * 5 + [409] * 15
+    problem = app.test_client().post(
+        "/v1/merchants/m-1/redemptions", json=_redemption(rid="late", deal_id="d-five", store_id="n250"), headers=key
+    )
+    assert "quota" in _problem(problem, 409)["detail"]
+
+
+def test_a_merchant_records_only_at_its_own_stores(shop, redis_url):
+    _, client = shop
+    theirs = _merchant(redis_url, "m-other")
+    r = client.post("/v1/merchants/m-other/redemptions", json=_redemption(), headers=theirs)
+    _problem(r, 403)  # n100 belongs to m-1
+    _problem(client.post("/v1/merchants/m-1/redemptions", json=_redemption(), headers=theirs), 403)
+    _problem(client.post("/v1/merchants/m-1/redemptions", json=_redemption()), 401)
+    bad = client.post(
+        "/v1/merchants/m-1/redemptions", json=_redemption(deal_id="d-b"), headers=_merchant(redis_url)
+    )  # d-b is a deal of n1000
+    assert _problem(bad)["errors"][0]["field"] == "deal_id"
+
+
+def test_a_review_needs_a_signed_in_user_who_bought_there(shop, redis_url):
+    """A rating-1 review from anyone would have reached the served ratings after retraining."""
+    app, client = shop
+    review = {"event_id": "rv-1", "type": "review", "ts": _iso(FIXED_NOW), "store_id": "n100", "rating": 1}
+    assert client.post("/v1/events", json={"events": [review]}).get_json()["rejected"] == 1
+    signed_in = _token(app, "u-customer")
+    assert client.post("/v1/events", json={"events": [review]}, headers=signed_in).get_json()["rejected"] == 1
+    order = _redemption(rid="o-1", amount=12.0, user_token=signed_in["Authorization"][7:])
+    assert client.post("/v1/merchants/m-1/redemptions", json=order, headers=_merchant(redis_url)).status_code == 201
+    assert client.post("/v1/events", json={"events": [review]}, headers=signed_in).get_json()["accepted"] == 1
+    totals = _stats(client, redis_url)
+    assert (totals["orders"], totals["order_amount"], totals["reviews"]) == (1, 12.0, 1)

@@ -62,18 +62,17 @@ def site(tmp_path_factory, redis_server):
             )
     now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     events = [
-        {
-            "event_id": f"e{i}-{j}",
-            "type": kind,
-            "ts": now,
-            "store_id": sid,
-            "user_id": f"u{i}",
-            **({"amount": 12.5} if kind == "order" else {}),
-        }
+        {"event_id": f"e{i}-{j}", "type": kind, "ts": now, "store_id": sid}
         for i, sid in enumerate(unicafe["store_id"])
-        for j, kind in enumerate(("click", "click", "order", "directions"))
+        for j, kind in enumerate(("click", "click", "directions"))
     ]
     assert client.post("/v1/events", json={"events": events}).get_json()["accepted"] == len(events)
+    for i, sid in enumerate(unicafe["store_id"]):  # an order each, from the store's point of sale
+        order = {"redemption_id": f"o{i}", "store_id": sid, "amount": 12.5, "ts": now}
+        r = client.post(
+            "/v1/merchants/m-unicafe/redemptions", json=order, headers={"Authorization": f"Bearer {keys['m-unicafe']}"}
+        )
+        assert r.status_code == 201, r.get_json()
     app.extensions["o2o"].impressions.flush()
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

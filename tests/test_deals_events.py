@@ -13,12 +13,14 @@ import redis
 
 from app import create_app
 from app.storage import keys
+from app.storage.apikeys import create_key
 from app.storage.keys import IMPRESSIONS
 from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 from recommender.served import fit_from_orders
 from tests.support.apps import FIXED_NOW, app_config
 from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed, store
+from tests.support.users import as_user
 
 LAT0, LON0 = HELSINKI
 DAY = timedelta(days=1)
@@ -116,17 +118,17 @@ def wclient(world_app):
     return world_app.test_client()
 
 
-def recommended(client, **params):
+def recommended(client, user=None, **params):
     q = {"lat": LAT0, "lon": LON0, "limit": 50, **params}
-    r = client.get("/v1/deals/recommended", query_string=q)
+    r = client.get("/v1/deals/recommended", query_string=q, headers=as_user(client.application, user))
     assert r.status_code == 200, r.get_json()
     return r.get_json()
 
 
-def all_pages(client, **params):
+def all_pages(client, user=None, **params):
     out, cursor = [], None
     for _ in range(20):
-        body = recommended(client, **params, **({"cursor": cursor} if cursor else {}))
+        body = recommended(client, user, **params, **({"cursor": cursor} if cursor else {}))
         out.append(body["deals"])
         cursor = body["next_cursor"]
         if not cursor:
@@ -138,8 +140,8 @@ def ids(deals):
     return [d["deal_id"] for d in deals]
 
 
-def post(client, *events):
-    r = client.post("/v1/events", json={"events": list(events)})
+def post(client, *events, user=None):
+    r = client.post("/v1/events", json={"events": list(events)}, headers=as_user(client.application, user))
     return r.status_code, r.get_json()
 
 
@@ -149,7 +151,7 @@ def event(kind, **fields):
 
 # --------------------------------------------------------------------------- business rules
 def test_only_eligible_deals_each_once_with_per_store_diversity(wclient, world):
-    pages = all_pages(wclient, user_id=world["user"], limit=3)
+    pages = all_pages(wclient, user=world["user"], limit=3)
     seen = [d for page in pages for d in ids(page)]
     assert sorted(seen) == sorted(["d-open", "d-second-n100", "d-closed", "d-unknown", "d-quota", "d-far", "d-fresh"])
     for page in pages:
@@ -171,16 +173,22 @@ def test_radius_limits_candidates(wclient):
     assert "d-far" not in got and "d-open" in got
 
 
-def test_quota_and_redeemed_deals_drop_out(wclient, world):
+def redeem(client, redis_url, deal, store, user=None, redemption_id=None):
+    """A redemption recorded by the store's merchant (m-1 owns every hand-placed store)."""
+    key = create_key(redis.Redis.from_url(redis_url), "m-1")
+    body = {"redemption_id": redemption_id or uuid.uuid4().hex, "store_id": store, "deal_id": deal}
+    body["ts"] = _iso(FIXED_NOW)
+    if user is not None:
+        body["user_token"] = as_user(client.application, user)["Authorization"][7:]
+    return client.post("/v1/merchants/m-1/redemptions", json=body, headers={"Authorization": f"Bearer {key}"})
+
+
+def test_quota_and_redeemed_deals_drop_out(wclient, world, redis_url):
     user = world["user"]
-    status, body = post(
-        wclient,
-        event("redeem", deal_id="d-quota", user_id="someone-else"),
-        event("redeem", deal_id="d-open", user_id=user),
-    )
-    assert status == 200 and body["accepted"] == 2
-    mine = {d for page in all_pages(wclient, user_id=user) for d in ids(page)}
-    theirs = {d for page in all_pages(wclient, user_id="another-user") for d in ids(page)}
+    assert redeem(wclient, redis_url, "d-quota", "n1000", user="someone-else").status_code == 201
+    assert redeem(wclient, redis_url, "d-open", "n100", user=user).status_code == 201
+    mine = {d for page in all_pages(wclient, user=user) for d in ids(page)}
+    theirs = {d for page in all_pages(wclient, user="another-user") for d in ids(page)}
     assert "d-quota" not in mine and "d-quota" not in theirs  # quota of 1 is used up
     assert "d-open" not in mine and "d-open" in theirs  # only the redeemer loses it
 
@@ -194,7 +202,7 @@ def test_cold_user_gets_popular_nearby_and_new_store_ranks(wclient):
 
 
 def test_explain_parts_add_up_and_order_follows_score(wclient, world):
-    deals = recommended(wclient, user_id=world["user"], explain="true", limit=50)["deals"]
+    deals = recommended(wclient, user=world["user"], explain="true", limit=50)["deals"]
     scores = [d["score"] for d in deals]
     assert scores == sorted(scores, reverse=True)
     for d in deals:
@@ -214,7 +222,7 @@ def ranked_client(world_app, redis_url):
 
 
 def test_the_second_stage_ranks_and_explains_by_its_own_contributions(ranked_client, world):
-    body = recommended(ranked_client, user_id=world["user"], explain="true", limit=50)
+    body = recommended(ranked_client, user=world["user"], explain="true", limit=50)
     assert body["model_version"] == "v3"
     deals = body["deals"]
     scores = [d["score"] for d in deals]
@@ -233,7 +241,7 @@ def test_the_second_stage_scores_are_the_offline_ranker_s(ranked_client, world):
 
     stage = load(str(world["dir"] / "artifacts" / "v3")).second_stage
     user = world["user"]
-    deals = recommended(ranked_client, user_id=user, limit=50)["deals"]
+    deals = recommended(ranked_client, user=user, limit=50)["deals"]
     from recommender.serving import Scorer
 
     scorer = Scorer.load(str(world["dir"] / "artifacts" / "v3"))
@@ -242,7 +250,7 @@ def test_the_second_stage_scores_are_the_offline_ranker_s(ranked_client, world):
     feats = stage.features(user, ids, scorer.score(user, ids), LAT0, LON0)
     assert [d["score"] for d in deals] == pytest.approx(list(stage.score(feats)), abs=1e-6)
     # A user the model never saw is ranked too (cold: no history features).
-    cold = recommended(ranked_client, user_id="nobody-yet", limit=50)["deals"]
+    cold = recommended(ranked_client, user="nobody-yet", limit=50)["deals"]
     assert cold and all(np.isfinite(d["score"]) for d in cold)
 
 
@@ -278,7 +286,8 @@ def test_the_loop_s_popularity_and_ratings_are_served_by_the_active_model(wclien
 def test_personalised_nearby_uses_the_scorer(wclient, world):
     r = wclient.get(
         "/v1/stores/nearby",
-        query_string={"lat": LAT0, "lon": LON0, "radius_m": 2000, "sort": "personalised", "user_id": world["user"]},
+        query_string={"lat": LAT0, "lon": LON0, "radius_m": 2000, "sort": "personalised"},
+        headers=as_user(wclient.application, world["user"]),
     )
     assert r.status_code == 200
     assert {s["id"] for s in r.get_json()["stores"]} == {"n100", "n250", "n400a", "n400b", "n1000", "fresh"}
@@ -309,14 +318,16 @@ def test_bad_events_are_reported_and_good_ones_kept(wclient):
         event("order", store_id="n100", amount=12.5),
     )
     assert status == 200
-    assert (body["accepted"], body["rejected"]) == (2, 7)
+    assert (body["accepted"], body["rejected"]) == (1, 8)
     by_index = {x["index"]: x for x in body["results"]}
-    assert by_index[1]["errors"][0]["field"] == "store_id"
-    assert by_index[2]["errors"][0]["field"] == "rating"
-    assert by_index[3]["errors"][0]["field"] == "rating"
-    assert by_index[4]["errors"][0]["field"] == "deal_id"
-    assert by_index[5]["errors"][0]["field"] == "ts"
-    assert by_index[6]["status"] == "rejected" and by_index[7]["errors"][0]["field"] == "type"
+    fields = {i: [e["field"] for e in x.get("errors") or []] for i, x in by_index.items()}
+    assert fields[1] == ["store_id"]
+    assert fields[2] == ["rating"]
+    assert fields[3] == ["rating", "type"]  # no rating, and an anonymous review
+    # Redemptions and orders come from merchants; the reason names the endpoint.
+    assert fields[4] == ["type"] and "/redemptions" in by_index[4]["errors"][0]["message"]
+    assert set(fields[5]) == {"type", "ts"}
+    assert by_index[6]["status"] == "rejected" and fields[7] == ["type"] and fields[8] == ["type"]
 
 
 @pytest.mark.parametrize("body", [None, [], {"events": []}, {"events": [{}] * 501}, {"evnts": []}])
@@ -343,7 +354,7 @@ def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
     ((_id, fields),) = r.xrevrange(IMPRESSIONS, count=1)
     assert fields[b"surface"] == b"nearby"
     assert json.loads(fields[b"items"]) == [[s["id"], i + 1, None] for i, s in enumerate(body["stores"])]
-    deals = recommended(wclient, user_id=world["user"], limit=3)["deals"]
+    deals = recommended(wclient, user=world["user"], limit=3)["deals"]
     _wait_len(r, before + 2)
     ((_id, fields),) = r.xrevrange(IMPRESSIONS, count=1)
     assert fields[b"surface"] == b"recommended" and fields[b"viewer"] == f"u:{world['user']}".encode()

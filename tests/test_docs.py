@@ -84,17 +84,24 @@ def test_every_redis_key_family_is_in_the_keys_table():
 
     from app.storage import keys
 
-    table = re.findall(r"^``([a-z_]+)[:`]", keys.__doc__, re.M)
+    def family(key: str) -> str:
+        """``sd`` of ``sd:s1:2026-01-01``; ``{deal}:used`` of ``{deal:x}:used`` (a cluster hash tag)."""
+        tagged = re.match(r"\{([a-z_]+):[^}]*\}:([a-z_]+)", key)
+        return f"{{{tagged[1]}}}:{tagged[2]}" if tagged else key.split(":")[0]
+
+    table = {family(k) for k in re.findall(r"^``([^`]+)``", keys.__doc__, re.M)}
     made = set()
     for name, value in vars(keys).items():
         if name.startswith("_") or name == "PREFIX":
             continue
         if isinstance(value, str) and value.startswith(keys.PREFIX):
-            made.add(value[len(keys.PREFIX) :].split(":")[0])
+            made.add(family(value[len(keys.PREFIX) :]))
         elif inspect.isfunction(value) and value.__module__ == keys.__name__:
+            params = inspect.signature(value).parameters
             args = [
-                ["2026-01-01", "2026-01-02"] if p == "days" else ["s1"] if p.endswith("ids") else "x"
-                for p in inspect.signature(value).parameters
+                ["2026-01-01", "2026-01-02"] if p == "days" else ["s1"] if p.endswith("ids") else "x" for p in params
             ]
-            made.add(value(*args)[len(keys.PREFIX) :].split(":")[0])
-    assert made == set(table), f"key families without a row in keys.py's table: {made - set(table)}"
+            made.add(family(value(*args)[len(keys.PREFIX) :]))
+            if "deal" in params:  # without a deal, the key takes the store's tag
+                made.add(family(value(*[None if p == "deal" else "x" for p in params])[len(keys.PREFIX) :]))
+    assert made == table, f"key families without a row in keys.py's table: {made - table}; rows of none: {table - made}"

@@ -19,6 +19,7 @@ from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
 from tests.support.apps import app_config
 from tests.support.stores import HELSINKI, M_PER_DEG, store
+from tests.support.users import as_user
 
 LAT0, LON0 = HELSINKI
 HEL = ZoneInfo("Europe/Helsinki")
@@ -57,10 +58,26 @@ def stats_app(tmp_path, redis_url):
     return app, clock, keys, r
 
 
-def drive(app, clock, rng, days=3, requests=40, events=30):
-    """The known script: nearby requests from random points by a pool of clients, and events."""
+def drive(app, clock, rng, keys, days=3, requests=40, events=30):
+    """The known script: nearby requests from random points by a pool of clients; client
+    events from signed-in users; orders recorded by each store's merchant (a review only
+    after an order there, as the service requires)."""
     c = app.test_client()
     stores = ["a1", "a2", "b1", "c1", "c2"]
+    owner = dict(zip(catalogue()["store_id"], catalogue()["merchant_id"]))
+    ordered = set()
+
+    def order(user, store):
+        body = {"redemption_id": uuid.uuid4().hex, "store_id": store, "ts": _iso(clock.at)}
+        body.update(amount=float(rng.integers(5, 50)), user_token=as_user(app, user)["Authorization"][7:])
+        r = c.post(
+            f"/v1/merchants/{owner[store]}/redemptions",
+            json=body,
+            headers={"Authorization": f"Bearer {keys[owner[store]]}"},
+        )
+        assert r.status_code == 201, r.get_json()
+        ordered.add((user, store))
+
     for d in range(days):
         for q in range(requests):
             clock.at = DAY0 + timedelta(days=d, minutes=q)
@@ -74,19 +91,20 @@ def drive(app, clock, rng, days=3, requests=40, events=30):
         batch = []
         for _ in range(events):
             kind = str(rng.choice(["click", "detail_view", "order", "directions", "call", "website", "review"]))
-            ev = {
-                "event_id": uuid.uuid4().hex,
-                "type": kind,
-                "ts": _iso(clock.at),
-                "store_id": str(rng.choice(stores)),
-                "user_id": f"user-{rng.integers(8)}",
-            }
+            user, store = f"user-{rng.integers(8)}", str(rng.choice(stores))
             if kind == "order":
-                ev["amount"] = float(rng.integers(5, 50))
+                order(user, store)
+                continue
+            if kind == "review" and (user, store) not in ordered:
+                order(user, store)
+            ev = {"event_id": uuid.uuid4().hex, "type": kind, "ts": _iso(clock.at), "store_id": store, "user_id": user}
             if kind == "review":
                 ev["rating"] = int(rng.integers(1, 6))
             batch.append(ev)
-        assert c.post("/v1/events", json={"events": batch}).get_json()["accepted"] == events
+        for user in sorted({e["user_id"] for e in batch}):  # each user posts their own, signed in
+            mine = [e for e in batch if e["user_id"] == user]
+            body = c.post("/v1/events", json={"events": mine}, headers=as_user(app, user)).get_json()
+            assert body["accepted"] == len(mine), body
     app.extensions["o2o"].impressions.flush()
 
 
@@ -138,7 +156,7 @@ def recount(r, cat, radius_m=1000.0):
 
 def test_figures_equal_a_brute_force_recount(stats_app):
     app, clock, keys, r = stats_app
-    drive(app, clock, np.random.default_rng(11))
+    drive(app, clock, np.random.default_rng(11), keys)
     expected, viewers, people, ranks = recount(r, catalogue())
     c = app.test_client()
     checked = 0
@@ -339,7 +357,7 @@ def test_bad_dates_and_ranges_are_400(stats_app, q):
 
 def test_csv_has_the_daily_rows(stats_app):
     app, clock, keys, _r = stats_app
-    drive(app, clock, np.random.default_rng(2), days=2, requests=10, events=10)
+    drive(app, clock, np.random.default_rng(2), keys, days=2, requests=10, events=10)
     r = app.test_client().get(
         "/v1/merchants/mA/stats?from=2026-11-20&to=2026-11-21",
         headers={"Authorization": "Bearer admin", "Accept": "text/csv"},

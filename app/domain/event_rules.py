@@ -9,8 +9,12 @@ from pydantic import ValidationError
 from app.http.schemas import EventIn
 
 
-def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_days: int) -> list:
-    """Each item as (index, EventIn, None) or (index, None, errors). Pure: no Redis."""
+def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_days: int, user: str | None) -> list:
+    """Each item as (index, EventIn, None) or (index, None, errors). Pure: no Redis.
+
+    ``user``: the verified user of the request (None: anonymous). Events are that user's:
+    an event naming another user is rejected, one naming none is the user's.
+    """
     out: list[tuple[int, EventIn | None, list[dict] | None]] = []
     seen_ids: set[str] = set()
     for i, raw in enumerate(items):
@@ -29,11 +33,26 @@ def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_
             )
             continue
         errors = _semantic_errors(ev, known_store, deal_store, now, max_age_days)
+        if ev.user_id is not None and ev.user_id != user:
+            errors.append({"field": "user_id", "message": _NOT_YOURS if user else _NO_TOKEN})
+        elif user is not None and ev.user_id is None:
+            ev = ev.model_copy(update={"user_id": user})
+        if ev.type == "review" and user is None:
+            errors.append({"field": "type", "message": REVIEW_NEEDS_PURCHASE})
         if ev.event_id in seen_ids:
             errors.append({"field": "event_id", "message": "repeated within this batch"})
         seen_ids.add(ev.event_id)
         out.append((i, None, errors) if errors else (i, ev, None))
     return out
+
+
+_FROM_MERCHANTS = (
+    "redemptions and orders come from the merchant's point of sale: "
+    "POST /v1/merchants/{merchant_id}/redemptions with the merchant's key"
+)
+REVIEW_NEEDS_PURCHASE = "a review needs a signed-in user who ordered or redeemed at this store"
+_NO_TOKEN = "an event of a user needs that user's token: send 'Authorization: Bearer <user token>'"
+_NOT_YOURS = "must be the user of the token (or left out)"
 
 
 def _semantic_errors(ev: EventIn, known_store, deal_store, now, max_age_days) -> list:
@@ -48,8 +67,8 @@ def _semantic_errors(ev: EventIn, known_store, deal_store, now, max_age_days) ->
         errors.append({"field": "store_id", "message": f"unknown store {ev.store_id!r}"})
     if ev.store_id is None and ev.deal_id is None:
         errors.append({"field": "store_id", "message": "give store_id or deal_id"})
-    if ev.type == "redeem" and ev.deal_id is None:
-        errors.append({"field": "deal_id", "message": "a redeem event needs the deal_id"})
+    if ev.type in ("redeem", "order"):
+        errors.append({"field": "type", "message": _FROM_MERCHANTS})
     if ev.type == "review" and ev.rating is None:
         errors.append({"field": "rating", "message": "a review needs a rating from 1 to 5"})
     ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)

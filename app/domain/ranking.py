@@ -37,9 +37,18 @@ class Ranked:
 
 
 def rank_deals(
-    index, deals, scorer, models, query, now: datetime, fetch_state, user_features: dict | None = None
+    index,
+    deals,
+    scorer,
+    models,
+    query,
+    user_id: str | None,
+    now: datetime,
+    fetch_state,
+    user_features: dict | None = None,
 ) -> tuple[Ranked, dict]:
-    """Every eligible deal for the query, ranked (diversity is applied per page later).
+    """Every eligible deal for the query, ranked for ``user_id`` (None: anonymous);
+    diversity is applied per page later.
 
     ``fetch_state(deal_ids) -> (redeemed_by_user, redemptions_per_deal)`` is asked only
     about the deals at candidate stores, so a request reads a handful of Redis fields.
@@ -72,7 +81,7 @@ def rank_deals(
     if scorer is not None:
         store_ids = deals.store_ids[rows].tolist()
         models.ensure_items(scorer, set(store_ids))
-        state = scorer.user_state(query.user_id, user_features)
+        state = scorer.user_state(user_id, user_features)
         pref = scorer.score_rows(state, scorer.rows_for(store_ids)).astype(float)
         kind = state.kind
         stage = scorer.second_stage
@@ -82,7 +91,7 @@ def rank_deals(
     if stage is not None:
         # Once per store, not per deal: a store's deals share every feature.
         uniq, first, back = np.unique(np.asarray(store_ids, dtype=object), return_index=True, return_inverse=True)
-        per_store = stage.features(query.user_id, uniq.tolist(), pref[first], query.lat, query.lon)
+        per_store = stage.features(user_id, uniq.tolist(), pref[first], query.lat, query.lon)
         score = stage.score(per_store)[back] if len(rows) else np.zeros(0)
         feats = per_store[back]
     else:

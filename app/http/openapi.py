@@ -70,8 +70,23 @@ def build_spec(app: Flask) -> dict:
             "description": "Stores near a point, personalised deals, merchant visibility.",
         },
         "paths": paths,
-        "components": {"schemas": components, "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A merchant key (or the admin key)."},
+                "user": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "A user token (JWT, user id = sub); without one the user is anonymous.",
+                },
+            },
+        },
     }
+
+
+#: For endpoints a user may call signed in or not (an empty requirement: anonymous).
+USER_OPTIONAL = [{}, {"user": []}]
 
 
 def _operation(rule, meta, components) -> dict:

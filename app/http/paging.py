@@ -87,7 +87,10 @@ def is_int(value, low: int, high: int) -> bool:
 
 def is_number(value, low: float, high: float) -> bool:
     return (
-        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
     )
 
 

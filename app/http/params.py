@@ -43,6 +43,9 @@ def validation_errors(model: type[BaseModel], exc: ValidationError) -> list[dict
         loc = [str(p) for p in err.get("loc", ())]
         name = loc[0] if loc else "query"
         info = model.model_fields.get(name)
+        if err.get("type") == "extra_forbidden" and name == "user_id":
+            out.append(field_error(name, "a user is not named in the query", _USER_HINT))
+            continue
         if err.get("type") == "extra_forbidden":
             known = ", ".join(sorted(model.model_fields))
             out.append(field_error(name, "unknown parameter", f"known parameters: {known}"))
@@ -53,6 +56,9 @@ def validation_errors(model: type[BaseModel], exc: ValidationError) -> list[dict
         hint = info.description if info is not None else None
         out.append(field_error(".".join(loc) or "query", message, hint))
     return out
+
+
+_USER_HINT = "send the user's token as 'Authorization: Bearer <user token>' (python -m scripts.users token ID)"
 
 
 def _is_list(annotation) -> bool:

@@ -70,11 +70,9 @@ class NearbyQuery(_Query):
     )
     sort: Literal["distance", "rating", "popularity", "personalised"] = Field(
         "distance",
-        description="distance (default), rating, popularity, or personalised (with user_id: the "
-        "recommender's preference blended with distance); ties by distance, then id.",
-    )
-    user_id: str | None = Field(
-        None, min_length=1, max_length=128, description="For sort=personalised; unknown users get popular-nearby."
+        description="distance (default), rating, popularity, or personalised (for the user of the "
+        "Authorization: Bearer <user token>: the recommender's preference blended with distance; "
+        "anonymous and unknown users get popular-nearby); ties by distance, then id.",
     )
     fields: list[StoreField] = Field(
         default_factory=list, description="Store fields to return; id and distance_m always come."
@@ -82,12 +80,7 @@ class NearbyQuery(_Query):
 
 
 class DetailQuery(_Query):
-    user_id: str | None = Field(
-        None,
-        min_length=1,
-        max_length=128,
-        description="The signed-in user, so the view counts toward their unique views.",
-    )
+    """No parameters: the signed-in user comes from the Authorization header."""
 
 
 class StoreOut(BaseModel):
@@ -167,6 +160,33 @@ class EventIn(BaseModel):
     amount: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
 
 
+class RedemptionIn(BaseModel):
+    """A redemption (with ``deal_id``) or an order (without), as the merchant's point of sale saw it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    redemption_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="The point of sale's own id: sending it again changes nothing (the quota moves once).",
+    )
+    store_id: str = Field(min_length=1, max_length=128, description="One of the merchant's stores.")
+    deal_id: str | None = Field(None, min_length=1, max_length=128, description="The deal redeemed; omit for an order.")
+    amount: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False, description="What the customer paid.")
+    user_token: str | None = Field(
+        None, min_length=1, max_length=4096, description="The customer's user token (e.g. from a QR code in the app)."
+    )
+    ts: datetime = Field(description="When it happened, ISO 8601; UTC if no offset.")
+
+
+class RedemptionOut(BaseModel):
+    redemption_id: str
+    status: Literal["recorded", "duplicate"]
+    store_id: str
+    deal_id: str | None
+    quota_left: int | None = Field(description="Redemptions left on the deal; null: unlimited or no deal.")
+
+
 class EventBatch(BaseModel):
     """Up to 500 events. Each is validated and reported on its own."""
 
@@ -198,9 +218,6 @@ class EventsResponse(BaseModel):
 class RecommendedQuery(_Query):
     lat: float = Field(ge=-90, le=90, allow_inf_nan=False, description="Latitude in WGS84 degrees, -90 to 90.")
     lon: float = Field(ge=-180, le=180, allow_inf_nan=False, description="Longitude in WGS84 degrees, -180 to 180.")
-    user_id: str | None = Field(
-        None, min_length=1, max_length=128, description="The signed-in user; omit for anonymous (popular nearby)."
-    )
     radius_m: float | None = Field(
         None,
         gt=0,
@@ -349,7 +366,6 @@ class MapQuery(_Query):
     min_rating: float | None = Field(None, ge=0, le=5, allow_inf_nan=False, description="Lowest rating, 0 to 5.")
     q: str | None = Field(None, min_length=1, max_length=100, description="Text in name, category or tags.")
     has_deals: bool = Field(False, description="Only stores with a deal running now.")
-    user_id: str | None = Field(None, min_length=1, max_length=128, description="Counts the view toward the user.")
 
 
 class LeavesQuery(_Query):

@@ -1,9 +1,11 @@
 """Client events written idempotently, in one round trip (``domain.event_rules`` judges them first).
 
 Each accepted event is written by one Lua script, atomically: claim the ``event_id``
-(``SET NX`` with a TTL), append to the events stream, and update the per-user and per-deal
-state that the business rules read (redeemed deals, quota used, stores ordered at). A
+(``SET NX`` with a TTL), append to the events stream, and update the per-user state that
+the business rules read (redeemed deals, stores ordered at) and the store's statistics. A
 retried batch finds its ids claimed and changes nothing: it is reported as duplicates.
+Redemptions and orders arrive from merchants (``storage.redemptions`` counts the quota,
+then writes them here as events).
 """
 
 from __future__ import annotations
@@ -17,24 +19,21 @@ from app.domain.clock import local_day
 from app.http.schemas import EventIn
 from app.storage import keys
 
-# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 redemptions per deal (hash), 5 user stores set,
-#       6 store-day stats hash, 7 people-per-type HLL
+# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 user stores set, 5 store-day stats hash,
+#       6 people-per-type HLL (a deal's quota is counted by storage.redemptions, in the deal's slot)
 # ARGV: 1 ttl, 2 stream maxlen, 3 type, 4 store_id, 5 deal_id, 6 json fields, 7 amount, 8 person, 9 stats ttl
 _WRITE = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then return 0 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3], 'store_id', ARGV[4],
            'deal_id', ARGV[5], 'body', ARGV[6])
-if ARGV[3] == 'redeem' and ARGV[5] ~= '' then
-  redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
-  if KEYS[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[5]) end
-end
-if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[5] ~= '' then redis.call('SADD', KEYS[5], ARGV[4]) end
-redis.call('HINCRBY', KEYS[6], 'ev:' .. ARGV[3], 1)
-if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[6], 'amount', ARGV[7]) end
-redis.call('EXPIRE', KEYS[6], ARGV[9])
+if ARGV[3] == 'redeem' and ARGV[5] ~= '' and KEYS[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[5]) end
+if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[4]) end
+redis.call('HINCRBY', KEYS[5], 'ev:' .. ARGV[3], 1)
+if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[5], 'amount', ARGV[7]) end
+redis.call('EXPIRE', KEYS[5], ARGV[9])
 if ARGV[8] ~= '' then
-  redis.call('PFADD', KEYS[7], ARGV[8])
-  redis.call('EXPIRE', KEYS[7], ARGV[9])
+  redis.call('PFADD', KEYS[6], ARGV[8])
+  redis.call('EXPIRE', KEYS[6], ARGV[9])
 end
 return 1
 """
@@ -61,7 +60,6 @@ def write_events(
             keys.event_claim(ev.event_id),
             keys.EVENTS,
             keys.user_redeemed(user) if user else "",
-            keys.DEAL_REDEMPTIONS,
             keys.user_stores(user) if user else "",
             keys.sd(store, day),
             keys.up(store, day, ev.type),
@@ -94,10 +92,16 @@ def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) ->
     if user_id:
         pipe.smembers(keys.user_redeemed(user_id))
         pipe.smembers(keys.user_stores(user_id))
-    if deal_ids:
-        pipe.hmget(keys.DEAL_REDEMPTIONS, deal_ids)
+    for deal in deal_ids:  # one key per deal (its own slot): pipelined, one round trip
+        pipe.get(keys.deal_used(deal))
     res = pipe.execute()
-    used = {d: int(v) for d, v in zip(deal_ids, res[-1]) if v is not None} if deal_ids else {}
+    counts = res[len(res) - len(deal_ids) :]
+    used = {d: int(v) for d, v in zip(deal_ids, counts) if v is not None}
     if user_id:
         return {x.decode() for x in res[0]}, used, {x.decode() for x in res[1]}
     return set(), used, set()
+
+
+def read_user_stores(r: redis.Redis, user_id: str) -> set[str]:
+    """Stores where the user ordered or redeemed, as merchants recorded them."""
+    return {x.decode() for x in r.smembers(keys.user_stores(user_id))}

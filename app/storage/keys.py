@@ -9,7 +9,9 @@ key                                         type    content
 ``events``                                  stream  accepted client events (export reads it)
 ``impressions``                             stream  served impressions
 ``event:{event_id}``                        string  idempotency claim of an event id (14 days)
-``deal_redemptions``                        hash    deal_id -> redemptions so far (quota)
+``{deal:D}:used``                          string  redemptions of deal D so far (its quota)
+``{deal:D}:rid:{redemption_id}``            string  idempotency claim of a merchant's redemption
+``{store:S}:rid:{redemption_id}``           string  the same for an order without a deal
 ``user:{user}:redeemed``                    set     deals the user redeemed
 ``user:{user}:stores``                      set     stores the user ordered or redeemed at
 ``sd:{store}:{day}``                        hash    ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
@@ -30,6 +32,9 @@ key                                         type    content
 
 Rollups (``sd``, ``uv``, ``up``, ``vc``) live ``ROLLUP_TTL_S`` (410 days); the streams are
 trimmed to ``O2O_STREAM_MAXLEN`` entries.
+
+Keys in braces carry a Redis Cluster hash tag: every key a script touches together shares
+its tag (one slot), so the scripts run unchanged on a cluster.
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ STATS_CACHE_TTL_S = 600
 
 EVENTS = PREFIX + "events"
 IMPRESSIONS = PREFIX + "impressions"
-DEAL_REDEMPTIONS = PREFIX + "deal_redemptions"
 API_KEYS = PREFIX + "apikeys"
 MODEL_CURRENT = PREFIX + "model:current"
 MODEL_HISTORY = PREFIX + "model:history"
@@ -49,6 +53,16 @@ MODEL_HISTORY = PREFIX + "model:history"
 
 def event_claim(event_id: str) -> str:
     return f"{PREFIX}event:{event_id}"
+
+
+def deal_used(deal: str) -> str:
+    return f"{PREFIX}{{deal:{deal}}}:used"
+
+
+def redemption_claim(deal: str | None, store: str, redemption_id: str) -> str:
+    """In the slot of what the redemption counts against: the deal's quota, else the store."""
+    tag = f"{{deal:{deal}}}" if deal else f"{{store:{store}}}"
+    return f"{PREFIX}{tag}:rid:{redemption_id}"
 
 
 def user_redeemed(user: str) -> str:

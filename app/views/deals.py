@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import Blueprint, current_app, jsonify, request
 
 from app.domain.ranking import paginate, rank_deals, reasons
 from app.http import paging
-from app.http.openapi import documented
+from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import ProblemBody, RecommendedQuery, RecommendedResponse
+from app.http.users import request_user
 from app.http.viewer import request_viewer
 from app.services import Services, services
 from app.storage.client import STORAGE_ERRORS
@@ -29,9 +28,10 @@ def deals_key_ok(key) -> bool:
 @bp.get("/recommended")
 @documented(
     summary="Deals near a point, ranked for the user",
+    security=USER_OPTIONAL,
     query=RecommendedQuery,
     tags=["deals"],
-    responses={200: RecommendedResponse, 400: ProblemBody},
+    responses={200: RecommendedResponse, 400: ProblemBody, 401: ProblemBody},
 )
 def recommended():
     """Active deals with quota left at stores in range, ranked by the served blend, diversified per page."""
@@ -41,27 +41,28 @@ def recommended():
     scorer = svc.models.scorer  # one reference for the whole request, even across a reload
     fp = paging.fingerprint(query.model_dump(exclude={"cursor", "limit", "explain"}))
     page, evaluated_at = 0, svc.now()
+    user = request_user(evaluated_at)
     if query.cursor:
         state = paging.decode(cfg["SECRET_KEY"], query.cursor, fp, deals_key_ok)
         page, evaluated_at = state["k"][0], state["t"]
     ordered: set[str] = set()
 
     def fetch_state(deal_ids):
-        redeemed, used, stores = _user_state(svc, query.user_id, deal_ids)
+        redeemed, used, stores = _user_state(svc, user, deal_ids)
         ordered.update(stores)
         return redeemed, used
 
-    ranked, quota_used = rank_deals(svc.index, svc.deals, scorer, svc.models, query, evaluated_at, fetch_state)
+    ranked, quota_used = rank_deals(svc.index, svc.deals, scorer, svc.models, query, user, evaluated_at, fetch_state)
     picked, more = paginate(
         ranked, svc.deals, svc.index, query.limit, page, cfg["DEALS_PER_STORE"], cfg["DEALS_PER_CATEGORY"]
     )
     opened = svc.index.open_now(svc.deals.store_pos[ranked.rows[picked]], evaluated_at)  # the page at once
     out = [_deal_json(svc, ranked, j, evaluated_at, quota_used, o) for j, o in zip(picked, opened)]
     if query.explain:
-        taste = scorer.category_shares(query.user_id) if scorer is not None else {}
+        taste = scorer.category_shares(user) if scorer is not None else {}
         for row, j in zip(out, picked):
             row["reasons"] = reasons(ranked, j, svc.deals, svc.index, scorer, ordered, taste)
-    viewer = request_viewer(query.user_id, evaluated_at)
+    viewer = request_viewer(user, evaluated_at)
     svc.impressions.log(
         "recommended",
         viewer,

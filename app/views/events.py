@@ -5,14 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from app.domain.event_rules import validate_batch
+from app.domain.event_rules import REVIEW_NEEDS_PURCHASE, validate_batch
 from app.http.errors import Problem, unavailable
-from app.http.openapi import documented
+from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import validation_errors
 from app.http.schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
+from app.http.users import request_user
 from app.services import Services, services
 from app.storage.client import STORAGE_ERRORS
-from app.storage.events import write_events
+from app.storage.events import read_user_stores, write_events
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -20,22 +21,26 @@ bp = Blueprint("events", __name__, url_prefix="/v1")
 @bp.post("/events")
 @documented(
     summary="Record a batch of up to 500 events, idempotently",
+    security=USER_OPTIONAL,
     body=EventBatch,
     tags=["events"],
-    responses={200: EventsResponse, 400: ProblemBody, 413: ProblemBody, 503: ProblemBody},
+    responses={200: EventsResponse, 400: ProblemBody, 401: ProblemBody, 413: ProblemBody, 503: ProblemBody},
 )
 def post_events():
     """Each event is validated and reported on its own; a retried event_id is counted once."""
     batch = _parse_batch()
     svc = services()
     index, deals = svc.index, svc.deals
+    user = request_user(svc.now())
     checked = validate_batch(
         batch.events,
         lambda s: index.position(s) is not None,
         deals.store_of,
         svc.now(),
         current_app.config["EVENT_MAX_AGE_DAYS"],
+        user,
     )
+    checked = _reviews_need_a_purchase(svc, user, checked)
     good = [(i, ev) for i, ev, _err in checked if ev is not None]
     written = _write(svc, good) if good else {}
     results = [_result(batch.events[i], i, ev, err, written) for i, ev, err in checked]
@@ -43,6 +48,27 @@ def post_events():
     return jsonify(
         accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
     )
+
+
+def _reviews_need_a_purchase(svc: Services, user: str | None, checked: list) -> list:
+    """Reject reviews of stores where the signed-in user never ordered or redeemed (the
+    base order history, and what merchants recorded since)."""
+    if user is None or not any(ev is not None and ev.type == "review" for _i, ev, _e in checked):
+        return checked
+    if svc.redis is None:
+        raise unavailable("Reviews cannot be checked right now (Redis is off); retry later.")
+    try:
+        bought = set(svc.history.get(user, ())) | read_user_stores(svc.redis, user)
+    except STORAGE_ERRORS as exc:
+        svc.breaker.failed(exc, "events")
+        raise unavailable("Reviews cannot be checked right now; retry the same batch later.") from None
+    out = []
+    for i, ev, err in checked:
+        if ev is not None and ev.type == "review" and ev.store_id not in bought:
+            out.append((i, None, [{"field": "store_id", "message": REVIEW_NEEDS_PURCHASE}]))
+        else:
+            out.append((i, ev, err))
+    return out
 
 
 def _parse_batch() -> RawEventBatch:

@@ -8,9 +8,10 @@ from flask import Blueprint, current_app, jsonify, request
 from app.domain import clusters
 from app.http import paging
 from app.http.errors import Problem, field_error
-from app.http.openapi import documented
+from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
+from app.http.users import request_user
 from app.http.viewer import request_viewer
 from app.services import services
 from geo_index import StoreFilter
@@ -23,9 +24,10 @@ MAX_POINTS = 5000
 @bp.get("/stores")
 @documented(
     summary="Stores in a bounding box as GeoJSON, clustered below zoom 17",
+    security=USER_OPTIONAL,
     query=MapQuery,
     tags=["map"],
-    responses={200: FeatureCollection, 400: ProblemBody},
+    responses={200: FeatureCollection, 400: ProblemBody, 401: ProblemBody},
 )
 def map_stores():
     """Filters apply before clustering; clusters sit on a world-anchored grid, so panning keeps them."""
@@ -42,7 +44,7 @@ def map_stores():
     truncated = len(singles) > MAX_POINTS
     singles = singles[:MAX_POINTS]
     features += _point_features(svc, singles, has_deal, at)
-    viewer = request_viewer(query.user_id, at)
+    viewer = request_viewer(request_user(at), at)
     centre_lat = (query.bbox[1] + query.bbox[3]) / 2
     svc.impressions.log(
         "map",
@@ -66,7 +68,7 @@ def map_stores():
             "schema": {"type": "string", "minLength": 1, "maxLength": 2048},
         }
     },
-    responses={200: FeatureCollection, 400: ProblemBody, 404: ProblemBody},
+    responses={200: FeatureCollection, 400: ProblemBody},
 )
 def cluster_leaves(cluster_id: str):
     """Exactly the cluster's members (same filters, same cell), ordered by store id."""
@@ -77,7 +79,13 @@ def cluster_leaves(cluster_id: str):
         raise Problem(
             400,
             "Invalid cluster_id.",
-            [field_error("cluster_id", "not issued by this service, or altered", "pass it exactly as /v1/map/stores returned it")],
+            [
+                field_error(
+                    "cluster_id",
+                    "not issued by this service, or altered",
+                    "pass it exactly as /v1/map/stores returned it",
+                )
+            ],
         )
     query = parse_query(MapQuery, _multidict(data["q"]))
     at = svc.now()
@@ -127,7 +135,7 @@ def _deal_mask(svc, at) -> np.ndarray:
 
 def _filter_params() -> dict:
     """The request's parameters as given (minus the viewer): a cluster id replays them for its leaves."""
-    return {k: v for k, v in request.args.lists() if k != "user_id"}
+    return dict(request.args.lists())
 
 
 def _cluster_ok(data: dict) -> bool:

@@ -10,9 +10,10 @@ from flask import Blueprint, current_app, jsonify, request
 from app.domain.search import nearby as search_nearby
 from app.http import paging
 from app.http.errors import Problem
-from app.http.openapi import documented
+from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
+from app.http.users import request_user
 from app.http.viewer import request_viewer
 from app.services import services
 
@@ -39,9 +40,10 @@ def nearby_key_ok(key) -> bool:
 @bp.get("/nearby")
 @documented(
     summary="Stores near a point: filtered, sorted, paged",
+    security=USER_OPTIONAL,
     query=NearbyQuery,
     tags=["stores"],
-    responses={200: NearbyResponse, 400: ProblemBody},
+    responses={200: NearbyResponse, 400: ProblemBody, 401: ProblemBody},
 )
 def nearby():
     """Exact great-circle search. Walking next_cursor returns every match once, in order."""
@@ -53,7 +55,8 @@ def nearby():
     if query.cursor:
         state = paging.decode(secret, query.cursor, fp, nearby_key_ok)
         after, evaluated_at = state["k"], state["t"]
-    personal = _personal_primary(svc, query) if query.sort == "personalised" else None
+    user = request_user(svc.now())
+    personal = _personal_primary(svc, user) if query.sort == "personalised" else None
     page = search_nearby(svc.index, query, evaluated_at, after, current_app.config["RANKED_RADIUS_M"], personal)
     stores = store_rows(svc.index, page.positions, page.distances_m, evaluated_at, query.fields)
     # The cursor key is (primary, distance, id, rows shown so far): the count ranks impressions.
@@ -63,7 +66,7 @@ def nearby():
         if page.last_key is None
         else paging.encode(secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
     )
-    viewer = request_viewer(query.user_id, evaluated_at)
+    viewer = request_viewer(user, evaluated_at)
     svc.impressions.log(
         "nearby",
         viewer,
@@ -78,6 +81,7 @@ def nearby():
 @bp.get("/<store_id>")
 @documented(
     summary="One store with open_now, next_open and next_close",
+    security=USER_OPTIONAL,
     tags=["stores"],
     query=DetailQuery,
     path={
@@ -86,12 +90,13 @@ def nearby():
             "schema": {"type": "string", "minLength": 1, "maxLength": 128},
         }
     },
-    responses={200: StoreDetail, 404: ProblemBody},
+    responses={200: StoreDetail, 400: ProblemBody, 401: ProblemBody, 404: ProblemBody},
 )
 def detail(store_id: str):
     """Full details of one store."""
     parse_query(DetailQuery, request.args)
     svc = services()
+    user = request_user(svc.now())
     index = svc.index
     pos = index.position(store_id)
     if pos is None:
@@ -102,18 +107,18 @@ def detail(store_id: str):
     schedule = index.schedules.schedules[code] if code >= 0 else None
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
-    viewer = request_viewer(request.args.get("user_id"), at)
+    viewer = request_viewer(user, at)
     svc.impressions.log("detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
     return jsonify(row)
 
 
-def _personal_primary(svc, query):
+def _personal_primary(svc, user: str | None):
     """sort=personalised: minus the served blend of preference and distance (lower sorts first)."""
     svc.models.maybe_reload(svc.redis)
     scorer = svc.models.scorer
     if scorer is None:
         return None
-    state = scorer.user_state(query.user_id)
+    state = scorer.user_state(user)
     ids = svc.index.column("store_id")
 
     def primary(positions, distances):

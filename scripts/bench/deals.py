@@ -11,6 +11,7 @@ logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from urllib.parse import urlencode
@@ -21,6 +22,7 @@ import pandas as pd
 from app.storage.embedded import free_port
 from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
 from scripts.common import emit_json
+from scripts.users import token
 
 
 def main(argv=None) -> int:
@@ -40,10 +42,7 @@ def main(argv=None) -> int:
             stores["lon"].to_numpy()[pick] + rng.normal(0, 0.004, 1000),
         ]
     )
-    deals_known = [
-        "/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5), "user_id": u})
-        for (a, b), u in zip(pts, rng.choice(users, len(pts)))
-    ]
+    known = list(zip(pts, rng.choice(users, len(pts))))
     deals_anon = ["/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5)}) for a, b in pts]
     nearby = nearby_paths(pts)
     runs = {
@@ -63,6 +62,14 @@ def main(argv=None) -> int:
             port = free_port()
             env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
             servers[flag] = (start_gunicorn(port, env)[0], port)
+            if flag == "1":  # signed-in users: tokens the server with impressions on accepts
+                deals_known = [
+                    (
+                        "/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5)}),
+                        {"Authorization": "Bearer " + token(str(u), environ={**os.environ, **env})},
+                    )
+                    for (a, b), u in known
+                ]
         on, off = servers["1"][1], servers["0"][1]
         for _ in range(args.rounds):
             runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients))

@@ -68,9 +68,7 @@ def run(phase_s: float = 5.0) -> dict:
         while not stop.is_set():
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             ids = [uuid.uuid4().hex for _ in range(5)]
-            batch = [
-                {"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836", "user_id": "f"} for e in ids
-            ]
+            batch = [{"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836"} for e in ids]
             start = stats["phase"]
             status = _call(port, "POST", "/v1/events", {"events": batch})
             with lock:

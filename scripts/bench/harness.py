@@ -79,11 +79,12 @@ def _client(port, paths, seconds, seed, out):
     lat, codes = [], []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        path = paths[rng.integers(len(paths))]
+        item = paths[rng.integers(len(paths))]
+        path, headers = item if isinstance(item, tuple) else (item, {})
         t = time.perf_counter()
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conn.request("GET", path)
+            conn.request("GET", path, headers=headers)
             resp = conn.getresponse()
             resp.read()
             code = resp.status
@@ -95,8 +96,10 @@ def _client(port, paths, seconds, seed, out):
     out.put((lat, codes))
 
 
-def run_load(port: int, paths: list[str], seconds: float = 10, clients: int = 4) -> dict:
-    """Closed-loop load: ``clients`` processes for ``seconds``; returns rps, p50/p99 ms, errors."""
+def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4) -> dict:
+    """Closed-loop load: ``clients`` processes for ``seconds``; returns rps, p50/p99 ms, errors.
+
+    ``paths``: request paths, or (path, headers) pairs (a signed-in user's token)."""
     out = mp.Queue()
     procs = [mp.Process(target=_client, args=(port, paths, seconds, i, out)) for i in range(clients)]
     t0 = time.perf_counter()

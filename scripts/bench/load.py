@@ -14,6 +14,7 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import threading
@@ -27,11 +28,12 @@ import psutil
 from app.storage.embedded import free_port
 from scripts.bench.harness import start_gunicorn
 from scripts.common import emit_json
+from scripts.users import token
 
 MIX = (("nearby", 0.35), ("recommended", 0.25), ("map", 0.15), ("events", 0.15), ("stats", 0.10))
 
 
-def _client(port, seconds, seed, key, out):
+def _client(port, seconds, seed, key, users, out):
     rng = np.random.default_rng(seed)
     names = [m[0] for m in MIX]
     probs = [m[1] for m in MIX]
@@ -45,7 +47,8 @@ def _client(port, seconds, seed, key, out):
         if kind == "nearby":
             path = f"/v1/stores/nearby?lat={lat:.5f}&lon={lon:.5f}&limit=20"
         elif kind == "recommended":
-            path = f"/v1/deals/recommended?lat={lat:.5f}&lon={lon:.5f}&user_id=u{rng.integers(0, 3000):06d}"
+            path = f"/v1/deals/recommended?lat={lat:.5f}&lon={lon:.5f}"
+            headers = {"Authorization": "Bearer " + users[rng.integers(len(users))]}
         elif kind == "map":
             path = f"/v1/map/stores?bbox={lon - 0.02:.5f},{lat - 0.01:.5f},{lon + 0.02:.5f},{lat + 0.01:.5f}&zoom=15"
         elif kind == "events":
@@ -59,7 +62,6 @@ def _client(port, seconds, seed, key, out):
                             "type": "click",
                             "ts": now,
                             "store_id": "osm-n1381017836",
-                            "user_id": "load",
                         }
                         for _ in range(5)
                     ]
@@ -99,9 +101,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     port = free_port()
-    proc, startup = start_gunicorn(
-        port, {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-load-"), "O2O_ADMIN_KEY": "load-admin"}
-    )
+    env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-load-"), "O2O_ADMIN_KEY": "load-admin"}
+    proc, startup = start_gunicorn(port, env)
+    users = [token(f"u{i:06d}", environ={**os.environ, **env}) for i in range(0, 3000, 15)]  # 200 signed-in users
     try:
         deadline = time.monotonic() + 30  # the second worker boots just after the first answers
         while (
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
         rss_start = _rss(workers)
         out = mp.Queue()
         clients = [
-            mp.Process(target=_client, args=(port, args.minutes * 60, i, "load-admin", out))
+            mp.Process(target=_client, args=(port, args.minutes * 60, i, "load-admin", users, out))
             for i in range(args.clients)
         ]
         t0 = time.perf_counter()

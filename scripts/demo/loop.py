@@ -6,7 +6,8 @@
    the bundled catalogue, deals and the newest model artifact.
 2. Five new users near Helsinki centre look at their deal lists (they are unknown to the
    model: popular nearby), then order and redeem repeatedly at stores of one category
-   and review them 5 stars, through POST /v1/events.
+   and review them 5 stars: orders through the stores' redemptions endpoint (as their points
+   of sale would), reviews through POST /v1/events signed in.
 3. Exports the events, retrains on base data + events, activates the new version through
    the admin endpoint, and waits until /healthz reports it (no restart).
 4. Prints each user's top deals before and after, and the share of that category.
@@ -30,6 +31,7 @@ from app.storage.embedded import free_port
 from scripts import export_events
 from scripts import train as train_cmd
 from scripts.bench.harness import request, start_gunicorn
+from scripts.users import token
 
 LAT, LON = 60.1699, 24.9384
 ADMIN = "demo-admin-key"
@@ -40,11 +42,13 @@ def call(port, method, path, body=None, headers=None):
     return status, data
 
 
-def top_deals(port, user, k=20):
+def top_deals(port, user_token, k=20):
     status, body = call(
         port,
         "GET",
-        "/v1/deals/recommended?" + urlencode({"lat": LAT, "lon": LON, "user_id": user, "limit": k, "radius_m": 3000}),
+        "/v1/deals/recommended?" + urlencode({"lat": LAT, "lon": LON, "limit": k, "radius_m": 3000}),
+        None,
+        {"Authorization": f"Bearer {user_token}"} if user_token else None,
     )
     assert status == 200, body
     return body["deals"], body["model_version"]
@@ -80,7 +84,8 @@ def main(argv=None) -> int:
     try:
         print(f"service up in {startup:.1f} s on 127.0.0.1:{port}")
         users = [f"demo-{uuid.uuid4().hex[:6]}" for _ in range(args.users)]
-        before = {u: top_deals(port, u) for u in users}
+        tokens = {u: token(u, environ={**os.environ, **env}) for u in users}
+        before = {u: top_deals(port, tokens[u]) for u in users}
         version0 = before[users[0]][1]
         category = args.category or pd.Series([d["category"] for d in top_deals(port, None, 50)[0]]).mode().iat[0]
         _, cat_deals = call(
@@ -92,36 +97,26 @@ def main(argv=None) -> int:
         targets = [d for d in cat_deals["deals"]][:6]
         print(f"model {version0}; the users take to '{category}' ({len(targets)} stores with deals)")
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        owner = {d["store_id"]: call(port, "GET", f"/v1/stores/{d['store_id']}")[1]["merchant_id"] for d in targets}
+        admin = {"Authorization": f"Bearer {ADMIN}"}  # the platform admin records for every merchant here
         sent = 0
         for u in users:
-            events = []
+            # The users' orders, as each store's point of sale records them (with the user's token).
             for i in range(args.orders_per_user):
                 d = targets[i % len(targets)]
-                events.append(
-                    {
-                        "event_id": uuid.uuid4().hex,
-                        "type": "order",
-                        "ts": now,
-                        "user_id": u,
-                        "store_id": d["store_id"],
-                        "amount": 20.0,
-                    }
-                )
-            events.append(
-                {
-                    "event_id": uuid.uuid4().hex,
-                    "type": "review",
-                    "ts": now,
-                    "user_id": u,
-                    "store_id": targets[0]["store_id"],
-                    "rating": 5,
-                    "text": "lovely",
-                }
+                order = {"redemption_id": uuid.uuid4().hex, "store_id": d["store_id"], "amount": 20.0, "ts": now}
+                order["user_token"] = tokens[u]
+                status, body = call(port, "POST", f"/v1/merchants/{owner[d['store_id']]}/redemptions", order, admin)
+                assert status == 201, body
+                sent += 1
+            review = {"event_id": uuid.uuid4().hex, "type": "review", "ts": now, "store_id": targets[0]["store_id"]}
+            review.update(rating=5, text="lovely")
+            status, body = call(
+                port, "POST", "/v1/events", {"events": [review]}, {"Authorization": f"Bearer {tokens[u]}"}
             )
-            status, body = call(port, "POST", "/v1/events", {"events": events})
             assert status == 200 and body["rejected"] == 0, body
             sent += body["accepted"]
-        print(f"{sent} events accepted")
+        print(f"{sent} orders and reviews recorded")
         out = os.path.join(work, "events")
         export_events.main(["--data-dir", env["O2O_DATA_DIR"], "--out", out])
         base = os.path.join(root, "data", "generated", "helsinki")
@@ -148,7 +143,7 @@ def main(argv=None) -> int:
             if call(port, "GET", "/healthz")[1]["model_version"] == new_version:
                 break
             time.sleep(0.2)
-        after = {u: top_deals(port, u) for u in users}
+        after = {u: top_deals(port, tokens[u]) for u in users}
         print(f"served model: {version0} -> {after[users[0]][1]}")
         mine = {d["store_id"] for d in targets}
         moved = []

@@ -28,6 +28,7 @@ import pandas as pd
 from app.storage.embedded import free_port
 from scripts import merchants
 from scripts.bench.harness import request, start_gunicorn
+from scripts.users import token
 
 
 def _call(port, method, path, body=None, headers=None):
@@ -58,23 +59,15 @@ def main(argv=None) -> int:
         today = datetime.now(UTC)
         for d in range(args.days - 1, -1, -1):
             day = today - timedelta(days=d)
-            events = []
+            events: dict[str, list] = {}
             for u in range(args.users):
                 s = mine.sample(1, random_state=int(rng.integers(1 << 30))).iloc[0]
                 lat, lon = s["lat"] + rng.normal(0, 0.004), s["lon"] + rng.normal(0, 0.008)
                 user = f"demo-{u}"
-                _, body = _call(
-                    port,
-                    "GET",
-                    "/v1/stores/nearby?"
-                    + urlencode({"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10, "user_id": user}),
-                )
-                _call(
-                    port,
-                    "GET",
-                    "/v1/deals/recommended?"
-                    + urlencode({"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10, "user_id": user}),
-                )
+                signed_in = {"Authorization": "Bearer " + token(user, data_dir=data_dir)}
+                where = urlencode({"lat": round(lat, 6), "lon": round(lon, 6), "limit": 10})
+                _, body = _call(port, "GET", "/v1/stores/nearby?" + where, headers=signed_in)
+                _call(port, "GET", "/v1/deals/recommended?" + where, headers=signed_in)
                 shown = [x["id"] for x in body["stores"] if x["id"] in set(mine["store_id"])]
                 for store in shown:
                     ts = (day - timedelta(minutes=int(rng.integers(0, 600)))).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -85,14 +78,15 @@ def main(argv=None) -> int:
                                 "type": kind,
                                 "ts": ts,
                                 "store_id": store,
-                                "user_id": user,
                             }
                             if kind == "order":
                                 ev["amount"] = round(float(rng.lognormal(2.8, 0.4)), 2)
-                            events.append(ev)
-            for i in range(0, len(events), 500):
-                status, res = _call(port, "POST", "/v1/events", {"events": events[i : i + 500]})
-                assert status == 200 and res["rejected"] == 0, res
+                            events.setdefault(user, []).append(ev)
+            for user, theirs in events.items():  # each user posts their own events, signed in
+                signed_in = {"Authorization": "Bearer " + token(user, data_dir=data_dir)}
+                for i in range(0, len(theirs), 500):
+                    status, res = _call(port, "POST", "/v1/events", {"events": theirs[i : i + 500]}, signed_in)
+                    assert status == 200 and res["rejected"] == 0, res
         first = (today - timedelta(days=args.days - 1)).date().isoformat()
         status, stats = _call(
             port,

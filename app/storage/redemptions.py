@@ -1,0 +1,62 @@
+"""A merchant's redemptions and orders: the quota moves atomically, once per redemption id.
+
+Two steps, each idempotent, so a retry of the same ``redemption_id`` finishes whatever a
+crash left undone and never counts twice:
+
+1. In the slot of what the redemption counts against (the deal, else the store), one script
+   claims the redemption id and, when the deal has a quota, takes one unit of it, or refuses
+   when none is left (the claim is then released, so every retry is refused alike).
+2. The redemption is written as an event (``storage.events``) under an event id derived from
+   (merchant, redemption id): stream, the user's state, the store's statistics.
+
+Step 1 touches one slot and step 2 is the event path, so both run on a Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import redis
+
+from app.storage import keys
+
+# KEYS: 1 claim, 2 deal's used counter ('' for an order without a deal)
+# ARGV: 1 quota (-1: unlimited), 2 claim ttl
+# Returns {state, used}: state 1 new, 0 already recorded, -1 no quota left.
+_CLAIM = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local used = 0
+  if KEYS[2] ~= '' then used = tonumber(redis.call('GET', KEYS[2]) or '0') end
+  return {0, used}
+end
+if KEYS[2] == '' then
+  redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+  return {1, 0}
+end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+local quota = tonumber(ARGV[1])
+if quota >= 0 and used >= quota then return {-1, used} end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+return {1, redis.call('INCR', KEYS[2])}
+"""
+#: How long a redemption id is remembered: longer than any point-of-sale retry.
+CLAIM_TTL_S = 30 * 86400
+
+NEW, DUPLICATE, NO_QUOTA = 1, 0, -1
+
+
+def claim(r: redis.Redis, merchant: str, redemption_id: str, store: str, deal: str | None, quota: float):
+    """(state, used): NEW, DUPLICATE or NO_QUOTA, and the deal's redemptions after it."""
+    script = r.register_script(_CLAIM)
+    q = -1 if deal is None or quota is None or math.isnan(quota) else int(quota)
+    state, used = script(
+        keys=[keys.redemption_claim(deal, store, f"{merchant}:{redemption_id}"), keys.deal_used(deal) if deal else ""],
+        args=[q, CLAIM_TTL_S],
+    )
+    return int(state), int(used)
+
+
+def event_id_of(merchant: str, redemption_id: str) -> str:
+    """The event id a redemption is written under: the same for every retry."""
+    return "r:" + hashlib.sha256(f"{merchant}\x00{redemption_id}".encode()).hexdigest()[:40]
