@@ -7,6 +7,7 @@ import os
 import time
 from functools import partial
 
+import numpy as np
 import pandas as pd
 from flask import Flask
 
@@ -110,8 +111,10 @@ def serve_signals(index: StoreIndex, scorer) -> None:
     if stage is None:
         return
     signals = store_signals(stage)
-    for name in ("popularity", "rating"):
-        n = index.set_signal(name, signals["store_id"], signals[name])
+    # Shown to people: a rating to two decimals, a popularity to four (the float32 the model
+    # keeps them in would print as 3.5028109550476074).
+    for name, decimals in (("popularity", 4), ("rating", 2)):
+        n = index.set_signal(name, signals["store_id"], np.round(np.asarray(signals[name], dtype=np.float64), decimals))
         log.info("model %s: %s of %d stores from the loop", scorer.version, name, n)
 
 

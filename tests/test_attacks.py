@@ -15,8 +15,10 @@ import pytest
 
 from app import create_app
 from app.http import paging
+from app.storage import keys
 from tests.support.apps import FIXED_NOW, app_config
 from tests.support.stores import HELSINKI, hand_placed
+from tests.support.users import shown
 
 SECRET = "attack-tests-secret-key-0123456789abcdef"  # a known key: the tests forge with it
 DAY = pd.Timedelta(days=1)
@@ -172,6 +174,7 @@ def test_events_cannot_name_another_user(shop):
     """Ten redeem events with user_id=u-victim replaced that user's whole top 10."""
     app, client = shop
     ev = {"event_id": "e-1", "type": "click", "ts": _iso(FIXED_NOW), "store_id": "n100", "user_id": "u-victim"}
+    ev["impression_token"] = shown(client, "n100")
     anonymous = client.post("/v1/events", json={"events": [ev]}).get_json()
     assert anonymous["rejected"] == 1 and anonymous["results"][0]["errors"][0]["field"] == "user_id"
     other = client.post("/v1/events", json={"events": [ev]}, headers=_token(app, "u-attacker")).get_json()
@@ -328,3 +331,126 @@ def test_a_review_needs_a_signed_in_user_who_bought_there(shop, redis_url):
     assert client.post("/v1/events", json={"events": [review]}, headers=signed_in).get_json()["accepted"] == 1
     totals = _stats(client, redis_url)
     assert (totals["orders"], totals["order_amount"], totals["reviews"]) == (1, 12.0, 1)
+
+
+# ------------------------------------------------------------------ 1. impression tokens
+def _click(**fields):
+    return {
+        "event_id": fields.pop("event_id", f"c-{time.perf_counter_ns()}"),
+        "type": "click",
+        "ts": _iso(FIXED_NOW),
+        **fields,
+    }
+
+
+def test_every_surface_hands_out_tokens_that_verify(shop):
+    from app.domain import impression_tokens
+
+    app, client = shop
+    now = FIXED_NOW.timestamp()
+    nearby = client.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 3}).get_json()["stores"]
+    deals = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).get_json()["deals"]
+    detail = client.get("/v1/stores/n250").get_json()
+    points = [
+        f["properties"]
+        for f in client.get("/v1/map/stores", query_string={"bbox": "24.93,60.16,24.95,60.22", "zoom": 18}).get_json()[
+            "features"
+        ]
+    ]
+    cases = [("nearby", s["id"], None, i + 1, s) for i, s in enumerate(nearby)]
+    cases += [("recommended", d["store_id"], d["deal_id"], i + 1, d) for i, d in enumerate(deals)]
+    cases += [("detail", "n250", None, 1, detail)]
+    cases += [("map", p["id"], None, i + 1, p) for i, p in enumerate(points)]
+    assert len(deals) == 3 and len(points) >= 3
+    for surface, store, deal, rank, item in cases:
+        imp = impression_tokens.verify(SECRET, item["impression_token"], now)
+        assert (imp.surface, imp.store_id, imp.deal_id, imp.rank) == (surface, store, deal, rank)
+
+
+def test_clicks_without_a_valid_token_are_rejected_and_never_counted(shop, redis_url):
+    """400 anonymous clicks once took a store from 0 to 400 clicks."""
+    _, client = shop
+    token = shown(client, "n100")
+    other = shown(client, "n250")
+    body, sig = token.split(".")
+    altered = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + sig
+    batch = [_click(event_id=f"bare-{i}", store_id="n100") for i in range(400)]
+    batch += [
+        _click(event_id="other", store_id="n100", impression_token=other),
+        _click(event_id="altered", store_id="n100", impression_token=altered),
+        _click(event_id="garbage", store_id="n100", impression_token="x" * 80),
+    ]
+    body = client.post("/v1/events", json={"events": batch[:400]}).get_json()
+    assert body["accepted"] == 0 and body["results"][0]["errors"][0]["field"] == "impression_token"
+    body = client.post("/v1/events", json={"events": batch[400:]}).get_json()
+    assert body["accepted"] == 0
+    assert all(r["errors"][0]["field"] == "impression_token" for r in body["results"])
+    assert _stats(client, redis_url)["clicks"] == 0
+    ok = client.post("/v1/events", json={"events": [_click(event_id="real", impression_token=token)]}).get_json()
+    assert ok["accepted"] == 1  # the token alone names the store
+    assert _stats(client, redis_url)["clicks"] == 1
+
+
+def test_a_token_counts_once_per_event_type(shop, redis_url):
+    _, client = shop
+    token = shown(client, "n100")
+    first = client.post("/v1/events", json={"events": [_click(event_id="a", impression_token=token)]}).get_json()
+    again = client.post("/v1/events", json={"events": [_click(event_id="b", impression_token=token)]}).get_json()
+    retry = client.post("/v1/events", json={"events": [_click(event_id="a", impression_token=token)]}).get_json()
+    directions = {**_click(event_id="c", impression_token=token), "type": "directions"}
+    other_type = client.post("/v1/events", json={"events": [directions]}).get_json()
+    assert (first["accepted"], again["rejected"], retry["duplicates"], other_type["accepted"]) == (1, 1, 1, 1)
+    assert "already used" in again["results"][0]["errors"][0]["message"]
+    totals = _stats(client, redis_url)
+    assert (totals["clicks"], totals["directions"]) == (1, 1)
+
+
+def test_a_token_is_valid_for_24_hours(shop, tmp_path, redis_url):
+    app, client = shop
+    token = shown(client, "n100")
+    later = create_app(
+        app_config(
+            tmp_path / "later",
+            redis_url,
+            CATALOGUE=app.config["CATALOGUE"],
+            SECRET_KEY=SECRET,
+            NOW=lambda: FIXED_NOW + pd.Timedelta(hours=25),
+        )
+    ).test_client()
+    ev = {**_click(impression_token=token), "ts": _iso(FIXED_NOW + pd.Timedelta(hours=25))}
+    body = later.post("/v1/events", json={"events": [ev]}).get_json()
+    assert body["rejected"] == 1 and "expired" in body["results"][0]["errors"][0]["message"]
+
+
+def test_unique_viewers_come_from_what_the_service_saw_not_a_header(shop, redis_url):
+    """Thirty GETs, each with its own X-Client-Id, once gave 31 unique viewers."""
+    app, client = shop
+    app.config["STATS_PRIVACY_THRESHOLD"] = 1
+    for i in range(30):
+        client.get("/v1/stores/n100", headers={"X-Client-Id": f"fake-{i}"})
+    app.extensions["o2o"].impressions.flush()
+    assert _stats(client, redis_url)["unique_viewers"] == 1
+    for i in range(3):  # three people: three addresses
+        client.get("/v1/stores/n100", environ_base={"REMOTE_ADDR": f"10.9.0.{i}"})
+    app.extensions["o2o"].impressions.flush()
+    assert _stats(client, redis_url)["unique_viewers"] == 4
+
+
+def test_a_redemption_is_attributed_to_the_impression_it_came_from(shop, redis_url):
+    import json
+
+    import redis
+
+    _, client = shop
+    deals = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).get_json()["deals"]
+    five = next(d for d in deals if d["deal_id"] == "d-five")
+    key = _merchant(redis_url)
+    wrong = _redemption(rid="w", deal_id="d-a", impression_token=five["impression_token"])
+    assert _problem(client.post("/v1/merchants/m-1/redemptions", json=wrong, headers=key))["errors"][0]["field"] == (
+        "impression_token"
+    )
+    right = _redemption(rid="r", deal_id="d-five", store_id="n250", impression_token=five["impression_token"])
+    assert client.post("/v1/merchants/m-1/redemptions", json=right, headers=key).status_code == 201
+    (_id, fields), *_ = redis.Redis.from_url(redis_url).xrevrange(keys.EVENTS, count=1)
+    body = json.loads(fields[b"body"])
+    assert (body["surface"], body["rank"], body["type"]) == ("recommended", deals.index(five) + 1, "redeem")

@@ -4,13 +4,16 @@ Skipped with a reason when Chromium or Playwright is missing; CI installs both. 
 land in test-artifacts/.
 """
 
+import json
 import os
 import shutil
 import threading
+import time
 
 import pytest
 import redis
 
+from app.storage.keys import EVENTS
 from tests.support.apps import app_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -53,16 +56,23 @@ def site(tmp_path_factory, redis_server):
     keys = {m: create_key(r, m) for m in ("m-unicafe", "m-restamax")}
     client = app.test_client()
     unicafe = stores[stores["merchant_id"] == "m-unicafe"]
+    tokens: dict[str, list[str]] = {}
     for i, row in enumerate(unicafe.itertuples()):
         for k in range(6):  # replayed traffic: searches near each Unicafe store by several people
-            client.get(
+            body = client.get(
                 "/v1/stores/nearby",
                 query_string={"lat": row.lat + 0.0005 * k, "lon": row.lon, "limit": 10},
-                headers={"X-Client-Id": f"viewer-{i}-{k}"},
-            )
+                environ_base={"REMOTE_ADDR": f"10.{i}.0.{k}"},
+            ).get_json()
+            for shown in body["stores"]:
+                tokens.setdefault(shown["id"], []).append(shown["impression_token"])
+    for i, sid in enumerate(unicafe["store_id"]):  # someone opens each store's page too
+        page = client.get(f"/v1/stores/{sid}", environ_base={"REMOTE_ADDR": f"10.{i}.1.1"}).get_json()
+        tokens.setdefault(sid, []).append(page["impression_token"])
     now = __import__("datetime").datetime.now(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Two people click each store and one asks for directions, each with what they were shown.
     events = [
-        {"event_id": f"e{i}-{j}", "type": kind, "ts": now, "store_id": sid}
+        {"event_id": f"e{i}-{j}", "type": kind, "ts": now, "store_id": sid, "impression_token": tokens[sid][-1 - j % 2]}
         for i, sid in enumerate(unicafe["store_id"])
         for j, kind in enumerate(("click", "click", "directions"))
     ]
@@ -107,7 +117,7 @@ def _wait_loaded(page, since="0"):
     return page.evaluate("() => document.body.dataset.loaded")
 
 
-def test_widget_shows_markers_filters_and_details(site, browser):
+def test_widget_shows_markers_filters_and_details(site, browser, redis_server):
     base, _keys, _stores = site
     page = browser.new_page(viewport={"width": 1000, "height": 700})
     page.goto(f"{base}/widget/map?lat=60.1699&lon=24.9384&zoom=16")
@@ -123,11 +133,25 @@ def test_widget_shows_markers_filters_and_details(site, browser):
     assert int(status_cafe.split()[0]) < int(status_all.split()[0])
     page.screenshot(path=os.path.join(ARTIFACTS, "widget-cafes.png"))
     marker = page.locator("#map .store").first
-    name = marker.get_attribute("title")
+    name, store_id = marker.get_attribute("title"), marker.get_attribute("data-id")
     marker.click(force=True)
     page.wait_for_selector(".popup h3")
     assert page.locator(".popup h3").inner_text() == name
     page.screenshot(path=os.path.join(ARTIFACTS, "widget-popup.png"))
+    # The widget sent the click and the detail view back with their impression tokens.
+    r = redis.Redis.from_url(redis_server)
+    sent = set()
+    for _ in range(50):
+        sent = {
+            (b["type"], b.get("surface"))
+            for _id, f in r.xrange(EVENTS)
+            for b in [json.loads(f[b"body"])]
+            if b["store_id"] == store_id
+        }
+        if {("click", "map"), ("detail_view", "detail")} <= sent:
+            break
+        time.sleep(0.1)
+    assert {("click", "map"), ("detail_view", "detail")} <= sent
     page.close()
 
 

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from app import create_app
+from app.domain.impression_tokens import viewer_of
 from app.storage import keys
 from app.storage.apikeys import create_key
 from app.storage.keys import IMPRESSIONS
@@ -20,7 +21,7 @@ from recommender.generator import BehaviourConfig, generate
 from recommender.served import fit_from_orders
 from tests.support.apps import FIXED_NOW, app_config
 from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed, store
-from tests.support.users import as_user
+from tests.support.users import as_user, shown
 
 LAT0, LON0 = HELSINKI
 DAY = timedelta(days=1)
@@ -295,7 +296,8 @@ def test_personalised_nearby_uses_the_scorer(wclient, world):
 
 # --------------------------------------------------------------------------------- events
 def test_duplicate_event_ids_count_once(wclient, redis_url):
-    batch = [event("click", store_id="n100", event_id=f"e-{i}") for i in range(5)]
+    stores = ("n100", "n250", "n400a", "n400b", "n1000")
+    batch = [event("click", store_id=s, event_id=f"e-{s}", impression_token=shown(wclient, s)) for s in stores]
     r = redis.Redis.from_url(redis_url)
     assert post(wclient, *batch)[1]["accepted"] == 5
     length = r.xlen(keys.EVENTS)
@@ -307,8 +309,8 @@ def test_duplicate_event_ids_count_once(wclient, redis_url):
 def test_bad_events_are_reported_and_good_ones_kept(wclient):
     status, body = post(
         wclient,
-        event("click", store_id="n100"),
-        event("click", store_id="no-such-store"),
+        event("click", store_id="n100", impression_token=shown(wclient, "n100")),
+        event("click", store_id="no-such-store", impression_token=shown(wclient, "n100")),
         event("review", store_id="n100", rating=6),
         event("review", store_id="n100"),
         event("redeem", store_id="n100"),
@@ -321,7 +323,7 @@ def test_bad_events_are_reported_and_good_ones_kept(wclient):
     assert (body["accepted"], body["rejected"]) == (1, 8)
     by_index = {x["index"]: x for x in body["results"]}
     fields = {i: [e["field"] for e in x.get("errors") or []] for i, x in by_index.items()}
-    assert fields[1] == ["store_id"]
+    assert set(fields[1]) == {"store_id", "impression_token"}  # unknown, and not the token's store
     assert fields[2] == ["rating"]
     assert fields[3] == ["rating", "type"]  # no rating, and an anonymous review
     # Redemptions and orders come from merchants; the reason names the endpoint.
@@ -357,7 +359,12 @@ def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
     deals = recommended(wclient, user=world["user"], limit=3)["deals"]
     _wait_len(r, before + 2)
     ((_id, fields),) = r.xrevrange(IMPRESSIONS, count=1)
-    assert fields[b"surface"] == b"recommended" and fields[b"viewer"] == f"u:{world['user']}".encode()
+    # The viewer is a keyed hash of the signed-in user, never the user id in the clear.
+    viewer = viewer_of(
+        wclient.application.config["SECRET_KEY"], world["user"], "127.0.0.1", FIXED_NOW.date().isoformat()
+    )
+    assert fields[b"surface"] == b"recommended" and fields[b"viewer"] == viewer.encode()
+    assert world["user"].encode() not in fields[b"viewer"]
     assert [x[2] for x in json.loads(fields[b"items"])] == ids(deals)
 
 
@@ -382,12 +389,14 @@ def test_redis_down_mid_test_keeps_search_answering(world, tmp_path):
     proc.kill()
     proc.wait()
     for _ in range(3):
-        assert c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0}).status_code == 200
+        shown = c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0})
+        assert shown.status_code == 200
         assert c.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).status_code == 200
     app.extensions["o2o"].impressions.flush()  # what the flusher thread would do
     health = c.get("/healthz").get_json()
     assert health["redis"] == "down" and health["impressions_dropped"] >= 1
-    status, body = post(c, event("click", store_id="n100"))
+    first = shown.get_json()["stores"][0]
+    status, body = post(c, event("click", store_id=first["id"], impression_token=first["impression_token"]))
     assert status == 503 and body["status"] == 503
 
 

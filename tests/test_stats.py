@@ -19,7 +19,7 @@ from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
 from tests.support.apps import app_config
 from tests.support.stores import HELSINKI, M_PER_DEG, store
-from tests.support.users import as_user
+from tests.support.users import as_user, shown
 
 LAT0, LON0 = HELSINKI
 HEL = ZoneInfo("Europe/Helsinki")
@@ -86,7 +86,7 @@ def drive(app, clock, rng, keys, days=3, requests=40, events=30):
             c.get(
                 "/v1/stores/nearby",
                 query_string={"lat": lat, "lon": lon, "limit": int(rng.integers(1, 5)), "radius_m": 5000},
-                headers={"X-Client-Id": f"client-{rng.integers(12)}"},
+                environ_base={"REMOTE_ADDR": f"10.0.1.{rng.integers(12)}"},  # a pool of people
             )
         batch = []
         for _ in range(events):
@@ -100,6 +100,9 @@ def drive(app, clock, rng, keys, days=3, requests=40, events=30):
             ev = {"event_id": uuid.uuid4().hex, "type": kind, "ts": _iso(clock.at), "store_id": store, "user_id": user}
             if kind == "review":
                 ev["rating"] = int(rng.integers(1, 6))
+            else:  # engagement proves an impression: the user opened the store a second ago
+                clock.at += timedelta(seconds=1)
+                ev["impression_token"] = shown(c, store, as_user(app, user))
             batch.append(ev)
         for user in sorted({e["user_id"] for e in batch}):  # each user posts their own, signed in
             mine = [e for e in batch if e["user_id"] == user]
@@ -123,17 +126,18 @@ def recount(r, cat, radius_m=1000.0):
         lat, lon = float(f[b"lat"]), float(f[b"lon"])
         day = datetime.fromisoformat(f[b"ts"].decode()).astimezone(HEL).date().isoformat()
         surface = f[b"surface"].decode()
-        for s in cat["store_id"]:  # the denominator: requests within radius of each store
-            if haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
+        assert surface in ("nearby", "detail")
+        local = surface == "nearby"  # a local search; a detail view is not one
+        for s in cat["store_id"]:  # the denominator: local searches within radius of each store
+            if local and haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
                 out[(s, day)]["local_requests"] += 1
         for s, rank, _deal in json.loads(f[b"items"]):
             key = (s, day)
             out[key]["impressions"] += 1
             ranks[key].append(rank)
             viewers[key].add(f[b"viewer"])
-            if haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
+            if local and haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
                 out[key]["local_appeared"] += 1
-            assert surface == "nearby"
     names = {
         "click": "clicks",
         "detail_view": "detail_views",
@@ -150,7 +154,7 @@ def recount(r, cat, radius_m=1000.0):
         key = (e["store_id"], day)
         out[key][names[e["type"]]] += 1
         out[key]["order_amount"] += e.get("amount", 0.0) if e["type"] == "order" else 0.0
-        people[(key, e["type"])].add(e["user_id"])
+        people[(key, e["type"])].add(e.get("viewer") or e["user_id"])  # the token's viewer when it had one
     return out, viewers, people, ranks
 
 
@@ -270,7 +274,7 @@ def test_privacy_threshold_hides_small_unique_counts(stats_app, tmp_path, redis_
         c.get(
             "/v1/stores/nearby",
             query_string={"lat": LAT0, "lon": LON0, "limit": 1},
-            headers={"X-Client-Id": f"p{client}"},
+            environ_base={"REMOTE_ADDR": f"10.0.0.{client}"},  # distinct people: distinct addresses
         )
     app.extensions["o2o"].impressions.flush()
     q = {"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"}
@@ -283,7 +287,7 @@ def test_privacy_threshold_hides_small_unique_counts(stats_app, tmp_path, redis_
         c.get(
             "/v1/stores/nearby",
             query_string={"lat": LAT0, "lon": LON0, "limit": 1},
-            headers={"X-Client-Id": f"p{client}"},
+            environ_base={"REMOTE_ADDR": f"10.0.0.{client}"},  # distinct people: distinct addresses
         )
     app.extensions["o2o"].impressions.flush()
     day = c.get("/v1/merchants/mA/stats", query_string=q, headers=auth).get_json()["stores"][0]["days"][0]

@@ -2,37 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
 
+from app.domain.impression_tokens import Impression
 from app.http.schemas import EventIn
 
+#: Engagement with a shown item: each must bring back that item's impression token.
+NEEDS_IMPRESSION = ("click", "detail_view", "directions", "call", "website")
 
-def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_days: int, user: str | None) -> list:
-    """Each item as (index, EventIn, None) or (index, None, errors). Pure: no Redis.
+
+@dataclass
+class Checked:
+    """One item of a batch: the accepted event (and the impression it proves), or errors."""
+
+    index: int
+    event: EventIn | None
+    errors: list[dict] | None = None
+    impression: Impression | None = None
+
+
+def validate_batch(
+    items: list, known_store, deal_store, now: datetime, max_age_days: int, user: str | None, verify_token
+) -> list[Checked]:
+    """Judge each item on its own. Pure: no Redis.
 
     ``user``: the verified user of the request (None: anonymous). Events are that user's:
     an event naming another user is rejected, one naming none is the user's.
+    ``verify_token(token) -> Impression | message`` checks impression tokens; an event that
+    needs one takes its store (when it names none), surface and rank from it.
     """
-    out: list[tuple[int, EventIn | None, list[dict] | None]] = []
+    out: list[Checked] = []
     seen_ids: set[str] = set()
     for i, raw in enumerate(items):
         try:
             ev = EventIn.model_validate(raw)
         except ValidationError as exc:
-            out.append(
-                (
-                    i,
-                    None,
-                    [
-                        {"field": ".".join(map(str, e["loc"])) or "event", "message": e["msg"]}
-                        for e in exc.errors(include_url=False)
-                    ],
-                )
-            )
+            errors = [
+                {"field": ".".join(map(str, e["loc"])) or "event", "message": e["msg"]}
+                for e in exc.errors(include_url=False)
+            ]
+            out.append(Checked(i, None, errors))
             continue
-        errors = _semantic_errors(ev, known_store, deal_store, now, max_age_days)
+        errors: list[dict] = []
+        ev, impression = _impression(ev, verify_token, deal_store, errors)
+        errors += _semantic_errors(ev, known_store, deal_store, now, max_age_days)
         if ev.user_id is not None and ev.user_id != user:
             errors.append({"field": "user_id", "message": _NOT_YOURS if user else _NO_TOKEN})
         elif user is not None and ev.user_id is None:
@@ -42,8 +58,34 @@ def validate_batch(items: list, known_store, deal_store, now: datetime, max_age_
         if ev.event_id in seen_ids:
             errors.append({"field": "event_id", "message": "repeated within this batch"})
         seen_ids.add(ev.event_id)
-        out.append((i, None, errors) if errors else (i, ev, None))
+        out.append(Checked(i, None, errors) if errors else Checked(i, ev, None, impression))
     return out
+
+
+def _impression(ev: EventIn, verify_token, deal_store, errors: list) -> tuple[EventIn, Impression | None]:
+    """The event completed from its impression token, and the impression (None: no token)."""
+    if ev.impression_token is None:
+        if ev.type in NEEDS_IMPRESSION:
+            errors.append(
+                {"field": "impression_token", "message": f"a {ev.type} needs the impression_token of the item"}
+            )
+        return ev, None
+    imp = verify_token(ev.impression_token)
+    if isinstance(imp, str):
+        errors.append({"field": "impression_token", "message": imp})
+        return ev, None
+    store = ev.store_id or (deal_store(ev.deal_id) if ev.deal_id else None)
+    if store is not None and store != imp.store_id:
+        errors.append({"field": "impression_token", "message": f"names another store than {store!r}"})
+    if ev.deal_id is not None and imp.deal_id is not None and ev.deal_id != imp.deal_id:
+        errors.append({"field": "impression_token", "message": f"names another deal than {ev.deal_id!r}"})
+    ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)
+    if ts.timestamp() < imp.issued - _CLOCK_SKEW_S:
+        errors.append({"field": "ts", "message": "before the item was shown"})
+    update = {"surface": imp.surface, "rank": imp.rank}
+    if ev.store_id is None and ev.deal_id is None:
+        update["store_id"] = imp.store_id
+    return ev.model_copy(update=update), imp
 
 
 _FROM_MERCHANTS = (
@@ -51,6 +93,7 @@ _FROM_MERCHANTS = (
     "POST /v1/merchants/{merchant_id}/redemptions with the merchant's key"
 )
 REVIEW_NEEDS_PURCHASE = "a review needs a signed-in user who ordered or redeemed at this store"
+_CLOCK_SKEW_S = 300
 _NO_TOKEN = "an event of a user needs that user's token: send 'Authorization: Bearer <user token>'"
 _NOT_YOURS = "must be the user of the token (or left out)"
 

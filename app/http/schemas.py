@@ -75,12 +75,18 @@ class NearbyQuery(_Query):
         "anonymous and unknown users get popular-nearby); ties by distance, then id.",
     )
     fields: list[StoreField] = Field(
-        default_factory=list, description="Store fields to return; id and distance_m always come."
+        default_factory=list, description="Store fields to return; id, distance_m and impression_token always come."
     )
 
 
 class DetailQuery(_Query):
     """No parameters: the signed-in user comes from the Authorization header."""
+
+
+_IMPRESSION_TOKEN = (
+    "Signed proof that this item was shown (surface, store, deal, viewer, rank, time; valid 24 h). "
+    "Send it back with click, detail_view, directions, call and website events on this item."
+)
 
 
 class StoreOut(BaseModel):
@@ -98,6 +104,7 @@ class StoreOut(BaseModel):
     timezone: str | None = None
     open_now: bool | None = Field(None, description="null when the store has no opening hours.")
     popularity: float | None = None
+    impression_token: str | None = Field(None, description=_IMPRESSION_TOKEN)
 
 
 class NearbyResponse(BaseModel):
@@ -155,6 +162,13 @@ class EventIn(BaseModel):
     anon_id: str | None = Field(None, min_length=1, max_length=128)
     surface: Surface | None = None
     rank: int | None = Field(None, ge=1, le=10_000)
+    impression_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=600,
+        description="The impression_token of the item acted on: required for click, detail_view, directions, call "
+        "and website; its surface and rank are the ones recorded.",
+    )
     rating: int | None = Field(None, ge=1, le=5)
     text: str | None = Field(None, max_length=2000)
     amount: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
@@ -175,6 +189,13 @@ class RedemptionIn(BaseModel):
     amount: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False, description="What the customer paid.")
     user_token: str | None = Field(
         None, min_length=1, max_length=4096, description="The customer's user token (e.g. from a QR code in the app)."
+    )
+    impression_token: str | None = Field(
+        None,
+        min_length=1,
+        max_length=600,
+        description="The impression_token of the deal or store the customer redeemed from: its surface and rank are "
+        "recorded with the redemption (attribution).",
     )
     ts: datetime = Field(description="When it happened, ISO 8601; UTC if no offset.")
 
@@ -246,6 +267,7 @@ class DealOut(BaseModel):
     open_now: bool | None
     opens_at: str | None = Field(None, description="Next opening when the store is closed now.")
     quota_left: int | None = None
+    impression_token: str = Field(description=_IMPRESSION_TOKEN)
     reasons: list[dict] | None = Field(
         None,
         description=(
@@ -376,7 +398,10 @@ class LeavesQuery(_Query):
 class GeoFeature(BaseModel):
     type: Literal["Feature"]
     geometry: dict
-    properties: dict
+    properties: dict = Field(
+        description="A store point has id, name, category, price_level, rating, has_deal, open_now and, on "
+        "/v1/map/stores, impression_token; a cluster has cluster, cluster_id, count and has_deal."
+    )
 
 
 class FeatureCollection(BaseModel):

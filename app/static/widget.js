@@ -61,8 +61,11 @@
         L.marker([lat, lon], { icon }).on("click", () => map.setView([lat, lon], p.expansion_zoom)).addTo(layer);
       } else {
         const icon = L.divIcon({ className: "", iconSize: [14, 14],
-          html: `<div class="store${p.has_deal ? " deal" : ""}" data-id="${p.id}" title="${escapeHtml(p.name)}"></div>` });
-        L.marker([lat, lon], { icon }).on("click", () => details(p.id, [lat, lon])).addTo(layer);
+          html: `<div class="store${p.has_deal ? " deal" : ""}" data-id="${escapeHtml(p.id)}" title="${escapeHtml(p.name)}"></div>` });
+        L.marker([lat, lon], { icon }).on("click", () => {
+          send("click", p.impression_token);
+          details(p.id, [lat, lon]);
+        }).addTo(layer);
       }
     }
   }
@@ -70,6 +73,7 @@
   async function details(id, at) {
     const res = await fetch("/v1/stores/" + encodeURIComponent(id));
     const s = await res.json();
+    send("detail_view", s.impression_token);
     const open = s.open_now === null ? "Hours unknown" : s.open_now ? "Open now" :
       "Closed" + (s.next_open ? " · opens " + new Date(s.next_open).toLocaleString() : "");
     L.popup().setLatLng(at).setContent(
@@ -77,6 +81,19 @@
       `<p>${escapeHtml(s.category.replace(/_/g, " "))}${s.rating ? " · ★ " + s.rating : ""}` +
       `${s.price_level ? " · " + "€".repeat(s.price_level) : ""}</p><p>${open}</p>` +
       `<p>${escapeHtml(s.opening_hours || "")}</p></div>`).openOn(map);
+  }
+
+  // Engagement goes back with the impression token of what was shown: the service counts
+  // only events that prove an impression (and each token once per type).
+  function send(type, token) {
+    if (!token) return;
+    const id = (crypto.randomUUID ? crypto.randomUUID() : String(Math.random()).slice(2) + Date.now()).replace(/[^A-Za-z0-9-]/g, "");
+    fetch("/v1/events", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ events: [{ event_id: "w-" + id, type, ts: new Date().toISOString(), impression_token: token }] }),
+      keepalive: true,
+    }).catch(() => {});
   }
 
   function escapeHtml(text) {

@@ -9,6 +9,7 @@ key                                         type    content
 ``events``                                  stream  accepted client events (export reads it)
 ``impressions``                             stream  served impressions
 ``event:{event_id}``                        string  idempotency claim of an event id (14 days)
+``{store:S}:tok:{mac}:{type}``             string  an impression token used for one event type (25 h)
 ``{deal:D}:used``                          string  redemptions of deal D so far (its quota)
 ``{deal:D}:rid:{redemption_id}``            string  idempotency claim of a merchant's redemption
 ``{store:S}:rid:{redemption_id}``           string  the same for an order without a deal
@@ -53,6 +54,10 @@ MODEL_HISTORY = PREFIX + "model:history"
 
 def event_claim(event_id: str) -> str:
     return f"{PREFIX}event:{event_id}"
+
+
+def token_claim(store: str, mac: str, kind: str) -> str:
+    return f"{PREFIX}{{store:{store}}}:tok:{mac}:{kind}"
 
 
 def deal_used(deal: str) -> str:

@@ -10,7 +10,7 @@ from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import ProblemBody, RecommendedQuery, RecommendedResponse
 from app.http.users import request_user
-from app.http.viewer import request_viewer
+from app.http.viewer import request_viewer, token_signer
 from app.services import Services, services
 from app.storage.client import STORAGE_ERRORS
 from app.storage.events import read_user_state
@@ -62,15 +62,13 @@ def recommended():
         taste = scorer.category_shares(user) if scorer is not None else {}
         for row, j in zip(out, picked):
             row["reasons"] = reasons(ranked, j, svc.deals, svc.index, scorer, ordered, taste)
-    viewer = request_viewer(user, evaluated_at)
-    svc.impressions.log(
-        "recommended",
-        viewer,
-        query.lat,
-        query.lon,
-        [(d["store_id"], page * query.limit + i + 1, d["deal_id"]) for i, d in enumerate(out)],
-        svc.now(),
-    )
+    now = svc.now()
+    viewer = request_viewer(user, now)
+    shown = [(d["store_id"], page * query.limit + i + 1, d["deal_id"]) for i, d in enumerate(out)]
+    sign = token_signer("recommended", viewer, now)
+    for d, (store, rank, deal) in zip(out, shown):
+        d["impression_token"] = sign.token(store, rank, deal)
+    svc.impressions.log("recommended", viewer, query.lat, query.lon, shown, now)
     more = more and page + 1 < MAX_PAGES
     cursor = paging.encode(cfg["SECRET_KEY"], fp, [page + 1, 0, ""], evaluated_at.isoformat()) if more else None
     return jsonify(deals=out, next_cursor=cursor, model_version=scorer.version if scorer else None)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
-from app.domain.event_rules import REVIEW_NEEDS_PURCHASE, validate_batch
+from app.domain import impression_tokens
+from app.domain.event_rules import REVIEW_NEEDS_PURCHASE, Checked, validate_batch
 from app.http.errors import Problem, unavailable
 from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import validation_errors
@@ -13,7 +14,7 @@ from app.http.schemas import EventBatch, EventsResponse, ProblemBody, RawEventBa
 from app.http.users import request_user
 from app.services import Services, services
 from app.storage.client import STORAGE_ERRORS
-from app.storage.events import read_user_stores, write_events
+from app.storage.events import TOKEN_USED, read_user_stores, write_events
 
 bp = Blueprint("events", __name__, url_prefix="/v1")
 
@@ -31,29 +32,32 @@ def post_events():
     batch = _parse_batch()
     svc = services()
     index, deals = svc.index, svc.deals
-    user = request_user(svc.now())
+    now = svc.now()
+    user = request_user(now)
+    secret = current_app.config["SECRET_KEY"]
     checked = validate_batch(
         batch.events,
         lambda s: index.position(s) is not None,
         deals.store_of,
-        svc.now(),
+        now,
         current_app.config["EVENT_MAX_AGE_DAYS"],
         user,
+        lambda token: impression_tokens.verify(secret, token, now.timestamp()),
     )
     checked = _reviews_need_a_purchase(svc, user, checked)
-    good = [(i, ev) for i, ev, _err in checked if ev is not None]
+    good = [c for c in checked if c.event is not None]
     written = _write(svc, good) if good else {}
-    results = [_result(batch.events[i], i, ev, err, written) for i, ev, err in checked]
+    results = [_result(batch.events[c.index], c, written) for c in checked]
     count = {s: sum(r["status"] == s for r in results) for s in ("accepted", "duplicate", "rejected")}
     return jsonify(
         accepted=count["accepted"], duplicates=count["duplicate"], rejected=count["rejected"], results=results
     )
 
 
-def _reviews_need_a_purchase(svc: Services, user: str | None, checked: list) -> list:
+def _reviews_need_a_purchase(svc: Services, user: str | None, checked: list[Checked]) -> list[Checked]:
     """Reject reviews of stores where the signed-in user never ordered or redeemed (the
     base order history, and what merchants recorded since)."""
-    if user is None or not any(ev is not None and ev.type == "review" for _i, ev, _e in checked):
+    if user is None or not any(c.event is not None and c.event.type == "review" for c in checked):
         return checked
     if svc.redis is None:
         raise unavailable("Reviews cannot be checked right now (Redis is off); retry later.")
@@ -62,13 +66,12 @@ def _reviews_need_a_purchase(svc: Services, user: str | None, checked: list) -> 
     except STORAGE_ERRORS as exc:
         svc.breaker.failed(exc, "events")
         raise unavailable("Reviews cannot be checked right now; retry the same batch later.") from None
-    out = []
-    for i, ev, err in checked:
-        if ev is not None and ev.type == "review" and ev.store_id not in bought:
-            out.append((i, None, [{"field": "store_id", "message": REVIEW_NEEDS_PURCHASE}]))
-        else:
-            out.append((i, ev, err))
-    return out
+    return [
+        Checked(c.index, None, [{"field": "store_id", "message": REVIEW_NEEDS_PURCHASE}])
+        if c.event is not None and c.event.type == "review" and c.event.store_id not in bought
+        else c
+        for c in checked
+    ]
 
 
 def _parse_batch() -> RawEventBatch:
@@ -81,14 +84,19 @@ def _parse_batch() -> RawEventBatch:
         raise Problem(400, "Invalid event batch.", validation_errors(RawEventBatch, exc)) from None
 
 
-def _write(svc: Services, good: list) -> dict:
-    """{index: True (new) | False (duplicate)}; a 503 acknowledges nothing, so a retry is safe."""
+def _write(svc: Services, good: list[Checked]) -> dict:
+    """{index: NEW | DUPLICATE | TOKEN_USED}; a 503 acknowledges nothing, so a retry is safe."""
     if svc.redis is None:
         raise unavailable("Events cannot be stored right now (Redis is off); retry later.")
     tz, index = svc.index.column("timezone"), svc.index
     try:
         return write_events(
-            svc.redis, good, svc.deals.store_of, current_app.config["STREAM_MAXLEN"], lambda s: tz[index.position(s)]
+            svc.redis,
+            [(c.index, c.event) for c in good],
+            svc.deals.store_of,
+            current_app.config["STREAM_MAXLEN"],
+            lambda s: tz[index.position(s)],
+            impressions={c.index: c.impression for c in good if c.impression is not None},
         )
     except STORAGE_ERRORS as exc:
         svc.breaker.failed(exc, "events")
@@ -96,13 +104,17 @@ def _write(svc: Services, good: list) -> dict:
         raise unavailable("Events cannot be stored right now; retry the same batch later.") from None
 
 
-def _result(raw, i: int, ev, errors, written: dict) -> dict:
-    if ev is None:
+def _result(raw, c: Checked, written: dict) -> dict:
+    if c.event is None or written[c.index] == TOKEN_USED:
         raw_id = raw.get("event_id") if isinstance(raw, dict) else None
+        errors = c.errors
+        if c.event is not None:
+            errors = [{"field": "impression_token", "message": f"already used for a {c.event.type}"}]
         return {
-            "index": i,
-            "event_id": raw_id if isinstance(raw_id, str) else None,
+            "index": c.index,
+            # A rejected id is echoed only as far as a valid one may be long.
+            "event_id": raw_id[:128] if isinstance(raw_id, str) else None,
             "status": "rejected",
             "errors": errors,
         }
-    return {"index": i, "event_id": ev.event_id, "status": "accepted" if written[i] else "duplicate"}
+    return {"index": c.index, "event_id": c.event.event_id, "status": "accepted" if written[c.index] else "duplicate"}

@@ -12,7 +12,7 @@ from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import FeatureCollection, LeavesQuery, MapQuery, ProblemBody
 from app.http.users import request_user
-from app.http.viewer import request_viewer
+from app.http.viewer import request_viewer, token_signer
 from app.services import services
 from geo_index import StoreFilter
 
@@ -43,8 +43,8 @@ def map_stores():
     features = [_cluster_feature(svc, g, secret, params, has_deal) for g in groups]
     truncated = len(singles) > MAX_POINTS
     singles = singles[:MAX_POINTS]
-    features += _point_features(svc, singles, has_deal, at)
     viewer = request_viewer(request_user(at), at)
+    features += _point_features(svc, singles, has_deal, at, token_signer("map", viewer, at))
     centre_lat = (query.bbox[1] + query.bbox[3]) / 2
     svc.impressions.log(
         "map",
@@ -181,11 +181,13 @@ def _cluster_feature(svc, g: clusters.Cluster, secret: str, params: dict, has_de
     }
 
 
-def _point_features(svc, positions: np.ndarray, has_deal: np.ndarray, at) -> list[dict]:
+def _point_features(svc, positions: np.ndarray, has_deal: np.ndarray, at, sign=None) -> list[dict]:
+    """Point features; with ``sign`` (the map itself, not a cluster's leaves) each carries an
+    impression token, ranked in the order shown."""
     index = svc.index
     opened = index.open_now(positions, at)
     out = []
-    for rec, pos, is_open in zip(index.records(positions), positions.tolist(), opened):
+    for rank, (rec, pos, is_open) in enumerate(zip(index.records(positions), positions.tolist(), opened), 1):
         props = {
             "cluster": False,
             "id": rec["id"],
@@ -196,6 +198,8 @@ def _point_features(svc, positions: np.ndarray, has_deal: np.ndarray, at) -> lis
             "has_deal": bool(has_deal[pos]),
             "open_now": is_open,
         }
+        if sign is not None:
+            props["impression_token"] = sign.token(rec["id"], rank)
         out.append(
             {
                 "type": "Feature",

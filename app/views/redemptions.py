@@ -7,6 +7,7 @@ from datetime import UTC, timedelta
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
+from app.domain import impression_tokens
 from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.openapi import documented
@@ -76,6 +77,12 @@ def record_redemption(merchant_id: str):
             user = user_of_token(red.user_token, now)
         except BadUserToken as exc:
             errors.append(field_error("user_token", str(exc), "the customer's current user token, or leave it out"))
+    shown = None
+    if red.impression_token is not None:
+        shown = impression_tokens.verify(current_app.config["SECRET_KEY"], red.impression_token, now.timestamp())
+        if isinstance(shown, str) or shown.store_id != red.store_id:
+            message = shown if isinstance(shown, str) else f"names another store than {red.store_id!r}"
+            errors.append(field_error("impression_token", message, "the token of the item redeemed, or leave it out"))
     if errors:
         raise Problem(400, "Invalid redemption.", errors)
     if svc.redis is None:
@@ -86,7 +93,7 @@ def record_redemption(merchant_id: str):
         )
         if state == redemptions.NO_QUOTA:
             raise Problem(409, f"Deal {red.deal_id!r} has no quota left ({used} redeemed).")
-        _write_event(svc, merchant_id, red, ts, user)
+        _write_event(svc, merchant_id, red, ts, user, shown)
     left = None if quota is None or quota != quota else max(int(quota) - used, 0)
     body = {
         "redemption_id": red.redemption_id,
@@ -108,7 +115,7 @@ def _parse() -> RedemptionIn:
         raise Problem(400, "Invalid redemption.", validation_errors(RedemptionIn, exc)) from None
 
 
-def _write_event(svc, merchant_id: str, red: RedemptionIn, ts, user: str | None) -> None:
+def _write_event(svc, merchant_id: str, red: RedemptionIn, ts, user: str | None, shown) -> None:
     """The redemption as an event (stream, statistics, the user's state); every retry writes
     under the same event id, so a retry completes a write a crash cut short, once."""
     event = EventIn(
@@ -119,6 +126,8 @@ def _write_event(svc, merchant_id: str, red: RedemptionIn, ts, user: str | None)
         deal_id=red.deal_id,
         user_id=user,
         amount=red.amount,
+        surface=shown.surface if shown else None,
+        rank=min(shown.rank, 10_000) if shown else None,
     )
     tz = svc.index.column("timezone")[svc.index.position(red.store_id)]
     write_events(svc.redis, [(0, event)], svc.deals.store_of, current_app.config["STREAM_MAXLEN"], lambda s: tz)

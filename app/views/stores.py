@@ -14,7 +14,7 @@ from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import DetailQuery, NearbyQuery, NearbyResponse, ProblemBody, StoreDetail
 from app.http.users import request_user
-from app.http.viewer import request_viewer
+from app.http.viewer import request_viewer, token_signer
 from app.services import services
 
 bp = Blueprint("stores", __name__, url_prefix="/v1/stores")
@@ -66,14 +66,13 @@ def nearby():
         if page.last_key is None
         else paging.encode(secret, fp, page.last_key + [rank0 + len(stores)], evaluated_at.isoformat())
     )
-    viewer = request_viewer(user, evaluated_at)
+    now = svc.now()
+    viewer = request_viewer(user, now)
+    sign = token_signer("nearby", viewer, now)
+    for i, s in enumerate(stores):
+        s["impression_token"] = sign.token(s["id"], rank0 + i + 1)
     svc.impressions.log(
-        "nearby",
-        viewer,
-        query.lat,
-        query.lon,
-        [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)],
-        svc.now(),
+        "nearby", viewer, query.lat, query.lon, [(s["id"], rank0 + i + 1, None) for i, s in enumerate(stores)], now
     )
     return jsonify(stores=stores, next_cursor=cursor, radius_m=page.radius_m, evaluated_at=evaluated_at.isoformat())
 
@@ -108,6 +107,7 @@ def detail(store_id: str):
     row["next_open"] = _iso(schedule.next_open(at)) if schedule else None
     row["next_close"] = _iso(schedule.next_close(at)) if schedule else None
     viewer = request_viewer(user, at)
+    row["impression_token"] = token_signer("detail", viewer, at).token(store_id, 1)
     svc.impressions.log("detail", viewer, row["lat"], row["lon"], [(store_id, 1, None)], at)
     return jsonify(row)
 

@@ -34,11 +34,16 @@ from scripts.bench.harness import request, start_gunicorn
 from scripts.common import emit_json
 
 
-def _call(port, method, path, body=None):
+def _call(port, method, path, body=None, answer=False):
     try:
-        return request(port, method, path, body, timeout=10)[0]
+        status, data, _headers = request(port, method, path, body, timeout=10)
     except (OSError, http.client.HTTPException):
-        return 0  # refused, reset, or cut mid-response by a killed worker: the request failed
+        status, data = 0, None  # refused, reset, or cut mid-response by a killed worker: the request failed
+    return (status, data) if answer else status
+
+
+#: Engagement types: one impression token may be used once for each.
+_TYPES = ("click", "detail_view", "directions", "call", "website")
 
 
 def run(phase_s: float = 5.0) -> dict:
@@ -65,16 +70,24 @@ def run(phase_s: float = 5.0) -> dict:
                 stats["search"].append((_label(start, stats["phase"]), status))
 
     def poster():
+        rank = 0
         while not stop.is_set():
+            # Engagement proves an impression: take a fresh one (search still answers while
+            # Redis is down), and use its token once for each engagement type.
+            rank = rank % 20 + 1
+            status, shown = _call(port, "GET", f"/v1/stores/nearby?lat=60.1699&lon=24.9384&limit={rank}", answer=True)
+            if status != 200:
+                time.sleep(0.02)
+                continue
+            token = shown["stores"][-1]["impression_token"]
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            ids = [uuid.uuid4().hex for _ in range(5)]
-            batch = [{"event_id": e, "type": "click", "ts": now, "store_id": "osm-n1381017836"} for e in ids]
+            batch = [{"event_id": uuid.uuid4().hex, "type": t, "ts": now, "impression_token": token} for t in _TYPES]
             start = stats["phase"]
-            status = _call(port, "POST", "/v1/events", {"events": batch})
+            status, body = _call(port, "POST", "/v1/events", {"events": batch}, answer=True)
             with lock:
                 stats["events"].append((_label(start, stats["phase"]), status))
-                if 200 <= status < 300:
-                    stats["acked"] += ids
+                if 200 <= status < 300:  # acknowledged: accepted now or already before
+                    stats["acked"] += [r["event_id"] for r in body["results"] if r["status"] != "rejected"]
             time.sleep(0.02)
 
     threads = [threading.Thread(target=searcher, args=(i,)) for i in range(4)] + [threading.Thread(target=poster)]

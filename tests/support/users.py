@@ -11,3 +11,10 @@ def as_user(app, user_id: str | None, ttl_s: int = 3600) -> dict:
         return {}
     now = app.extensions["o2o"].now()  # the service's clock, which the token is checked against
     return {"Authorization": "Bearer " + mint(app.config, user_id, now, ttl_s)}
+
+
+def shown(client, store_id: str, headers: dict | None = None) -> str:
+    """The impression token of ``store_id`` as its detail view hands it out (a fresh one each call)."""
+    r = client.get(f"/v1/stores/{store_id}", headers=headers or {})
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()["impression_token"]
