@@ -458,3 +458,44 @@ def test_a_redemption_is_attributed_to_the_impression_it_came_from(shop, redis_u
     (_id, fields), *_ = redis.Redis.from_url(redis_url).xrevrange(keys.EVENTS, count=1)
     body = json.loads(fields[b"body"])
     assert (body["surface"], body["rank"], body["type"]) == ("recommended", deals.index(five) + 1, "redeem")
+
+
+# ------------------------------------------------------------------ 10. the smaller findings
+def test_open_at_far_in_the_past_is_400_not_500(shop):
+    _, client = shop
+    for when in ("0001-01-01T00:00:00", "9999-12-31T23:59:59+14:00"):
+        r = client.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "open_at": when})
+        assert _problem(r)["errors"][0]["field"] == "open_at"
+
+
+def test_the_dashboard_cannot_be_framed_but_the_widget_can(shop):
+    _, client = shop
+    dashboard = client.get("/merchant")
+    assert "frame-ancestors 'none'" in dashboard.headers["Content-Security-Policy"]
+    assert dashboard.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors *" in client.get("/widget/map").headers["Content-Security-Policy"]
+
+
+def test_a_rejected_event_id_is_not_echoed_at_full_length(shop):
+    _, client = shop
+    body = client.post("/v1/events", json={"events": [{"event_id": "x" * 1500, "type": "click"}]}).get_json()
+    assert len(body["results"][0]["event_id"]) <= 128
+
+
+def test_a_key_is_revoked_by_its_id_without_the_plaintext(shop, redis_url, capsys):
+    import redis
+
+    from scripts import merchants
+
+    _, client = shop
+    url = redis_url
+    assert merchants.main(["create-key", "m-1", "--redis-url", url]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    key, kid = lines[-1], lines[0].split()[1]
+    auth = {"Authorization": f"Bearer {key}"}
+    q = {"from": "2026-11-25", "to": "2026-11-25"}
+    assert client.get("/v1/merchants/m-1/stats", query_string=q, headers=auth).status_code == 200
+    assert merchants.main(["list-keys", "m-1", "--redis-url", url]) == 0
+    assert kid in capsys.readouterr().out and key not in redis.Redis.from_url(url).hkeys(keys.API_KEYS)[0].decode()
+    assert merchants.main(["revoke-key", kid, "--redis-url", url]) == 0
+    _problem(client.get("/v1/merchants/m-1/stats", query_string=q, headers=auth), 401)

@@ -7,7 +7,7 @@ import math
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator
 
 from app.domain.stats import EventType, Surface
 
@@ -59,9 +59,18 @@ class NearbyQuery(_Query):
     open_now: bool = Field(False, description="Only stores open now, in each store's own timezone.")
     open_at: datetime | None = Field(
         None,
-        description="Only stores open at this ISO datetime; without an "
+        description="Only stores open at this ISO datetime (years 1900 to 2200); without an "
         "offset it is local time in each store's timezone.",
     )
+
+    @field_validator("open_at")
+    @classmethod
+    def _open_at_in_range(cls, value: datetime | None) -> datetime | None:
+        # Year 1 minus a time zone offset is before datetime.min (it was a 500).
+        if value is not None and not 1900 <= value.year <= 2200:
+            raise ValueError("must be between the years 1900 and 2200")
+        return value
+
     min_rating: float | None = Field(
         None, ge=0, le=5, allow_inf_nan=False, description="Lowest rating, 0 to 5; unrated stores are dropped."
     )

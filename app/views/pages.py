@@ -29,14 +29,14 @@ VENDOR = {
 @documented(summary="Embeddable store map (HTML)", tags=["pages"], responses={200: ("text/html", "The widget")})
 def widget():
     """Query parameters set the initial view and filters: lat, lon, zoom, category, open_now, has_deals."""
-    return _page("widget.html")
+    return _page("widget.html", embeddable=True)
 
 
 @bp.get("/merchant")
 @documented(summary="Merchant dashboard (HTML)", tags=["pages"], responses={200: ("text/html", "The dashboard")})
 def dashboard():
     """Sign in with a merchant key (kept in memory only), pick dates, read charts, download CSV."""
-    return _page("merchant.html")
+    return _page("merchant.html", embeddable=False)
 
 
 @bp.get("/assets/vendor/<name>")
@@ -65,14 +65,21 @@ def vendor(name: str):
     return send_from_directory(path, file, max_age=86400)
 
 
-def _page(template: str):
+def _page(template: str, embeddable: bool):
     resp = current_app.make_response(
         render_template(
             template, tile_url=current_app.config["TILE_URL"], tile_attribution=current_app.config["TILE_ATTRIBUTION"]
         )
     )
-    # Embeddable anywhere (it is a widget); everything it loads comes from this origin except map tiles.
+    # Everything a page loads comes from this origin except map tiles. The widget may be
+    # framed by any site (that is its job); the dashboard, where keys are typed, by none
+    # (a framing site could overlay it and harvest keys: clickjacking).
+    ancestors = "*" if embeddable else "'none'"
     resp.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data: https: http:; style-src 'self' 'unsafe-inline'; frame-ancestors *"
+        "default-src 'self'; img-src 'self' data: https: http:; style-src 'self' 'unsafe-inline'; "
+        f"frame-ancestors {ancestors}"
     )
+    if not embeddable:
+        resp.headers["X-Frame-Options"] = "DENY"  # for browsers without CSP frame-ancestors
+    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
