@@ -48,8 +48,14 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_guards(app: Flask) -> None:
-    """Shared rate limits and explicit CORS for the widget's public reads."""
+    """The client address behind trusted proxies, shared rate limits, explicit CORS."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
     from app.http import cors, ratelimit
+
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops > 0:  # only as many X-Forwarded-For hops as there are proxies we run
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
     ratelimit.init_app(app)
     cors.init_app(app)

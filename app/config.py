@@ -55,8 +55,9 @@ SETTINGS: list[tuple[str, object, str]] = [
         '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
         "attribution shown under the tiles",
     ),
-    ("RATE_LIMIT_KEY", 200, "requests per second per API key (0: no limit)"),
-    ("RATE_LIMIT_ANON", 100, "requests per second per client address without a key (0: no limit)"),
+    ("RATE_LIMIT_KEY", 200, "requests (or events) per second per verified key or user token (0: no limit)"),
+    ("RATE_LIMIT_ANON", 100, "requests (or events) per second per client address without a verified key (0: no limit)"),
+    ("TRUSTED_PROXIES", 0, "proxies in front of the service whose X-Forwarded-For is believed (the client address)"),
     ("CORS_ORIGINS", "*", 'origins that may read the public endpoints from a browser: "*" or a comma list'),
     ("ADMIN_KEY", None, "enables the admin endpoints (and reads any merchant); unset: no admin endpoints"),
 ]

@@ -499,3 +499,96 @@ def test_a_key_is_revoked_by_its_id_without_the_plaintext(shop, redis_url, capsy
     assert kid in capsys.readouterr().out and key not in redis.Redis.from_url(url).hkeys(keys.API_KEYS)[0].decode()
     assert merchants.main(["revoke-key", kid, "--redis-url", url]) == 0
     _problem(client.get("/v1/merchants/m-1/stats", query_string=q, headers=auth), 401)
+
+
+# ------------------------------------------------------------------ 6. rate limits that hold
+@pytest.fixture
+def limited(tmp_path, redis_url):
+    """A server with small limits: 5 a second per address, 8 per verified key; one proxy in front."""
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(
+        app_config(
+            tmp_path,
+            redis_url,
+            CATALOGUE=str(tmp_path / "stores.csv"),
+            SECRET_KEY=SECRET,
+            RATE_LIMIT_ANON=5,
+            RATE_LIMIT_KEY=8,
+            TRUSTED_PROXIES=1,
+        )
+    )
+    return app, app.test_client()
+
+
+def _within_one_second(fn):
+    """Run ``fn`` at the start of a fresh second (the limiter's windows are whole seconds)."""
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+    return fn()
+
+
+def test_a_made_up_bearer_gets_no_bucket_of_its_own(limited):
+    """Any made-up 'Authorization: Bearer …' once got a fresh 200/s bucket."""
+    _, client = limited
+
+    def burst():
+        return [
+            client.get("/v1/stores/n100", headers={"Authorization": f"Bearer made-up-{i}"}).status_code
+            for i in range(10)
+        ]
+
+    codes = _within_one_second(burst)
+    assert codes.count(429) >= 5  # the made-up keys all count against the address
+
+
+def test_the_address_comes_through_trusted_proxies_only(limited):
+    """Behind a proxy every client shared one address; X-Forwarded-For from the proxy is believed."""
+    _, client = limited
+
+    def two_clients():
+        out = {}
+        for who in ("10.1.1.1", "10.2.2.2"):
+            out[who] = [client.get("/v1/stores/n100", headers={"X-Forwarded-For": who}).status_code for _ in range(5)]
+        return out
+
+    codes = _within_one_second(two_clients)
+    assert codes == {"10.1.1.1": [200] * 5, "10.2.2.2": [200] * 5}  # 5 each: two people, not one address
+
+
+def test_events_count_one_by_one(limited):
+    """One address could post 50,000 events a second in batches of 500."""
+    _, client = limited
+    batch = [{"event_id": f"e-{i}", "type": "click", "ts": _iso(FIXED_NOW), "store_id": "n100"} for i in range(20)]
+    r = _within_one_second(lambda: client.post("/v1/events", json={"events": batch}))
+    assert _problem(r, 429)["detail"].startswith("Too many requests")
+
+
+def test_a_verified_key_gets_its_own_bucket(limited, redis_url):
+    app, client = limited
+    key = _merchant(redis_url)
+    q = {"from": "2026-11-25", "to": "2026-11-25"}
+    codes = _within_one_second(
+        lambda: [client.get("/v1/merchants/m-1/stats", query_string=q, headers=key).status_code for _ in range(10)]
+    )
+    assert codes == [200] * 8 + [429] * 2
+
+
+def test_with_redis_down_a_per_process_limit_holds(tmp_path):
+    """The limiter failed open when Redis was gone."""
+    from app.storage.embedded import start_on_port
+
+    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(
+        app_config(
+            tmp_path,
+            f"redis://127.0.0.1:{port}/0",
+            CATALOGUE=str(tmp_path / "stores.csv"),
+            RATE_LIMIT_ANON=5,
+            REDIS_TIMEOUT_S=0.2,
+        )
+    )
+    proc.kill()
+    proc.wait()
+    client = app.test_client()
+    codes = _within_one_second(lambda: [client.get("/v1/stores/n100").status_code for _ in range(8)])
+    assert codes.count(429) >= 2

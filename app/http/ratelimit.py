@@ -1,35 +1,38 @@
 """Rate limits kept in Redis, so every worker and every instance shares them.
 
-A fixed one-second window per caller: the API key when one is sent (hashed, never the key
-itself), else the client address. ``O2O_RATE_LIMIT_KEY`` and ``O2O_RATE_LIMIT_ANON``
-requests per second (0 turns a limit off). Over the limit: 429 with ``Retry-After``. If
-Redis is unreachable the limiter lets requests through (and says so once per outage),
-because refusing all traffic would turn a Redis outage into a full outage.
+Fixed one-second windows. Every request counts against its client address (behind
+``O2O_TRUSTED_PROXIES`` proxies, the address they forwarded, through Werkzeug's ProxyFix):
+``O2O_RATE_LIMIT_ANON`` a second, or ``O2O_RATE_LIMIT_KEY`` when it carries a verified key.
+A verified key (a merchant key, the admin key, or a user token) also counts against its own
+bucket, ``O2O_RATE_LIMIT_KEY`` a second across addresses. A made-up ``Authorization``
+header verifies nothing, so it gets no bucket of its own. ``POST /v1/events`` counts each
+event, not the request. Over a limit: 429 with ``Retry-After``. 0 turns a limit off.
+
+If Redis is unreachable, a per-process limiter takes over (each worker allows the limit on
+its own), rather than letting everything through or refusing all traffic.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import threading
 import time
 
-from flask import Flask, current_app, request
+import jwt
+from flask import Flask, current_app, g, request
 
 from app.http.errors import Problem
 from app.services import services
+from app.storage.apikeys import digest
 from app.storage.client import STORAGE_ERRORS
 from app.storage.ratelimit import count_hit
 
 # Liveness and the docs are never limited; everything under /v1 and the pages are.
-_EXEMPT = ("/livez", "/healthz", "/openapi.json", "/docs", "/static/", "/assets/")
-
-
-def caller_key() -> tuple[str, int]:
-    """(bucket name, limit per second) of the current request."""
-    auth = request.headers.get("Authorization", "")
-    if auth.startswith("Bearer ") and len(auth) < 512:
-        digest = hashlib.sha256(auth[7:].strip().encode()).hexdigest()[:24]
-        return "k:" + digest, current_app.config["RATE_LIMIT_KEY"]
-    return "ip:" + (request.remote_addr or "unknown"), current_app.config["RATE_LIMIT_ANON"]
+_EXEMPT = ("/livez", "/healthz", "/readyz", "/openapi.json", "/docs", "/static/", "/assets/")
+#: How long a worker trusts a merchant key it verified (a revoked key keeps its own bucket
+#: this much longer; it is refused by the endpoints at once).
+_KEY_CACHE_S = 10.0
 
 
 def init_app(app: Flask) -> None:
@@ -37,22 +40,98 @@ def init_app(app: Flask) -> None:
     def _limit():
         if request.path.startswith(_EXEMPT):
             return None
-        who, limit = caller_key()
+        g.rate_buckets = _buckets()
+        charge(1)
+        return None
+
+
+def charge(n: int) -> None:
+    """Count ``n`` more hits of this request against its buckets; 429 when one is over."""
+    svc = services()
+    second = int(time.time())
+    for who, limit in getattr(g, "rate_buckets", ()):
         if limit <= 0:
-            return None
-        svc = services()
-        if svc.redis is None or not svc.breaker.closed:
-            return None
-        try:
-            count = count_hit(svc.redis, who, int(time.time()))
-        except STORAGE_ERRORS as exc:
-            svc.breaker.failed(exc, "rate limiting (requests let through)")
-            return None
+            continue
+        count = _count(svc, who, second, n)
         if count > limit:
+            kind = "key" if who.startswith("k:") else "address"
             raise Problem(
                 429,
-                f"Too many requests: at most {limit} a second for this "
-                f"{'key' if who.startswith('k:') else 'address'}; retry after the Retry-After seconds.",
+                f"Too many requests: at most {limit} a second for this {kind} "
+                f"(events count one by one); retry after the Retry-After seconds.",
                 headers={"Retry-After": "1"},
             )
+
+
+def _buckets() -> list[tuple[str, int]]:
+    cfg = current_app.config
+    verified = _verified_key()
+    address = "ip:" + (request.remote_addr or "unknown")
+    if verified is None:
+        return [(address, cfg["RATE_LIMIT_ANON"])]
+    return [(address, max(cfg["RATE_LIMIT_ANON"], cfg["RATE_LIMIT_KEY"])), ("k:" + verified, cfg["RATE_LIMIT_KEY"])]
+
+
+def _verified_key() -> str | None:
+    """A digest naming the caller's key, only if the key verifies; None otherwise."""
+    auth = request.headers.get("Authorization", "")
+    if not auth.startswith("Bearer ") or len(auth) > 4096:
         return None
+    key = auth[7:].strip()
+    cfg = current_app.config
+    admin = cfg["ADMIN_KEY"]
+    if admin and hmac.compare_digest(key.encode(), admin.encode()):
+        return "admin"
+    if key.count(".") == 2:  # a JWT: a user token, checked locally
+        from app.http.users import BadUserToken, user_of_token
+
+        try:
+            return "u:" + hashlib.sha256(user_of_token(key, services().now()).encode()).hexdigest()[:24]
+        except (BadUserToken, jwt.PyJWTError):
+            return None
+    return _merchant_key(key)
+
+
+_known: dict[str, float] = {}
+_known_lock = threading.Lock()
+
+
+def _merchant_key(key: str) -> str | None:
+    d = digest(key)
+    now = time.monotonic()
+    if _known.get(d, 0.0) > now:
+        return d[:24]
+    svc = services()
+    if svc.redis is None or not svc.breaker.closed:
+        return None
+    try:
+        from app.storage.apikeys import merchant_of
+
+        if merchant_of(svc.redis, key) is None:
+            return None
+    except STORAGE_ERRORS:
+        return None
+    with _known_lock:
+        if len(_known) > 10_000:  # bounded: a flood of made-up keys cannot grow it (they never verify)
+            _known.clear()
+        _known[d] = now + _KEY_CACHE_S
+    return d[:24]
+
+
+# ------------------------------------------------------------------ counting
+_local: dict[tuple[str, int], int] = {}
+_local_lock = threading.Lock()
+
+
+def _count(svc, who: str, second: int, n: int) -> int:
+    if svc.redis is not None and svc.breaker.closed:
+        try:
+            return count_hit(svc.redis, who, second, n)
+        except STORAGE_ERRORS as exc:
+            svc.breaker.failed(exc, "rate limiting (a per-process limit holds meanwhile)")
+    with _local_lock:  # Redis is down: each worker counts on its own
+        if len(_local) > 50_000:
+            for k in [k for k in _local if k[1] < second]:
+                del _local[k]
+        _local[(who, second)] = _local.get((who, second), 0) + n
+        return _local[(who, second)]

@@ -7,11 +7,11 @@ import redis
 from app.storage import keys
 
 
-def count_hit(r: redis.Redis, caller: str, second: int) -> int:
-    """Count one request of ``caller`` in window ``second``; returns the window's count so far."""
+def count_hit(r: redis.Redis, caller: str, second: int, n: int = 1) -> int:
+    """Count ``n`` hits of ``caller`` in window ``second``; returns the window's count so far."""
     key = keys.rate_window(caller, second)
     pipe = r.pipeline(transaction=False)
-    pipe.incr(key)
+    pipe.incrby(key, n)
     pipe.expire(key, 2)  # the window is over after one second; two leaves room for clock skew
     count, _ = pipe.execute()
     return int(count)

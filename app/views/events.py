@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from app.domain import impression_tokens
 from app.domain.event_rules import REVIEW_NEEDS_PURCHASE, Checked, validate_batch
+from app.http import ratelimit
 from app.http.errors import Problem, unavailable
 from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import validation_errors
@@ -30,6 +31,7 @@ bp = Blueprint("events", __name__, url_prefix="/v1")
 def post_events():
     """Each event is validated and reported on its own; a retried event_id is counted once."""
     batch = _parse_batch()
+    ratelimit.charge(len(batch.events) - 1)  # events count one by one (the request counted one)
     svc = services()
     index, deals = svc.index, svc.deals
     now = svc.now()
