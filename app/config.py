@@ -34,7 +34,8 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("DATA_DIR", os.path.join(ROOT, "var"), "where the embedded Redis keeps its socket and append-only file"),
     ("REDIS_TIMEOUT_S", 0.25, "per-call Redis timeout: a slow Redis costs a request at most this"),
     ("IMPRESSIONS", True, "log served impressions (they feed the merchant statistics)"),
-    ("STREAM_MAXLEN", 5_000_000, "entries kept in each of the event and impression streams"),
+    ("STREAM_MAXLEN", 1_000_000, "entries kept in each of the event and impression streams (~0.3 KB each)"),
+    ("REDIS_MAXMEMORY_MB", 1024, "memory cap of the embedded redis-server (noeviction: full means 503, never loss)"),
     ("EVENT_MAX_AGE_DAYS", 30, "oldest event time accepted"),
     ("DEALS", os.path.join(ROOT, "data", "generated", "helsinki", "deals.csv"), "deal file"),
     (

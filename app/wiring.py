@@ -78,7 +78,7 @@ def connect_redis(cfg):
     server = None
     if not url:
         try:
-            server = EmbeddedRedis(os.path.join(cfg["DATA_DIR"], "redis")).start()
+            server = EmbeddedRedis(os.path.join(cfg["DATA_DIR"], "redis"), cfg["REDIS_MAXMEMORY_MB"]).start()
         except (RuntimeError, OSError) as exc:
             log.error("embedded Redis did not start (%s): serving without it", exc)
             return None, None

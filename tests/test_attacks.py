@@ -592,3 +592,110 @@ def test_with_redis_down_a_per_process_limit_holds(tmp_path):
     client = app.test_client()
     codes = _within_one_second(lambda: [client.get("/v1/stores/n100").status_code for _ in range(8)])
     assert codes.count(429) >= 2
+
+
+# ------------------------------------------------------------------ 7. Redis bounded
+def test_viewer_cells_are_bounded_per_store_day(shop, redis_url):
+    """A viewer-cell hash gained a field for every query cell on Earth, kept 410 days."""
+    import numpy as np
+    import redis
+
+    app, _ = shop
+    svc = app.extensions["o2o"]
+    rng = np.random.default_rng(7)
+    for lat, lon in zip(rng.uniform(-60, 70, 300), rng.uniform(-180, 180, 300)):
+        svc.impressions.log("nearby", "v", float(lat), float(lon), [("n100", 1, None)], FIXED_NOW)
+    for _ in range(3):  # the flusher thread's job, done now
+        svc.impressions.flush()
+    fields = redis.Redis.from_url(redis_url).hgetall(keys.vc("n100", "2026-11-25"))
+    assert sum(int(v) for v in fields.values()) == 300
+    assert len(fields) <= 5  # the far ones in one field ("far"), plus a few near cells
+    assert fields[b"far"] >= b"290"
+
+
+def test_user_state_expires(shop, redis_url):
+    """User sets had no TTL: every user ever seen stayed in Redis forever."""
+    import redis
+
+    app, client = shop
+    order = _redemption(rid="ttl-1", user_token=_token(app, "u-ttl")["Authorization"][7:])
+    assert client.post("/v1/merchants/m-1/redemptions", json=order, headers=_merchant(redis_url)).status_code == 201
+    r = redis.Redis.from_url(redis_url)
+    assert 0 < r.ttl(keys.user_stores("u-ttl")) <= keys.USER_TTL_S
+
+
+def test_the_embedded_redis_is_bounded_and_health_warns(tmp_path):
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(app_config(tmp_path, None, CATALOGUE=str(tmp_path / "stores.csv"), REDIS_MAXMEMORY_MB=64))
+    svc = app.extensions["o2o"]
+    try:
+        assert svc.redis.config_get("maxmemory")["maxmemory"] == str(64 * 2**20)
+        assert svc.redis.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        memory = app.test_client().get("/healthz").get_json()["redis_memory"]
+        assert memory["max_mb"] == 64 and memory["near_full"] is False
+    finally:
+        svc.redis_server.stop()
+
+
+def test_event_text_is_capped(shop):
+    _, client = shop
+    review = {"event_id": "long", "type": "review", "ts": _iso(FIXED_NOW), "store_id": "n100", "text": "x" * 1600}
+    body = client.post("/v1/events", json={"events": [review]}).get_json()
+    assert body["results"][0]["errors"][0]["field"] == "text"
+
+
+@pytest.mark.slow  # 100,000 events through the app
+def test_100k_hostile_events_stay_inside_the_caps_and_every_acknowledged_one_is_kept(tmp_path):
+    """Max-length ids and text, every engagement type, into a Redis capped at 16 MB: it fills."""
+    import redis
+
+    from app.domain.impression_tokens import Signer
+    from app.storage.embedded import start_on_port
+
+    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
+    url = f"redis://127.0.0.1:{port}/0"
+    r = redis.Redis.from_url(url)
+    r.config_set("maxmemory", "16mb")
+    r.config_set("maxmemory-policy", "noeviction")
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(
+        app_config(tmp_path, url, CATALOGUE=str(tmp_path / "stores.csv"), SECRET_KEY=SECRET, STREAM_MAXLEN=5000)
+    )
+    client = app.test_client()
+    sign = Signer(SECRET, "nearby", "attacker", int(FIXED_NOW.timestamp()))
+    kinds = ("click", "detail_view", "directions", "call", "website")
+    acked, statuses = [], []
+    try:
+        for b in range(200):
+            batch = []
+            for j in range(100):
+                token = sign.token("n100", b * 100 + j + 1)
+                for kind in kinds:
+                    eid = f"{b}-{j}-{kind}-".ljust(128, "x")
+                    batch.append(
+                        {
+                            "event_id": eid,
+                            "type": kind,
+                            "ts": _iso(FIXED_NOW),
+                            "impression_token": token,
+                            "anon_id": "a" * 128,
+                            "text": "t" * 500,
+                        }
+                    )
+            resp = client.post("/v1/events", json={"events": batch})
+            statuses.append(resp.status_code)
+            if resp.status_code == 200:
+                acked += [x["event_id"] for x in resp.get_json()["results"] if x["status"] != "rejected"]
+        info = r.info("memory")
+        assert info["used_memory"] <= 1.02 * info["maxmemory"]
+        assert set(statuses) <= {200, 503} and 503 in statuses  # full means 503, never a 500
+        assert r.xlen(keys.EVENTS) <= 5000 + 200  # trimmed by length (approximately, in whole nodes)
+        pipe = r.pipeline(transaction=False)
+        for eid in acked:
+            pipe.exists(keys.event_claim(eid))
+        assert all(pipe.execute())  # every acknowledged event is kept
+        counted = int(r.hget(keys.sd("n100", "2026-11-25"), "ev:click") or 0)
+        assert counted >= sum(e.split("-")[2] == "click" for e in acked) > 1000
+    finally:
+        proc.kill()
+        proc.wait()

@@ -97,7 +97,7 @@ def viewer_cells(counts: dict[str, int], threshold: int) -> tuple[list[dict], in
 
     cells, other = [], 0
     for cell, n in sorted(counts.items()):
-        if n < threshold:
+        if n < threshold or "_" not in cell:  # "far": viewers beyond the kept radius, unlocated
             other += n
         else:
             cells.append({"cell": cell, **cell_bounds(cell), "impressions": n})

@@ -140,6 +140,9 @@ class Health(BaseModel):
     redis: Literal["up", "down", "off"] = "off"
     deals: int = 0
     impressions_dropped: int = 0
+    redis_memory: dict | None = Field(
+        None, description="used_mb, max_mb and near_full (at 80 % of maxmemory; a full Redis refuses writes)."
+    )
 
 
 class FieldError(BaseModel):
@@ -179,7 +182,7 @@ class EventIn(BaseModel):
         "and website; its surface and rank are the ones recorded.",
     )
     rating: int | None = Field(None, ge=1, le=5)
-    text: str | None = Field(None, max_length=2000)
+    text: str | None = Field(None, max_length=500, description="Review text, at most 500 characters.")
     amount: float | None = Field(None, ge=0, le=1e7, allow_inf_nan=False)
 
 

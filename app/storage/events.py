@@ -27,7 +27,7 @@ TOKEN_CLAIM_TTL_S = VALID_S + 3600
 #       6 people-per-type HLL, 7 impression-token claim for this event type ('' without a token)
 #       (a deal's quota is counted by storage.redemptions, in the deal's slot)
 # ARGV: 1 ttl, 2 stream maxlen, 3 type, 4 store_id, 5 deal_id, 6 json fields, 7 amount, 8 person, 9 stats ttl,
-#       10 token claim ttl
+#       10 token claim ttl, 11 user state ttl (refreshed by each of the user's orders)
 # Returns 1 new, 0 duplicate event id, -1 the impression token was used for this type already.
 _WRITE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -35,8 +35,14 @@ if KEYS[7] ~= '' and not redis.call('SET', KEYS[7], '1', 'NX', 'EX', ARGV[10]) t
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3], 'store_id', ARGV[4],
            'deal_id', ARGV[5], 'body', ARGV[6])
-if ARGV[3] == 'redeem' and ARGV[5] ~= '' and KEYS[3] ~= '' then redis.call('SADD', KEYS[3], ARGV[5]) end
-if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[4] ~= '' then redis.call('SADD', KEYS[4], ARGV[4]) end
+if ARGV[3] == 'redeem' and ARGV[5] ~= '' and KEYS[3] ~= '' then
+  redis.call('SADD', KEYS[3], ARGV[5])
+  redis.call('EXPIRE', KEYS[3], ARGV[11])
+end
+if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[4] ~= '' then
+  redis.call('SADD', KEYS[4], ARGV[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[11])
+end
 redis.call('HINCRBY', KEYS[5], 'ev:' .. ARGV[3], 1)
 if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[5], 'amount', ARGV[7]) end
 redis.call('EXPIRE', KEYS[5], ARGV[9])
@@ -107,6 +113,7 @@ def write_events(
                 person,
                 keys.ROLLUP_TTL_S,
                 TOKEN_CLAIM_TTL_S,
+                keys.USER_TTL_S,
             ],
             client=pipe,
         )

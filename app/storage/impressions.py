@@ -14,6 +14,7 @@ import atexit
 import collections
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -32,6 +33,16 @@ from app.storage.client import STORAGE_ERRORS, Breaker
 from geo_index import StoreIndex
 
 FLUSH_S = 0.2
+#: Viewer cells are kept by name within this many km of the store (north-south and east-west).
+VIEWER_CELL_RADIUS_KM = 10.0
+FAR_CELL = "far"
+_CELL_LAT_DEG = VIEWER_CELL_RADIUS_KM / 111.2
+
+
+def _cell_lon_deg(lat: float) -> float:
+    return VIEWER_CELL_RADIUS_KM / (111.2 * max(math.cos(math.radians(lat)), 0.01))
+
+
 _MAX_BUFFER = 50_000
 
 
@@ -170,6 +181,7 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
     hll: dict = defaultdict(set)
     near: dict = defaultdict(list)  # day -> arrays of store positions near a request
     tz_col, ids = index.column("timezone"), index.column("store_id")
+    lat_col, lon_col = index.column("lat"), index.column("lon")
     for rec in batch:
         surface, viewer, lat, lon, now = rec["surface"], rec["viewer"], rec["_lat"], rec["_lon"], rec["_now"]
         cell = cell_of(lat, lon)
@@ -192,7 +204,10 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             counts[(key, "rank_n")] += 1
             if pos in local:
                 counts[(key, "loc")] += 1
-            counts[(keys.vc(store, day), cell)] += 1
+            # Cells near the store by name; the rest of the Earth in one field, so a store-day
+            # hash has at most a few hundred fields however far its viewers are spread.
+            close = abs(lat - lat_col[pos]) <= _CELL_LAT_DEG and abs(lon - lon_col[pos]) <= _cell_lon_deg(lat)
+            counts[(keys.vc(store, day), cell if close else FAR_CELL)] += 1
             hll[keys.uv(store, day, surface)].add(viewer)
             hll[keys.uv(store, day, "all")].add(viewer)
     for day, arrays in near.items():

@@ -13,8 +13,8 @@ key                                         type    content
 ``{deal:D}:used``                          string  redemptions of deal D so far (its quota)
 ``{deal:D}:rid:{redemption_id}``            string  idempotency claim of a merchant's redemption
 ``{store:S}:rid:{redemption_id}``           string  the same for an order without a deal
-``user:{user}:redeemed``                    set     deals the user redeemed
-``user:{user}:stores``                      set     stores the user ordered or redeemed at
+``user:{user}:redeemed``                    set     deals the user redeemed (``USER_TTL_S`` after the last)
+``user:{user}:stores``                      set     stores the user ordered or redeemed at (same TTL)
 ``sd:{store}:{day}``                        hash    ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
                                                     histogram, 101 = beyond 100), ``rank_sum``,
                                                     ``rank_n``, ``loc`` (local searches it appeared
@@ -22,7 +22,9 @@ key                                         type    content
                                                     ``lreq`` (local search requests near the store)
 ``uv:{store}:{day}:{surface}``              HLL     viewers who saw the store
 ``up:{store}:{day}:{type}``                 HLL     people behind each event type (funnel in people)
-``vc:{store}:{day}``                        hash    impressions by viewer cell (``domain.grid``)
+``vc:{store}:{day}``                        hash    impressions by viewer cell (``domain.grid``) within
+                                                    10 km (``impressions.VIEWER_CELL_RADIUS_KM``);
+                                                    ``far`` for the rest
 ``prevcache:{from}:{to}:{surface}:{ids}``   string  previous-period totals, JSON (10 minutes)
 ``peercache:{store}:{from}:{to}:{surface}`` string  peer medians, JSON (10 minutes)
 ``apikeys``                                 hash    sha256(merchant key) -> merchant_id
@@ -44,6 +46,8 @@ PREFIX = "o2o:v1:"
 ROLLUP_TTL_S = 410 * 86400
 DEDUPE_TTL_S = 14 * 86400
 STATS_CACHE_TTL_S = 600
+#: A user's redeemed deals and stores live this long after their last order or redemption.
+USER_TTL_S = 400 * 86400
 
 EVENTS = PREFIX + "events"
 IMPRESSIONS = PREFIX + "impressions"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, current_app, jsonify, render_template
 
 from app.http.openapi import build_spec, documented
 from app.http.schemas import Health, Live
 from app.services import services
+
+log = logging.getLogger("app")
 
 bp = Blueprint("meta", __name__)
 
@@ -25,7 +29,28 @@ def healthz():
         redis=_redis_state(svc),
         deals=len(svc.deals),
         impressions_dropped=svc.breaker.dropped,
+        redis_memory=_redis_memory(svc),
     )
+
+
+#: Share of Redis's maxmemory at which health warns: writes fail (503) when it is full.
+MEMORY_WARNING = 0.8
+
+
+def _redis_memory(svc) -> dict | None:
+    """Used and maximum memory, and whether it is near full (None when unknown)."""
+    if svc.redis is None or not svc.breaker.closed:
+        return None
+    try:
+        info = svc.redis.info("memory")
+    except Exception as exc:  # noqa: BLE001 - health must answer
+        svc.breaker.failed(exc, "health check")
+        return None
+    used, cap = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    near = bool(cap) and used >= MEMORY_WARNING * cap
+    if near:
+        log.warning("Redis memory at %.0f%% of maxmemory: writes will fail when it is full", 100 * used / cap)
+    return {"used_mb": round(used / 2**20, 1), "max_mb": round(cap / 2**20, 1) if cap else None, "near_full": near}
 
 
 def _redis_state(svc) -> str:
