@@ -566,9 +566,8 @@ def test_a_verified_key_gets_its_own_bucket(limited, redis_url):
     app, client = limited
     key = _merchant(redis_url)
     q = {"from": "2026-11-25", "to": "2026-11-25"}
-    codes = _within_one_second(
-        lambda: [client.get("/v1/merchants/m-1/stats", query_string=q, headers=key).status_code for _ in range(10)]
-    )
+    path = "/v1/merchants/m-1/stats/viewers"
+    codes = _within_one_second(lambda: [client.get(path, query_string=q, headers=key).status_code for _ in range(10)])
     assert codes == [200] * 8 + [429] * 2
 
 

@@ -2,6 +2,7 @@
 HyperLogLog error, the exact share-of-search denominator, privacy, auth, bad ranges."""
 
 import json
+import math
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -128,8 +129,10 @@ def recount(r, cat, radius_m=1000.0):
         surface = f[b"surface"].decode()
         assert surface in ("nearby", "detail")
         local = surface == "nearby"  # a local search; a detail view is not one
-        for s in cat["store_id"]:  # the denominator: local searches within radius of each store
-            if local and haversine_m(lat, lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
+        # The denominator: local searches whose fine cell's centre is within radius of each store.
+        c_lat, c_lon = ((math.floor(v / 0.001) + 0.5) * 0.001 for v in (lat, lon))
+        for s in cat["store_id"]:
+            if local and haversine_m(c_lat, c_lon, where.loc[s, "lat"], where.loc[s, "lon"]) <= radius_m:
                 out[(s, day)]["local_requests"] += 1
         for s, rank, _deal in json.loads(f[b"items"]):
             key = (s, day)
@@ -249,21 +252,36 @@ def test_unique_viewers_within_hyperloglog_error(stats_app):
     assert abs(day["unique_viewers"] - 20_000) / 20_000 < 0.03
 
 
-def test_share_of_search_denominator_counts_exactly_the_requests_near_the_store(stats_app):
+def test_share_of_search_denominator_counts_the_requests_near_the_store_within_its_error_bound(stats_app):
+    """Local searches are counted per fine cell and summed around the store when read: every
+    request farther than FINE_ERROR_M from the 1 km circle is on the right side of it."""
+    from app.domain.grid import FINE_ERROR_M
+
     app, clock, keys, r = stats_app
     c = app.test_client()
-    for metres in (0, 500, 999, 1001, 2000, 999.5):
+    inside, outside = 1000 - FINE_ERROR_M - 1, 1000 + FINE_ERROR_M + 1
+
+    def local_requests():
+        app.extensions["o2o"].impressions.flush()
+        body = c.get(
+            "/v1/merchants/mA/stats",
+            query_string={"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"},
+            headers={"Authorization": f"Bearer {keys['mA']}"},
+        ).get_json()
+        return body["stores"][0]["days"][0]
+
+    for metres in (0, 500, inside, outside, 2000):
+        for bearing in (0, 90, 180, 270):  # south, east, north, west of a1
+            dlat = -metres * math.cos(math.radians(bearing)) / M_PER_DEG
+            dlon = metres * math.sin(math.radians(bearing)) / (M_PER_DEG * math.cos(math.radians(LAT0)))
+            c.get("/v1/stores/nearby", query_string={"lat": LAT0 + dlat, "lon": LON0 + dlon, "radius_m": 1})
+    day = local_requests()
+    assert day["local_requests"] == 12  # 0, 500 and 1000 - 80 m, four ways; not 1080 or 2000
+    assert day["local_appeared"] == 4  # radius 1 m: only the requests on top of it showed a1
+    assert day["local_search_share"] == round(4 / 12, 4)
+    for metres in (999, 1001):  # inside the error band: either side
         c.get("/v1/stores/nearby", query_string={"lat": LAT0 - metres / M_PER_DEG, "lon": LON0, "radius_m": 1})
-    app.extensions["o2o"].impressions.flush()
-    body = c.get(
-        "/v1/merchants/mA/stats",
-        query_string={"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"},
-        headers={"Authorization": f"Bearer {keys['mA']}"},
-    ).get_json()
-    day = body["stores"][0]["days"][0]
-    assert day["local_requests"] == 4  # 0, 500, 999 and 999.5 m; not 1001 or 2000
-    assert day["local_appeared"] == 1  # radius 1 m: only the request on top of it showed a1
-    assert day["local_search_share"] == 0.25
+    assert 12 <= local_requests()["local_requests"] <= 14
 
 
 def test_privacy_threshold_hides_small_unique_counts(stats_app, tmp_path, redis_url):

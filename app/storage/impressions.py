@@ -22,11 +22,10 @@ import weakref
 from collections import defaultdict
 from datetime import datetime
 
-import numpy as np
 import redis
 
 from app.domain.clock import local_day
-from app.domain.grid import cell_of
+from app.domain.grid import cell_of, fine_cell_of
 from app.domain.stats import LOCAL_SURFACES
 from app.storage import keys
 from app.storage.client import STORAGE_ERRORS, Breaker
@@ -171,28 +170,31 @@ class ImpressionLog:
 
 def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
     """Queue the statistics updates for a batch of impression records, aggregated first:
-    one HINCRBY per (key, field), one PFADD per HLL key.
+    one HINCRBY per (key, field), one PFADD per HLL key. What one request adds is bounded by
+    its items (at most a page), never by how many stores lie around it.
 
-    The share-of-search denominator is counted here too: each nearby/recommended request
-    adds one to ``lreq`` of every store within ``local_radius_m`` of its point (found with
-    the in-memory index, summed over the batch with numpy), so reading it costs nothing.
+    The share-of-search denominator is counted per fine grid cell and day (``lreq:{day}``,
+    one field per cell): a store's local requests are the sum over the cells within the
+    local radius, read when the statistics are read (``domain.grid`` states the error bound).
     """
     counts: dict = defaultdict(int)
     hll: dict = defaultdict(set)
-    near: dict = defaultdict(list)  # day -> arrays of store positions near a request
-    tz_col, ids = index.column("timezone"), index.column("store_id")
+    tz_col = index.column("timezone")
     lat_col, lon_col = index.column("lat"), index.column("lon")
     for rec in batch:
         surface, viewer, lat, lon, now = rec["surface"], rec["viewer"], rec["_lat"], rec["_lon"], rec["_now"]
         cell = cell_of(lat, lon)
-        local = {}
-        if surface in LOCAL_SURFACES:
-            hits = index.within(lat, lon, local_radius_m)
-            local = dict.fromkeys(hits.positions.tolist())
-            if len(hits):
-                near[local_day(now, tz_col[hits.positions[0]])].append(hits.positions)
-        for store, rank, _deal in rec["_items"]:
-            pos = index.position(store)
+        local = surface in LOCAL_SURFACES
+        positions = [index.position(store) for store, _rank, _deal in rec["_items"]]
+        if local:
+            # The request's day in the time zone of the stores around it.
+            first = next((p for p in positions if p is not None), None)
+            if first is None:
+                hits = index.nearest(lat, lon, 1)
+                first = int(hits.positions[0]) if len(hits) else None
+            if first is not None:
+                counts[(keys.lreq_cells(local_day(now, tz_col[first])), fine_cell_of(lat, lon))] += 1
+        for (store, rank, _deal), pos in zip(rec["_items"], positions):
             if pos is None:
                 continue
             day = local_day(now, tz_col[pos])
@@ -202,7 +204,7 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             counts[(key, f"rk:{min(int(rank), 101)}")] += 1
             counts[(key, "rank_sum")] += int(rank)
             counts[(key, "rank_n")] += 1
-            if pos in local:
+            if local and _metres(lat, lon, lat_col[pos], lon_col[pos]) <= local_radius_m:
                 counts[(key, "loc")] += 1
             # Cells near the store by name; the rest of the Earth in one field, so a store-day
             # hash has at most a few hundred fields however far its viewers are spread.
@@ -210,10 +212,6 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             counts[(keys.vc(store, day), cell if close else FAR_CELL)] += 1
             hll[keys.uv(store, day, surface)].add(viewer)
             hll[keys.uv(store, day, "all")].add(viewer)
-    for day, arrays in near.items():
-        per_store = np.bincount(np.concatenate(arrays), minlength=index.size)
-        for pos in np.flatnonzero(per_store).tolist():
-            counts[(keys.sd(ids[pos], day), "lreq")] += int(per_store[pos])
     touched = set()
     for (key, field), n in counts.items():
         pipe.hincrby(key, field, n)
@@ -223,3 +221,9 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
         touched.add(key)
     for key in touched:
         pipe.expire(key, keys.ROLLUP_TTL_S)
+
+
+def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))

@@ -18,10 +18,12 @@ key                                         type    content
 ``sd:{store}:{day}``                        hash    ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
                                                     histogram, 101 = beyond 100), ``rank_sum``,
                                                     ``rank_n``, ``loc`` (local searches it appeared
-                                                    in), ``ev:{type}`` per event type, ``amount``,
-                                                    ``lreq`` (local search requests near the store)
+                                                    in), ``ev:{type}`` per event type, ``amount``
 ``uv:{store}:{day}:{surface}``              HLL     viewers who saw the store
 ``up:{store}:{day}:{type}``                 HLL     people behind each event type (funnel in people)
+``lreq:{day}``                              hash    local searches (nearby, recommended) by fine grid
+                                                    cell (``domain.grid.FINE_DEG``): the share-of-search
+                                                    denominator, summed around a store when read
 ``vc:{store}:{day}``                        hash    impressions by viewer cell (``domain.grid``) within
                                                     10 km (``impressions.VIEWER_CELL_RADIUS_KM``);
                                                     ``far`` for the rest
@@ -92,6 +94,10 @@ def uv(store: str, day: str, surface: str = "all") -> str:
 
 def up(store: str, day: str, kind: str) -> str:
     return f"{PREFIX}up:{store}:{day}:{kind}"
+
+
+def lreq_cells(day: str) -> str:
+    return f"{PREFIX}lreq:{day}"
 
 
 def vc(store: str, day: str) -> str:

@@ -35,7 +35,6 @@ FIELDS = (
     "rank_sum",
     "rank_n",
     "loc",
-    "lreq",
 )
 MAX_RANK = 101
 
@@ -110,9 +109,18 @@ return out
 
 
 def read_many(
-    r: redis.Redis, stores: list[str], days: list[str], surface: str | None, totals_only: bool = False
+    r: redis.Redis,
+    stores: list[str],
+    days: list[str],
+    surface: str | None,
+    totals_only: bool = False,
+    local_cells=None,
 ) -> list[tuple[list[dict], dict]]:
-    """Per-day figures (empty with ``totals_only``) and period totals for several stores, one pipeline."""
+    """Per-day figures (empty with ``totals_only``) and period totals for several stores, one pipeline.
+
+    ``local_cells(store)``: the fine cells around the store whose local searches count
+    toward its share-of-search denominator (``local_requests``; 0 without it).
+    """
     script = r.register_script(_READ)
     pipe = r.pipeline(transaction=False)
     for store in stores:
@@ -128,7 +136,25 @@ def read_many(
             )
         ]
         script(keys=day_keys, args=[int(totals_only), " ".join(FIELDS)], client=pipe)
-    return [_parse(res, days, surface) for res in pipe.execute()]
+    if local_cells is not None:
+        for store in stores:
+            cells = list(local_cells(store))
+            for day in days:
+                pipe.hmget(keys.lreq_cells(day), cells) if cells else pipe.echo("")
+    res = pipe.execute()
+    out = [_parse(x, days, surface) for x in res[: len(stores)]]
+    if local_cells is not None:
+        found = iter(res[len(stores) :])
+        for per_day, period in out:
+            total = 0
+            for i in range(len(days)):
+                got = next(found)
+                n = sum(int(v) for v in got if v is not None) if isinstance(got, list) else 0
+                total += n
+                if per_day:
+                    per_day[i]["local_requests"] = n
+            period["local_requests"] = total
+    return out
 
 
 def _parse(res, days, surface):
@@ -148,7 +174,7 @@ def _figures(row, day, surface) -> dict:
         "unique_orderers": int(orderers),
         "unique_redeemers": int(redeemers),
         "order_amount": round(vals["amount"], 2),
-        "local_requests": int(vals["lreq"]),
+        "local_requests": 0,  # from the fine cells around the store (read_many's local_cells)
         "local_appeared": int(vals["loc"]),
         "_rank_sum": vals["rank_sum"],
         "_rank_n": vals["rank_n"],
@@ -158,12 +184,17 @@ def _figures(row, day, surface) -> dict:
     return fig if day is None else {"date": day, **fig}
 
 
-def previous_totals(r: redis.Redis, store_ids: list[str], days: list[str], surface: str | None) -> list[dict]:
+def previous_totals(
+    r: redis.Redis, store_ids: list[str], days: list[str], surface: str | None, local_cells=None
+) -> list[dict]:
     """Period totals of each store; cached, since past days change only by late events."""
     key = keys.previous_cache(days, surface, store_ids)
     cached = _cache_get(r, key)
     if cached is None:
-        cached = [period for _none, period in read_many(r, store_ids, days, surface, totals_only=True)]
+        cached = [
+            period
+            for _none, period in read_many(r, store_ids, days, surface, totals_only=True, local_cells=local_cells)
+        ]
         _cache_set(r, key, cached)
     return cached
 

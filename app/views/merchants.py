@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from app.domain import stats
 from app.domain.clock import days_between
-from app.domain.grid import CELL_DEG
+from app.domain.grid import CELL_DEG, fine_cells_within
 from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.openapi import documented
@@ -48,8 +48,10 @@ def merchant_stats(merchant_id: str):
     threshold = current_app.config["STATS_PRIVACY_THRESHOLD"]
     ids = [s for s, _p in stores]
     with storage_or_503(_UNAVAILABLE):
-        current = stats_store.read_many(svc.redis, ids, days, query.surface)
-        previous = stats_store.previous_totals(svc.redis, ids, _previous_period(days), query.surface)
+        current = stats_store.read_many(svc.redis, ids, days, query.surface, local_cells=_local_cells(svc))
+        previous = stats_store.previous_totals(
+            svc.redis, ids, _previous_period(days), query.surface, local_cells=_local_cells(svc)
+        )
         out = [
             _store_stats(svc, store, pos, merchant_id, per_day, period, prev, days, query.surface, threshold)
             for (store, pos), (per_day, period), prev in zip(stores, current, previous)
@@ -117,6 +119,18 @@ def _prepare(merchant_id: str):
     return svc, query, stores, days_between(start, end)
 
 
+def _local_cells(svc: Services):
+    """store id -> the fine cells of its local-search circle (``O2O_STATS_LOCAL_RADIUS_M``)."""
+    radius, index = current_app.config["STATS_LOCAL_RADIUS_M"], svc.index
+
+    def cells(store: str):
+        pos = index.position(store)
+        lat, lon = float(index.column("lat")[pos]), float(index.column("lon")[pos])
+        return fine_cells_within(round(lat, 7), round(lon, 7), radius)
+
+    return cells
+
+
 def _bad_range(field: str, message: str) -> Problem:
     return Problem(400, "Invalid date range.", [field_error(field, message)])
 
@@ -163,7 +177,9 @@ def _peers(svc: Services, pos: int, merchant_id: str, days, surface, threshold) 
     peers = [index.column("store_id")[p] for p in hits.positions.tolist()]
     totals = [
         stats.finish(period, 0)
-        for _none, period in stats_store.read_many(svc.redis, peers, days, surface, totals_only=True)
+        for _none, period in stats_store.read_many(
+            svc.redis, peers, days, surface, totals_only=True, local_cells=_local_cells(svc)
+        )
     ]
     # Too few peers to show a median without exposing one of them.
     median = stats.peer_median(totals) if len(peers) >= threshold else None
