@@ -1,8 +1,10 @@
 """Server-side impressions: every store and deal a response shows is logged, best effort.
 
 A response only appends one record to an in-process buffer (microseconds); a daemon
-thread in each worker flushes the buffer to Redis every ``FLUSH_S`` seconds in one
-pipeline of ``XADD``s. If Redis is down or slow, no response waits for it: the records
+thread in each worker flushes the buffer to Redis every ``FLUSH_S`` seconds (one) in one
+pipeline: an ``XADD`` per record and the rollups aggregated over the batch, one script call
+per store-day. A longer interval aggregates more (popular stores recur) and costs a worker
+killed with -9 more. If Redis is down or slow, no response waits for it: the records
 are dropped and counted (``/healthz`` shows ``impressions_dropped``) and one warning is
 logged per outage window (``app.storage.client.Breaker``). A worker killed with -9 loses at
 most one flush interval of impressions; acknowledged client events never go this way.
@@ -31,7 +33,7 @@ from app.storage import keys
 from app.storage.client import STORAGE_ERRORS, Breaker
 from geo_index import StoreIndex
 
-FLUSH_S = 0.2
+FLUSH_S = 1.0
 #: Viewer cells are kept by name within this many km of the store (north-south and east-west).
 VIEWER_CELL_RADIUS_KM = 10.0
 FAR_CELL = "far"
@@ -168,17 +170,40 @@ class ImpressionLog:
         return len(batch)
 
 
+# One script per store-day and flush: every counter of the store's day, its viewer cells and
+# its viewer HLLs, in one command (a pipeline of single HINCRBYs cost redis-py ~50 commands
+# and as many packings per request). All keys are one store's (one slot once tagged).
+# KEYS: 1 sd, 2 vc, 3.. uv HLLs. ARGV: 1 ttl, 2 sd pairs, 3 vc pairs, pairs..., then per HLL
+# key its member count and members.
+_ROLLUP = """
+local ttl, i = ARGV[1], 4
+local nsd, nvc = tonumber(ARGV[2]), tonumber(ARGV[3])
+for _ = 1, nsd do redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('EXPIRE', KEYS[1], ttl)
+for _ = 1, nvc do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]); i = i + 2 end
+redis.call('EXPIRE', KEYS[2], ttl)
+for k = 3, #KEYS do
+  local n = tonumber(ARGV[i]); i = i + 1
+  redis.call('PFADD', KEYS[k], unpack(ARGV, i, i + n - 1)); i = i + n
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+return 1
+"""
+
+
 def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
-    """Queue the statistics updates for a batch of impression records, aggregated first:
-    one HINCRBY per (key, field), one PFADD per HLL key. What one request adds is bounded by
-    its items (at most a page), never by how many stores lie around it.
+    """Queue the statistics updates for a batch of impression records, aggregated first: one
+    script call per store-day (``_ROLLUP``) and one HINCRBY per searched fine cell. What one
+    request adds is bounded by its items (at most a page), never by the stores around it.
 
     The share-of-search denominator is counted per fine grid cell and day (``lreq:{day}``,
     one field per cell): a store's local requests are the sum over the cells within the
     local radius, read when the statistics are read (``domain.grid`` states the error bound).
     """
-    counts: dict = defaultdict(int)
-    hll: dict = defaultdict(set)
+    sd: dict = defaultdict(lambda: defaultdict(int))  # (store, day) -> field -> n
+    vc: dict = defaultdict(lambda: defaultdict(int))  # (store, day) -> cell -> n
+    hll: dict = defaultdict(lambda: defaultdict(set))  # (store, day) -> surface -> viewers
+    searched: dict = defaultdict(int)  # (day, fine cell) -> local requests
     tz_col = index.column("timezone")
     lat_col, lon_col = index.column("lat"), index.column("lon")
     for rec in batch:
@@ -193,34 +218,41 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
                 hits = index.nearest(lat, lon, 1)
                 first = int(hits.positions[0]) if len(hits) else None
             if first is not None:
-                counts[(keys.lreq_cells(local_day(now, tz_col[first])), fine_cell_of(lat, lon))] += 1
+                searched[(local_day(now, tz_col[first]), fine_cell_of(lat, lon))] += 1
+        days: dict = {}  # a record's items share its instant: one time zone conversion per zone
         for (store, rank, _deal), pos in zip(rec["_items"], positions):
             if pos is None:
                 continue
-            day = local_day(now, tz_col[pos])
-            key = keys.sd(store, day)
-            counts[(key, "imp")] += 1
-            counts[(key, f"imp:{surface}")] += 1
-            counts[(key, f"rk:{min(int(rank), 101)}")] += 1
-            counts[(key, "rank_sum")] += int(rank)
-            counts[(key, "rank_n")] += 1
+            tz = tz_col[pos]
+            day = days.get(tz) or days.setdefault(tz, local_day(now, tz))
+            f = sd[(store, day)]
+            f["imp"] += 1
+            f[f"imp:{surface}"] += 1
+            f[f"rk:{min(int(rank), 101)}"] += 1
+            f["rank_sum"] += int(rank)
+            f["rank_n"] += 1
             if local and _metres(lat, lon, lat_col[pos], lon_col[pos]) <= local_radius_m:
-                counts[(key, "loc")] += 1
+                f["loc"] += 1
             # Cells near the store by name; the rest of the Earth in one field, so a store-day
             # hash has at most a few hundred fields however far its viewers are spread.
             close = abs(lat - lat_col[pos]) <= _CELL_LAT_DEG and abs(lon - lon_col[pos]) <= _cell_lon_deg(lat)
-            counts[(keys.vc(store, day), cell if close else FAR_CELL)] += 1
-            hll[keys.uv(store, day, surface)].add(viewer)
-            hll[keys.uv(store, day, "all")].add(viewer)
-    touched = set()
-    for (key, field), n in counts.items():
-        pipe.hincrby(key, field, n)
-        touched.add(key)
-    for key, members in hll.items():
-        pipe.pfadd(key, *members)
-        touched.add(key)
-    for key in touched:
-        pipe.expire(key, keys.ROLLUP_TTL_S)
+            vc[(store, day)][cell if close else FAR_CELL] += 1
+            hll[(store, day)][surface].add(viewer)
+            hll[(store, day)]["all"].add(viewer)
+    script = pipe.register_script(_ROLLUP)
+    for (store, day), fields in sd.items():
+        cells, viewers = vc[(store, day)], hll[(store, day)]
+        args: list = [keys.ROLLUP_TTL_S, len(fields), len(cells)]
+        for name, n in (*fields.items(), *cells.items()):
+            args += [name, n]
+        for members in viewers.values():
+            args += [len(members), *members]
+        script_keys = [keys.sd(store, day), keys.vc(store, day), *(keys.uv(store, day, s) for s in viewers)]
+        script(keys=script_keys, args=args, client=pipe)
+    for (day, fine), n in searched.items():
+        pipe.hincrby(keys.lreq_cells(day), fine, n)
+    for day in {day for day, _fine in searched}:
+        pipe.expire(keys.lreq_cells(day), keys.ROLLUP_TTL_S)
 
 
 def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
