@@ -53,24 +53,9 @@ FEATURES = (
     "user_stores",
 )
 _COLUMN = {name: j for j, name in enumerate(FEATURES)}
-#: The columns ``kernels.pair_history`` fills, in its order.
-_HISTORY_COLUMNS = np.array(
-    [
-        _COLUMN[name]
-        for name in (
-            *(f"density_{int(s)}" for s in DENSITY_SCALES_M),
-            "nearest_past_m",
-            "category_share",
-            "visits",
-            "visit_share",
-            "visit_rank",
-            "days_since",
-            "due",
-            "user_stores",
-        )
-    ],
-    np.int64,
-)
+#: The columns ``kernels.pair_history`` fills, in its order (FEATURES' order): all but these.
+_NOT_HISTORY = ("lightfm", *NEIGHBOURHOOD_MODELS, "popularity", "rating", "point_m")
+_HISTORY_COLUMNS = np.array([j for j, name in enumerate(FEATURES) if name not in _NOT_HISTORY], np.int64)
 
 
 @dataclass

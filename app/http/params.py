@@ -37,6 +37,19 @@ def parse_query(model: type[BaseModel], args) -> BaseModel:
         raise Problem(400, "Invalid query parameters.", validation_errors(model, exc)) from None
 
 
+def parse_body(model: type[BaseModel], what: str, shape: str = ""):
+    """The request's JSON body validated against ``model``; a 400 ``Problem`` naming the fields otherwise."""
+    from flask import request
+
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise Problem(400, f"Body must be a JSON object{shape} (Content-Type: application/json).")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise Problem(400, f"Invalid {what}.", validation_errors(model, exc)) from None
+
+
 def validation_errors(model: type[BaseModel], exc: ValidationError) -> list[dict]:
     out = []
     for err in exc.errors(include_url=False):

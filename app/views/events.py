@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
-from pydantic import ValidationError
+from flask import Blueprint, current_app, jsonify
 
 from app.domain import impression_tokens
 from app.domain.event_rules import REVIEW_NEEDS_PURCHASE, Checked, validate_batch
 from app.http import ratelimit
-from app.http.errors import Problem, unavailable
+from app.http.errors import unavailable
 from app.http.openapi import USER_OPTIONAL, documented
-from app.http.params import validation_errors
+from app.http.params import parse_body
 from app.http.schemas import EventBatch, EventsResponse, ProblemBody, RawEventBatch
 from app.http.users import request_user
 from app.services import Services, services
@@ -30,7 +29,7 @@ bp = Blueprint("events", __name__, url_prefix="/v1")
 )
 def post_events():
     """Each event is validated and reported on its own; a retried event_id is counted once."""
-    batch = _parse_batch()
+    batch = parse_body(RawEventBatch, "event batch", ': {"events": [...]}')
     ratelimit.charge(len(batch.events) - 1)  # events count one by one (the request counted one)
     svc = services()
     index, deals = svc.index, svc.deals
@@ -74,16 +73,6 @@ def _reviews_need_a_purchase(svc: Services, user: str | None, checked: list[Chec
         else c
         for c in checked
     ]
-
-
-def _parse_batch() -> RawEventBatch:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem(400, 'Body must be a JSON object: {"events": [...]} (Content-Type: application/json).')
-    try:
-        return RawEventBatch.model_validate(body)
-    except ValidationError as exc:
-        raise Problem(400, "Invalid event batch.", validation_errors(RawEventBatch, exc)) from None
 
 
 def _write(svc: Services, good: list[Checked]) -> dict:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta
 
-from flask import Blueprint, current_app, jsonify, request
-from pydantic import ValidationError
+from flask import Blueprint, current_app, jsonify
 
 from app.domain import impression_tokens
 from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.openapi import documented
-from app.http.params import validation_errors
+from app.http.params import parse_body
 from app.http.schemas import EventIn, ProblemBody, RedemptionIn, RedemptionOut
 from app.http.users import BadUserToken, user_of_token
 from app.services import services
@@ -51,7 +50,7 @@ def record_redemption(merchant_id: str):
     takes one unit of the deal's quota; without, an order."""
     svc = services()
     require_merchant(svc, merchant_id)
-    red = _parse()
+    red = parse_body(RedemptionIn, "redemption")
     now = svc.now()
     pos = svc.index.position(red.store_id)
     if pos is None or svc.index.column("merchant_id")[pos] != merchant_id:
@@ -103,16 +102,6 @@ def record_redemption(merchant_id: str):
         "quota_left": left,
     }
     return jsonify(body), 201 if state == redemptions.NEW else 200
-
-
-def _parse() -> RedemptionIn:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Problem(400, "Body must be a JSON object (Content-Type: application/json).")
-    try:
-        return RedemptionIn.model_validate(body)
-    except ValidationError as exc:
-        raise Problem(400, "Invalid redemption.", validation_errors(RedemptionIn, exc)) from None
 
 
 def _write_event(svc, merchant_id: str, red: RedemptionIn, ts, user: str | None, shown) -> None:
