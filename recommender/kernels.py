@@ -141,7 +141,14 @@ class CompiledTrees:
 
     def __init__(self, booster, columns: list[int]):
         """``columns[f]``: the feature matrix column of the model's feature ``f``."""
-        feature, threshold, left, right, default_left, missing, value, roots = [], [], [], [], [], [], [], []
+        feature: list[int] = []
+        threshold: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        default_left: list[bool] = []
+        missing: list[int] = []
+        value: list[float] = []
+        roots: list[int] = []
 
         def add(node) -> int:
             """Index of ``node`` in the flat arrays; leaves are nodes with feature -1."""
@@ -190,7 +197,7 @@ def _sum_trees(x, feature, threshold, left, right, default_left, missing, value,
         for t in range(len(roots)):
             node = roots[t]
             while feature[node] >= 0:
-                v = np.float64(x[i, feature[node]])
+                v = float(x[i, feature[node]])
                 m = missing[node]
                 if np.isnan(v) and m != 2:
                     v = 0.0

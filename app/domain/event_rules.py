@@ -40,11 +40,11 @@ def validate_batch(
         try:
             ev = EventIn.model_validate(raw)
         except ValidationError as exc:
-            errors = [
+            invalid = [
                 {"field": ".".join(map(str, e["loc"])) or "event", "message": e["msg"]}
                 for e in exc.errors(include_url=False)
             ]
-            out.append(Checked(i, None, errors))
+            out.append(Checked(i, None, invalid))
             continue
         errors: list[dict] = []
         ev, impression = _impression(ev, verify_token, deal_store, errors)
