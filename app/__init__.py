@@ -52,6 +52,7 @@ def register_request_guards(app: Flask) -> None:
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     from app.http import cors, ratelimit
+    from app.services import services
 
     hops = app.config["TRUSTED_PROXIES"]
     if hops > 0:  # only as many X-Forwarded-For hops as there are proxies we run
@@ -59,6 +60,14 @@ def register_request_guards(app: Flask) -> None:
 
     ratelimit.init_app(app)
     cors.init_app(app)
+
+    @app.before_request
+    def _supervise_embedded_redis():
+        # Each worker watches the embedded server from its first request on (threads do
+        # not survive gunicorn's fork) and starts it again if it dies.
+        server = services().redis_server
+        if server is not None:
+            server.supervise()
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -698,3 +698,34 @@ def test_100k_hostile_events_stay_inside_the_caps_and_every_acknowledged_one_is_
     finally:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------------ 8. the embedded Redis is supervised
+def test_a_killed_embedded_redis_is_back_within_5_s_with_its_data(tmp_path):
+    """After the embedded redis-server was killed, events and stats answered 503 until
+    gunicorn restarted."""
+    import os
+    import signal
+
+    from app.storage.embedded import _read_pid
+
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(app_config(tmp_path, None, CATALOGUE=str(tmp_path / "stores.csv"), SECRET_KEY=SECRET))
+    svc = app.extensions["o2o"]
+    client = app.test_client()
+    try:
+        before = {**_click(event_id="before"), "impression_token": shown(client, "n100")}
+        assert client.post("/v1/events", json={"events": [before]}).get_json()["accepted"] == 1
+        time.sleep(1.1)  # appendfsync everysec
+        os.kill(_read_pid(os.path.join(svc.redis_server.data_dir, "redis.pid")), signal.SIGKILL)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            time.sleep(0.2)
+            if client.get("/healthz").get_json()["redis"] == "up":
+                break
+        assert time.monotonic() - t0 < 5.0
+        after = {**_click(event_id="after"), "impression_token": shown(client, "n250")}
+        assert client.post("/v1/events", json={"events": [after]}).get_json()["accepted"] == 1
+        assert svc.redis.exists(keys.event_claim("before"))  # the append-only file kept it
+    finally:
+        svc.redis_server.stop()

@@ -10,11 +10,15 @@ a server already running on the same data folder is reused rather than started t
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import logging
 import os
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import redis
@@ -86,6 +90,12 @@ class EmbeddedRedis:
             log.info("reusing the redis-server already on %s", self.socket)
             self._bound()
             return self
+        self._launch(wait_s)
+        atexit.register(self.stop)
+        log.info("embedded redis-server on %s (append-only file in %s)", self.socket, self.data_dir)
+        return self
+
+    def _launch(self, wait_s: float) -> None:
         self.process = launch(
             self.data_dir,
             "--port",
@@ -98,6 +108,8 @@ class EmbeddedRedis:
             "yes",
             "--logfile",
             os.path.join(self.data_dir, "redis.log"),
+            "--pidfile",
+            self._pidfile,
             # Bounded, and never evicting: a full Redis refuses writes (the service answers
             # 503 and acknowledges nothing) rather than silently dropping counters or claims.
             "--maxmemory",
@@ -109,29 +121,89 @@ class EmbeddedRedis:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if _answers(self.url):
-                atexit.register(self.stop)
-                log.info("embedded redis-server on %s (append-only file in %s)", self.socket, self.data_dir)
-                return self
+                return
             if self.process.poll() is not None:
                 break
             time.sleep(0.02)
         raise RuntimeError(f"embedded redis-server did not start; see {self.data_dir}/redis.log")
+
+    @property
+    def _pidfile(self) -> str:
+        return os.path.join(self.data_dir, "redis.pid")
 
     def _bound(self) -> None:
         r = redis.Redis.from_url(self.url, socket_timeout=2)
         r.config_set("maxmemory", f"{self.maxmemory_mb}mb")
         r.config_set("maxmemory-policy", "noeviction")
 
-    def stop(self) -> None:
-        if self.process is None or os.getpid() != self._owner_pid:
+    # -------------------------------------------------------------- supervision
+    #: Seconds between checks, and failed checks in a row before a restart.
+    CHECK_S, MISSES = 0.5, 2
+    restarts = 0
+    _watcher_pid: int | None = None
+
+    def supervise(self) -> None:
+        """Start this process's watcher (once per process: a thread does not survive a fork,
+        so every gunicorn worker starts its own on its first request). If the server stops
+        answering, one watcher, under a file lock, starts it again on the same append-only
+        file: back within a few seconds, without restarting gunicorn."""
+        if self._watcher_pid == os.getpid():
             return
+        self._watcher_pid = os.getpid()
+        threading.Thread(target=self._watch, name="redis-supervisor", daemon=True).start()
+
+    def _watch(self) -> None:
+        misses = 0
+        while True:
+            time.sleep(self.CHECK_S)
+            misses = 0 if _answers(self.url) else misses + 1
+            if misses >= self.MISSES:
+                self._restart()
+                misses = 0
+
+    def _restart(self) -> None:
+        with open(os.path.join(self.data_dir, "supervisor.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one restart, whichever worker noticed first
+            if _answers(self.url):
+                return
+            log.error("embedded redis-server stopped answering: starting it again on %s", self.data_dir)
+            if self.process is not None:  # reap the dead one (in a worker it is not our child)
+                with contextlib.suppress(OSError, subprocess.SubprocessError):
+                    self.process.poll()
+            try:
+                self._launch(10.0)
+                self._bound()
+            except (RuntimeError, redis.RedisError, OSError) as exc:
+                log.error("embedded redis-server did not come back: %s", exc)
+                return
+            EmbeddedRedis.restarts += 1
+            log.warning("embedded redis-server is back (restart %d)", EmbeddedRedis.restarts)
+
+    def stop(self) -> None:
+        """Stop the server (only the process that started the service does: workers fork from
+        it). A watcher may have restarted it since, so the pid file names the one to stop."""
+        if os.getpid() != self._owner_pid or self.process is None:
+            return  # a worker, or a server this process found running and did not start
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(5)
             except subprocess.TimeoutExpired:
                 self.process.kill()
+        else:
+            pid = _read_pid(self._pidfile)
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
         self.process = None
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        with open(path) as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _answers(url: str) -> bool:
