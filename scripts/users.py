@@ -32,7 +32,13 @@ def token(user_id: str, ttl_s: int = 86_400, environ=None, data_dir: str | None 
     """A user token that a service started with ``environ`` (and ``data_dir``) accepts."""
     from app.http.users import mint
 
-    return mint(service_settings(environ, data_dir), user_id, datetime.now(UTC), ttl_s)
+    key = (tuple(sorted((environ if environ is not None else os.environ).items())), data_dir)
+    if key not in _settings:  # resolved once per environment: benchmarks mint hundreds
+        _settings[key] = service_settings(environ, data_dir)
+    return mint(_settings[key], user_id, datetime.now(UTC), ttl_s)
+
+
+_settings: dict = {}
 
 
 def main(argv=None) -> int:

@@ -24,12 +24,15 @@ from datetime import UTC, datetime
 
 import numpy as np
 import psutil
+import redis
 
+from app.storage import keys
 from app.storage.embedded import free_port
 from scripts.bench.harness import start_gunicorn
 from scripts.common import emit_json
 from scripts.users import token
 
+TYPES = ("click", "detail_view", "directions", "call", "website")
 MIX = (("nearby", 0.35), ("recommended", 0.25), ("map", 0.15), ("events", 0.15), ("stats", 0.10))
 
 
@@ -38,6 +41,7 @@ def _client(port, seconds, seed, key, users, out):
     names = [m[0] for m in MIX]
     probs = [m[1] for m in MIX]
     rows = []
+    shown: list[str] = []  # impression tokens of stores this client was shown
     end = time.perf_counter() + seconds
     today = datetime.now(UTC).date().isoformat()
     while time.perf_counter() < end:
@@ -51,23 +55,22 @@ def _client(port, seconds, seed, key, users, out):
             headers = {"Authorization": "Bearer " + users[rng.integers(len(users))]}
         elif kind == "map":
             path = f"/v1/map/stores?bbox={lon - 0.02:.5f},{lat - 0.01:.5f},{lon + 0.02:.5f},{lat + 0.01:.5f}&zoom=15"
-        elif kind == "events":
+        elif kind == "events" and shown:
+            # Engagement with something this client was shown: each of the five types once
+            # on one impression token (a token counts once per type).
             method, path = "POST", "/v1/events"
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            token = shown.pop()
             body = json.dumps(
                 {
                     "events": [
-                        {
-                            "event_id": uuid.uuid4().hex,
-                            "type": "click",
-                            "ts": now,
-                            "store_id": "osm-n1381017836",
-                        }
-                        for _ in range(5)
+                        {"event_id": uuid.uuid4().hex, "type": t, "ts": now, "impression_token": token} for t in TYPES
                     ]
                 }
             )
             headers = {"Content-Type": "application/json"}
+        elif kind == "events":  # nothing shown yet: look first
+            kind, path = "nearby", f"/v1/stores/nearby?lat={lat:.5f}&lon={lon:.5f}&limit=20"
         else:
             path = f"/v1/merchants/m-unicafe/stats?from={today}&to={today}"
             headers = {"Authorization": f"Bearer {key}"}
@@ -76,8 +79,10 @@ def _client(port, seconds, seed, key, users, out):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
-            resp.read()
+            data = resp.read()
             status = resp.status
+            if kind == "nearby" and status == 200 and len(shown) < 1000:
+                shown.extend(s["impression_token"] for s in json.loads(data)["stores"][:3])
             conn.close()
         except OSError:
             status = 0
@@ -130,6 +135,9 @@ def main(argv=None) -> int:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         rows = [r for _ in clients for r in out.get()]
+        # Accepted events (the tokened engagement the clients sent) in the service's Redis.
+        r = redis.Redis.from_url(f"unix://{env['O2O_DATA_DIR']}/redis/redis.sock")
+        events_stored = int(r.xlen(keys.EVENTS))
         sampling.set()
         for c in clients:
             c.join()
@@ -146,6 +154,7 @@ def main(argv=None) -> int:
         "rps": round(len(rows) / wall, 1),
         "endpoints": {},
         "errors": sum(1 for _k, _t, s in rows if s == 0 or s >= 500),
+        "events_stored": events_stored,
         "worker_rss_mb_start": rss_start,
         "worker_rss_mb_end": rss_end,
         "rss_mb_each_minute": timeline,
