@@ -19,12 +19,12 @@ import hmac
 import threading
 import time
 
-import jwt
 from flask import Flask, current_app, g, request
 
 from app.http.errors import Problem
+from app.http.users import BadUserToken, user_of_token
 from app.services import services
-from app.storage.apikeys import digest
+from app.storage.apikeys import digest, merchant_of
 from app.storage.client import STORAGE_ERRORS
 from app.storage.ratelimit import count_hit
 
@@ -82,12 +82,10 @@ def _verified_key() -> str | None:
     admin = cfg["ADMIN_KEY"]
     if admin and hmac.compare_digest(key.encode(), admin.encode()):
         return "admin"
-    if key.count(".") == 2:  # a JWT: a user token, checked locally
-        from app.http.users import BadUserToken, user_of_token
-
+    if key.count(".") == 2:  # a JWT: a user token, checked locally (once per request: users keeps it)
         try:
             return "u:" + hashlib.sha256(user_of_token(key, services().now()).encode()).hexdigest()[:24]
-        except (BadUserToken, jwt.PyJWTError):
+        except BadUserToken:
             return None
     return _merchant_key(key)
 
@@ -105,8 +103,6 @@ def _merchant_key(key: str) -> str | None:
     if svc.redis is None or not svc.breaker.closed:
         return None
     try:
-        from app.storage.apikeys import merchant_of
-
         if merchant_of(svc.redis, key) is None:
             return None
     except STORAGE_ERRORS:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import jwt
-from flask import current_app, request
+from flask import current_app, g, has_request_context, request
 
 from app.http.errors import Problem
 
@@ -61,16 +61,7 @@ def request_user(now: datetime) -> str | None:
 
 def user_of_token(token: str, now: datetime) -> str:
     """The user id (``sub``) of a user token valid at ``now``; BadUserToken otherwise."""
-    key, algorithms = _key()
-    try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=algorithms,
-            options={"require": ["sub", "exp"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
-        )
-    except jwt.InvalidTokenError as exc:
-        raise BadUserToken(f"the user token does not verify ({exc})") from None
+    claims = _verified_claims(token)
     sub, exp, nbf = claims.get("sub"), claims.get("exp"), claims.get("nbf")
     if not isinstance(sub, str) or not 1 <= len(sub) <= 128:
         raise BadUserToken("the token's sub must be the user id, 1 to 128 characters")
@@ -80,6 +71,26 @@ def user_of_token(token: str, now: datetime) -> str:
     if isinstance(nbf, (int, float)) and nbf - LEEWAY.total_seconds() > stamp:
         raise BadUserToken("the user token is not valid yet")
     return sub
+
+
+def _verified_claims(token: str) -> dict:
+    """The token's claims once its signature verifies. Kept for the request: the rate limiter
+    and the view both ask, and the signature is checked once."""
+    seen = g.setdefault("_user_claims", {}) if has_request_context() else {}
+    if token not in seen:
+        key, algorithms = _key()
+        try:
+            seen[token] = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                options={"require": ["sub", "exp"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+            )
+        except jwt.InvalidTokenError as exc:
+            seen[token] = BadUserToken(f"the user token does not verify ({exc})")
+    if isinstance(seen[token], BadUserToken):
+        raise seen[token]
+    return seen[token]
 
 
 def _key():
