@@ -9,7 +9,13 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
+from geo_index import haversine_m
+
 CELL_DEG = 0.01
+#: The viewer-cell field that holds viewers beyond the radius kept by name (unlocated).
+FAR_CELL = "far"
 
 
 def cell_of(lat: float, lon: float) -> str:
@@ -46,18 +52,8 @@ def fine_cells_within(lat: float, lon: float, radius_m: float) -> tuple[str, ...
     """Names of the fine cells whose centres lie within ``radius_m`` of (lat, lon)."""
     dlat = radius_m / 111_195.0 + FINE_DEG
     dlon = radius_m / (111_195.0 * max(math.cos(math.radians(lat)), 0.01)) + FINE_DEG
-    la0, la1 = math.floor((lat - dlat) / FINE_DEG), math.floor((lat + dlat) / FINE_DEG)
-    lo0, lo1 = math.floor((lon - dlon) / FINE_DEG), math.floor((lon + dlon) / FINE_DEG)
-    out = []
-    for la in range(la0, la1 + 1):
-        c_lat = (la + 0.5) * FINE_DEG
-        for lo in range(lo0, lo1 + 1):
-            if _haversine_m(lat, lon, c_lat, (lo + 0.5) * FINE_DEG) <= radius_m:
-                out.append(f"{la}_{lo}")
-    return tuple(out)
-
-
-def _haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
+    la = np.arange(math.floor((lat - dlat) / FINE_DEG), math.floor((lat + dlat) / FINE_DEG) + 1)
+    lo = np.arange(math.floor((lon - dlon) / FINE_DEG), math.floor((lon + dlon) / FINE_DEG) + 1)
+    la, lo = (a.ravel() for a in np.meshgrid(la, lo, indexing="ij"))
+    inside = haversine_m(lat, lon, (la + 0.5) * FINE_DEG, (lo + 0.5) * FINE_DEG) <= radius_m
+    return tuple(f"{a}_{b}" for a, b in zip(la[inside].tolist(), lo[inside].tolist()))

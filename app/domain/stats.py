@@ -93,11 +93,11 @@ def peer_median(peer_totals: list[dict]) -> dict:
 
 def viewer_cells(counts: dict[str, int], threshold: int) -> tuple[list[dict], int]:
     """Cells with at least ``threshold`` impressions, and the merged count of the others."""
-    from app.domain.grid import cell_bounds
+    from app.domain.grid import FAR_CELL, cell_bounds
 
     cells, other = [], 0
     for cell, n in sorted(counts.items()):
-        if n < threshold or "_" not in cell:  # "far": viewers beyond the kept radius, unlocated
+        if n < threshold or cell == FAR_CELL:  # viewers beyond the radius kept by name: unlocated
             other += n
         else:
             cells.append({"cell": cell, **cell_bounds(cell), "impressions": n})

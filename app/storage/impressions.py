@@ -27,16 +27,15 @@ from datetime import datetime
 import redis
 
 from app.domain.clock import local_day
-from app.domain.grid import cell_of, fine_cell_of
+from app.domain.grid import FAR_CELL, cell_of, fine_cell_of
 from app.domain.stats import LOCAL_SURFACES
 from app.storage import keys
 from app.storage.client import STORAGE_ERRORS, Breaker
-from geo_index import StoreIndex
+from geo_index import StoreIndex, haversine_m
 
 FLUSH_S = 1.0
 #: Viewer cells are kept by name within this many km of the store (north-south and east-west).
 VIEWER_CELL_RADIUS_KM = 10.0
-FAR_CELL = "far"
 _CELL_LAT_DEG = VIEWER_CELL_RADIUS_KM / 111.2
 
 
@@ -220,6 +219,11 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             if first is not None:
                 searched[(local_day(now, tz_col[first]), fine_cell_of(lat, lon))] += 1
         days: dict = {}  # a record's items share its instant: one time zone conversion per zone
+        if local:  # the items' distances from the request point, in one call
+            shown = [p for p in positions if p is not None]
+            within = dict(
+                zip(shown, (haversine_m(lat, lon, lat_col[shown], lon_col[shown]) <= local_radius_m).tolist())
+            )
         for (store, rank, _deal), pos in zip(rec["_items"], positions):
             if pos is None:
                 continue
@@ -231,7 +235,7 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
             f[f"rk:{min(int(rank), 101)}"] += 1
             f["rank_sum"] += int(rank)
             f["rank_n"] += 1
-            if local and _metres(lat, lon, lat_col[pos], lon_col[pos]) <= local_radius_m:
+            if local and within[pos]:
                 f["loc"] += 1
             # Cells near the store by name; the rest of the Earth in one field, so a store-day
             # hash has at most a few hundred fields however far its viewers are spread.
@@ -253,9 +257,3 @@ def rollup_commands(pipe, batch: list, index, local_radius_m: float) -> None:
         pipe.hincrby(keys.lreq_cells(day), fine, n)
     for day in {day for day, _fine in searched}:
         pipe.expire(keys.lreq_cells(day), keys.ROLLUP_TTL_S)
-
-
-def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
