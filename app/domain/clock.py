@@ -30,8 +30,13 @@ def clock_from_setting(setting: Callable[[], datetime] | str | None) -> Callable
         fixed = datetime.fromisoformat(setting)
     except ValueError:
         raise ValueError(f"O2O_NOW={setting!r}: give an ISO 8601 instant, e.g. 2026-11-25T10:00:00Z") from None
-    fixed = fixed if fixed.tzinfo else fixed.replace(tzinfo=UTC)
+    fixed = as_utc(fixed)
     return lambda: fixed
+
+
+def as_utc(instant: datetime) -> datetime:
+    """``instant`` as given, or in UTC when it names no offset."""
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 def local_day(instant: datetime, tz: str) -> str:

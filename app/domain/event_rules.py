@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
+from app.domain.clock import as_utc
 from app.domain.impression_tokens import Impression
 from app.http.schemas import EventIn
 
@@ -79,8 +80,7 @@ def _impression(ev: EventIn, verify_token, deal_store, errors: list) -> tuple[Ev
         errors.append({"field": "impression_token", "message": f"names another store than {store!r}"})
     if ev.deal_id is not None and imp.deal_id is not None and ev.deal_id != imp.deal_id:
         errors.append({"field": "impression_token", "message": f"names another deal than {ev.deal_id!r}"})
-    ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)
-    if ts.timestamp() < imp.issued - _CLOCK_SKEW_S:
+    if as_utc(ev.ts).timestamp() < imp.issued - _CLOCK_SKEW_S:
         errors.append({"field": "ts", "message": "before the item was shown"})
     update = {"surface": imp.surface, "rank": imp.rank}
     if ev.store_id is None and ev.deal_id is None:
@@ -114,9 +114,17 @@ def _semantic_errors(ev: EventIn, known_store, deal_store, now, max_age_days) ->
         errors.append({"field": "type", "message": _FROM_MERCHANTS})
     if ev.type == "review" and ev.rating is None:
         errors.append({"field": "rating", "message": "a review needs a rating from 1 to 5"})
-    ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)
-    if ts > now + timedelta(minutes=5):
-        errors.append({"field": "ts", "message": "in the future (more than 5 minutes ahead of the server)"})
-    elif ts < now - timedelta(days=max_age_days):
-        errors.append({"field": "ts", "message": f"older than {max_age_days} days"})
+    late = ts_error(ev.ts, now, max_age_days)
+    if late:
+        errors.append({"field": "ts", "message": late})
     return errors
+
+
+def ts_error(ts: datetime, now: datetime, max_age_days: int) -> str | None:
+    """What is wrong with an event's time, or None: the window events and redemptions share."""
+    ts = as_utc(ts)
+    if ts > now + timedelta(seconds=_CLOCK_SKEW_S):
+        return "in the future (more than 5 minutes ahead of the server)"
+    if ts < now - timedelta(days=max_age_days):
+        return f"older than {max_age_days} days"
+    return None

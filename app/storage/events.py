@@ -11,11 +11,10 @@ then writes them here as events).
 from __future__ import annotations
 
 import json
-from datetime import UTC
 
 import redis
 
-from app.domain.clock import local_day
+from app.domain.clock import as_utc, local_day
 from app.domain.impression_tokens import VALID_S
 from app.http.schemas import EventIn
 from app.storage import keys
@@ -79,8 +78,7 @@ def write_events(
     for i, ev in events:
         store = ev.store_id or deal_store(ev.deal_id) or ""
         user = ev.user_id or ""
-        ts = ev.ts if ev.ts.tzinfo else ev.ts.replace(tzinfo=UTC)
-        day = local_day(ts, store_tz(store))
+        day = local_day(as_utc(ev.ts), store_tz(store))
         imp = impressions.get(i)
         if imp is not None:  # who the service showed it to, not who the client says it is
             person = f"v:{imp.viewer}"

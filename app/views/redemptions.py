@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+import math
 
 from flask import Blueprint, current_app, jsonify
 
 from app.domain import impression_tokens
+from app.domain.clock import as_utc
+from app.domain.event_rules import ts_error
 from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.openapi import documented
@@ -64,12 +66,10 @@ def record_redemption(merchant_id: str):
             errors.append(field_error("deal_id", f"no deal {red.deal_id!r} at store {red.store_id!r}"))
         else:
             quota = float(svc.deals.quota[row])
-    ts = red.ts if red.ts.tzinfo else red.ts.replace(tzinfo=UTC)
-    max_age = current_app.config["EVENT_MAX_AGE_DAYS"]
-    if ts > now + timedelta(minutes=5):
-        errors.append(field_error("ts", "in the future (more than 5 minutes ahead of the server)"))
-    elif ts < now - timedelta(days=max_age):
-        errors.append(field_error("ts", f"older than {max_age} days"))
+    ts = as_utc(red.ts)
+    late = ts_error(ts, now, current_app.config["EVENT_MAX_AGE_DAYS"])
+    if late:
+        errors.append(field_error("ts", late))
     user = None
     if red.user_token is not None:
         try:
@@ -87,13 +87,11 @@ def record_redemption(merchant_id: str):
     if svc.redis is None:
         raise unavailable("Redemptions need Redis, which is off.")
     with storage_or_503(_UNAVAILABLE):
-        state, used = redemptions.claim(
-            svc.redis, merchant_id, red.redemption_id, red.store_id, red.deal_id, quota if quota is not None else None
-        )
+        state, used = redemptions.claim(svc.redis, merchant_id, red.redemption_id, red.store_id, red.deal_id, quota)
         if state == redemptions.NO_QUOTA:
             raise Problem(409, f"Deal {red.deal_id!r} has no quota left ({used} redeemed).")
         _write_event(svc, merchant_id, red, ts, user, shown)
-    left = None if quota is None or quota != quota else max(int(quota) - used, 0)
+    left = None if quota is None or math.isnan(quota) else max(int(quota) - used, 0)
     body = {
         "redemption_id": red.redemption_id,
         "status": "recorded" if state == redemptions.NEW else "duplicate",
