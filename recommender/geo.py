@@ -18,12 +18,13 @@ def pairwise_m(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
     Through unit vectors: the chord between two points is a matrix product (BLAS), and
     the arc follows from it; within a few millimetres of the haversine at short range.
     """
-    a, b = _unit(lat_a, lon_a), _unit(lat_b, lon_b)
+    a, b = unit_vectors(lat_a, lon_a), unit_vectors(lat_b, lon_b)
     chord2 = np.maximum(2.0 - 2.0 * (a @ b.T), 0.0)
     return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(np.sqrt(chord2) / 2, 1.0))
 
 
-def _unit(lat, lon) -> np.ndarray:
+def unit_vectors(lat, lon) -> np.ndarray:
+    """Points as rows of (x, y, z) on the unit sphere (C-contiguous: the kernels read rows)."""
     p, lam = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
     return np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])
 

@@ -119,11 +119,6 @@ def _at(indptr, indices, data, row, col):  # pragma: no cover - compiled
     return 0.0
 
 
-def unit_vectors(lat, lon) -> np.ndarray:
-    p, lam = np.radians(np.asarray(lat, float)), np.radians(np.asarray(lon, float))
-    return np.ascontiguousarray(np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)]))
-
-
 # ---------------------------------------------------------------- tree ensembles
 #: LightGBM's missing-value handling per split (``missing_type`` in its model dump).
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}

@@ -24,7 +24,7 @@ import scipy.sparse as sp
 from sklearn.neighbors import BallTree
 
 from . import kernels
-from .geo import EARTH_RADIUS_M, paired_m
+from .geo import EARTH_RADIUS_M, paired_m, unit_vectors
 from .neighbours import ItemKNN, RP3beta, UserKNN, top_per_row
 from .window import Window
 
@@ -116,7 +116,7 @@ class Sources:
         self._days = _sorted_csr(window.days_since) if window.days_since is not None else (none, none, none)
         self._visit_totals = np.asarray(window.visits.sum(axis=1), dtype=np.float64).ravel()
         self._interval = _category_interval(window, stores.category)
-        self._unit = kernels.unit_vectors(stores.lat, stores.lon)
+        self._unit = unit_vectors(stores.lat, stores.lon)
 
     @classmethod
     def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None) -> Sources:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import hashlib
 import json
 import math
 import os
@@ -44,14 +43,6 @@ def _cell_lon_deg(lat: float) -> float:
 
 
 _MAX_BUFFER = 50_000
-
-
-def viewer_id(user_id: str | None, client_id: str | None, remote_addr: str | None, day: str) -> str:
-    """The user, else a pseudonymous id: a daily-salted hash of the client id or address."""
-    if user_id:
-        return "u:" + user_id
-    raw = f"{day}|{client_id or ''}|{'' if client_id else remote_addr or ''}"
-    return "a:" + hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
 class ImpressionLog:

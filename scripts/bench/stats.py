@@ -34,9 +34,10 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     from app import create_app
+    from app.domain.impression_tokens import viewer_of
     from app.http.schemas import EventIn
     from app.storage.events import write_events
-    from app.storage.impressions import rollup_commands, viewer_id
+    from app.storage.impressions import rollup_commands
     from app.storage.keys import sd, up, uv, vc
 
     proc, port = start_on_port(data_dir=tempfile.mkdtemp(prefix="bench-stats-"))
@@ -72,7 +73,10 @@ def main(argv=None) -> int:
                 lon = catalogue["lon"].iat[i] + rng.normal(0, 0.006)
                 hits = index.nearest(lat, lon, 20)
                 items = [(index.column("store_id")[p], k + 1, None) for k, p in enumerate(hits.positions)]
-                viewer = viewer_id(None, f"c{rng.integers(2000)}", None, when.date().isoformat())
+                # 2,000 people, as the service names them (a keyed hash of the address per day).
+                viewer = viewer_of(
+                    app.config["SECRET_KEY"], None, f"10.0.{rng.integers(2000)}", when.date().isoformat()
+                )
                 batch.append(
                     {
                         "surface": "nearby" if q % 3 else "recommended",
