@@ -38,8 +38,10 @@ key                                         type    content
 Rollups (``sd``, ``uv``, ``up``, ``vc``) live ``ROLLUP_TTL_S`` (410 days); the streams are
 trimmed to ``O2O_STREAM_MAXLEN`` entries.
 
-Keys in braces carry a Redis Cluster hash tag: every key a script touches together shares
-its tag (one slot), so the scripts run unchanged on a cluster.
+Keys in braces carry a Redis Cluster hash tag, so the keys of one deal or store share a
+slot. The redemption claim script touches only one deal's (or store's) tagged keys and runs
+on a cluster as is; the event and rollup scripts still span several entities' keys, and
+splitting them by slot is issue 14's work.
 """
 
 from __future__ import annotations

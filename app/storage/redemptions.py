@@ -5,11 +5,12 @@ crash left undone and never counts twice:
 
 1. In the slot of what the redemption counts against (the deal, else the store), one script
    claims the redemption id and, when the deal has a quota, takes one unit of it, or refuses
-   when none is left (the claim is then released, so every retry is refused alike).
+   when none is left (and claims nothing, so every retry is refused alike).
 2. The redemption is written as an event (``storage.events``) under an event id derived from
    (merchant, redemption id): stream, the user's state, the store's statistics.
 
-Step 1 touches one slot and step 2 is the event path, so both run on a Redis Cluster.
+Step 1 touches one slot and runs on a Redis Cluster as is; step 2 is the event script,
+which still spans several entities' keys (issue 14 splits it by slot).
 """
 
 from __future__ import annotations
