@@ -333,8 +333,10 @@ def test_a_review_needs_a_signed_in_user_who_bought_there(shop, redis_url):
     order = _redemption(rid="o-1", amount=12.0, user_token=signed_in["Authorization"][7:])
     assert client.post("/v1/merchants/m-1/redemptions", json=order, headers=_merchant(redis_url)).status_code == 201
     assert client.post("/v1/events", json={"events": [review]}, headers=signed_in).get_json()["accepted"] == 1
+    by_deal = {"event_id": "rv-2", "type": "review", "ts": _iso(FIXED_NOW), "deal_id": "d-a", "rating": 4}
+    assert client.post("/v1/events", json={"events": [by_deal]}, headers=signed_in).get_json()["accepted"] == 1
     totals = _stats(client, redis_url)
-    assert (totals["orders"], totals["order_amount"], totals["reviews"]) == (1, 12.0, 1)
+    assert (totals["orders"], totals["order_amount"], totals["reviews"]) == (1, 12.0, 2)
 
 
 # ------------------------------------------------------------------ 1. impression tokens
