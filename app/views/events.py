@@ -67,6 +67,7 @@ def _reviews_need_a_purchase(svc: Services, user: str | None, checked: list[Chec
     except STORAGE_ERRORS as exc:
         svc.breaker.failed(exc, "events")
         raise unavailable("Reviews cannot be checked right now; retry the same batch later.") from None
+
     def unearned(ev) -> bool:  # a review may name its store through a deal
         return ev.type == "review" and (ev.store_id or svc.deals.store_of(ev.deal_id)) not in bought
 
