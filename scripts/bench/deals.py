@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from app.storage.embedded import free_port
-from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
+from scripts.bench.harness import nearby_paths, run_load, server_pids, start_gunicorn
 from scripts.common import emit_json
 from scripts.users import token
 
@@ -61,7 +61,7 @@ def main(argv=None) -> int:
         for flag in ("1", "0"):
             port = free_port()
             env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
-            servers[flag] = (start_gunicorn(port, env)[0], port)
+            servers[flag] = (start_gunicorn(port, env)[0], port, env["O2O_DATA_DIR"])
             if flag == "1":  # signed-in users: tokens the server with impressions on accepts
                 deals_known = [
                     (
@@ -71,18 +71,22 @@ def main(argv=None) -> int:
                     for (a, b), u in known
                 ]
         on, off = servers["1"][1], servers["0"][1]
+        pids_on, pids_off = (server_pids(servers[f][0], servers[f][2]) for f in ("1", "0"))
         for _ in range(args.rounds):
             runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients))
             runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients))
             runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients))
-            runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients))
+            runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients, pids_on))
             runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
-            runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients))
+            runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients, pids_off))
     finally:
-        for proc, _port in servers.values():
+        for proc, _port, _dir in servers.values():
             proc.terminate()
             proc.wait(10)
-    med = {k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms")} for k, v in runs.items()}
+    med = {
+        k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms", "server_cpu_us") if m in v[0]}
+        for k, v in runs.items()
+    }
     result = {
         "median": med,
         "errors": sum(r["errors"] for v in runs.values() for r in v),
@@ -90,6 +94,12 @@ def main(argv=None) -> int:
         "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
         "impressions_cost_pct": round(
             100 * (1 - med["nearby_impressions_on"]["rps"] / med["nearby_impressions_off"]["rps"]), 1
+        ),
+        # The same cost as server CPU per request (workers and redis-server): the clients share
+        # the two cores, so throughput also moves with their share.
+        "impressions_cpu_cost_pct": round(
+            100 * (med["nearby_impressions_on"]["server_cpu_us"] / med["nearby_impressions_off"]["server_cpu_us"] - 1),
+            1,
         ),
         "runs": runs,
     }

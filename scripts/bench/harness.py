@@ -96,10 +96,58 @@ def _client(port, paths, seconds, seed, out):
     out.put((lat, codes))
 
 
-def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4) -> dict:
-    """Closed-loop load: ``clients`` processes for ``seconds``; returns rps, p50/p99 ms, errors.
+def server_pids(gunicorn: subprocess.Popen, data_dir: str | None = None, workers: int = 2) -> list[int]:
+    """The gunicorn master, its workers (waits until all are forked), and the embedded
+    redis-server of ``data_dir``."""
+    children: list[int] = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{gunicorn.pid}/task/{gunicorn.pid}/children") as fh:
+                children = [int(x) for x in fh.read().split()]
+        except OSError:
+            children = []
+        if len([c for c in children if "gunicorn" in _cmdline(c)]) >= workers:
+            break
+        time.sleep(0.1)
+    pids = [gunicorn.pid, *children]
+    if data_dir:
+        try:
+            with open(os.path.join(data_dir, "redis", "redis.pid")) as fh:
+                pids.append(int(fh.read().strip()))
+        except (OSError, ValueError):
+            pass
+    return sorted(set(pids))  # the redis-server may be the master's child too
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4, pids: list[int] | None = None) -> dict:
+    """Closed-loop load: ``clients`` processes for ``seconds``; returns rps, p50/p99 ms, errors,
+    and with ``pids`` (``server_pids``) the server's CPU time per request in microseconds:
+    steadier than throughput on a shared machine, where the clients compete for the cores.
 
     ``paths``: request paths, or (path, headers) pairs (a signed-in user's token)."""
+    cpu0 = cpu_seconds(pids) if pids else 0.0
     out = mp.Queue()
     procs = [mp.Process(target=_client, args=(port, paths, seconds, i, out)) for i in range(clients)]
     t0 = time.perf_counter()
@@ -111,7 +159,9 @@ def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4) -> d
     wall = time.perf_counter() - t0
     lat = np.concatenate([np.array(r[0]) for r in results]) * 1e3
     codes = np.concatenate([np.array(r[1]) for r in results])
+    cpu = {"server_cpu_us": round((cpu_seconds(pids) - cpu0) / max(len(lat), 1) * 1e6, 1)} if pids else {}
     return {
+        **cpu,
         "requests": int(len(lat)),
         "rps": round(len(lat) / wall, 1),
         "p50_ms": round(float(np.median(lat)), 2),
