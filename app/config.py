@@ -49,7 +49,11 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("DEALS_PER_CATEGORY", 3, "deals of one category on one page of recommendations"),
     ("STATS_LOCAL_RADIUS_M", 1000.0, "a search this close to a store counts toward its share of local searches"),
     ("STATS_PEER_RADIUS_M", 2000.0, "peers: same-category stores of other merchants within this radius"),
-    ("STATS_PRIVACY_THRESHOLD", 5, 'unique counts (and viewer cells, peer groups) below it show as "<5"'),
+    (
+        "STATS_PRIVACY_THRESHOLD",
+        5,
+        'unique counts (and peer groups) below it show as "<5"; a viewer cell needs that many people per store-day',
+    ),
     ("TILE_URL", "https://tile.openstreetmap.org/{z}/{x}/{y}.png", "map tiles of the widget and dashboard"),
     (
         "TILE_ATTRIBUTION",

@@ -149,6 +149,11 @@ class StoreIndex:
     def position(self, store_id: str) -> int | None:
         return self._pos.get(store_id)
 
+    def positions_of(self, store_ids: list[str]) -> np.ndarray:
+        """Positions of the ids, -1 for an id not in the index."""
+        get = self._pos.get
+        return np.fromiter((get(s, -1) for s in store_ids), dtype=np.int64, count=len(store_ids))
+
     def category_code(self, category: str) -> int | None:
         return self._category_codes.get(category)
 

@@ -338,8 +338,8 @@ def test_malformed_batches_are_400(wclient, body):
     assert r.status_code == 400 and r.mimetype == "application/problem+json"
 
 
-def _wait_len(r, n, timeout_s=3.0):
-    """Impressions reach Redis from a background flush (every 0.2 s): wait for them."""
+def _wait_len(r, n, timeout_s=10.0):
+    """Impressions reach Redis from a background flush (every FLUSH_S, 2 s): wait for them."""
     import time
 
     deadline = time.monotonic() + timeout_s

@@ -92,8 +92,8 @@ def test_every_redis_key_family_is_in_the_keys_table():
     table = {family(k) for k in re.findall(r"^``([^`]+)``", keys.__doc__, re.M)}
     made = set()
     for name, value in vars(keys).items():
-        if name.startswith("_") or name == "PREFIX":
-            continue
+        if name.startswith("_") or name == "PREFIX" or name in ("legacy_store_day", "retagged"):
+            continue  # names of the layout before the hash tags, and the map to today's
         if isinstance(value, str) and value.startswith(keys.PREFIX):
             made.add(family(value[len(keys.PREFIX) :]))
         elif inspect.isfunction(value) and value.__module__ == keys.__name__:

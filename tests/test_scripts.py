@@ -40,3 +40,33 @@ def test_make_synthetic_is_seeded_and_clustered(tmp_path):
     index = StoreIndex(frame)
     nn = [index.nearest(la, lo, 2).distances_m[1] for la, lo in zip(frame["lat"][:500], frame["lon"][:500])]
     assert np.median(nn) < 30_000
+
+
+def test_migrate_keys_tags_old_store_day_rollups(redis_url, capsys):
+    """Rollups written before the store hash tags keep their figures under the new names."""
+    import redis
+
+    from app.storage import keys
+    from scripts import migrate_keys
+
+    r = redis.Redis.from_url(redis_url)
+    old_sd = keys.legacy_store_day("sd", "osm-n1", "2026-11-20")
+    r.hset(old_sd, mapping={"imp": 5, "ev:click": 2})
+    r.expire(old_sd, 1000)
+    r.pfadd(keys.legacy_store_day("uv", "osm-n1", "2026-11-20", "all"), "a", "b")
+    r.hset(keys.legacy_store_day("sd", "osm-n2", "2026-11-20"), "imp", 3)
+    r.hset(keys.sd("osm-n2", "2026-11-20"), "imp", 4)  # already started by the new code: merged
+    r.pfadd(keys.uv("osm-n2", "2026-11-20"), "c")
+    r.pfadd(keys.legacy_store_day("uv", "osm-n2", "2026-11-20", "all"), "c", "d")
+
+    assert migrate_keys.main(["--redis-url", redis_url]) == 0
+    assert capsys.readouterr().out.startswith("2 renamed, 2 merged")
+    assert r.hgetall(keys.sd("osm-n1", "2026-11-20")) == {b"imp": b"5", b"ev:click": b"2"}
+    assert 900 < r.ttl(keys.sd("osm-n1", "2026-11-20")) <= 1000
+    assert r.pfcount(keys.uv("osm-n1", "2026-11-20")) == 2
+    assert int(r.hget(keys.sd("osm-n2", "2026-11-20"), "imp")) == 7
+    assert r.pfcount(keys.uv("osm-n2", "2026-11-20")) == 2
+    left = [k for f in keys.LEGACY_TAILS for k in r.keys(keys.legacy_store_day(f, "*").rstrip(":"))]
+    assert not left  # nothing under the old names
+    assert migrate_keys.main(["--redis-url", redis_url]) == 0  # idempotent
+    assert capsys.readouterr().out.strip().endswith("0 renamed, 0 merged into keys the service had started")

@@ -16,6 +16,7 @@ import redis
 from app import create_app
 from app.storage import keys
 from app.storage.apikeys import create_key
+from app.storage.impressions import Shown
 from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
 from tests.support.apps import app_config
@@ -215,24 +216,8 @@ def test_figures_equal_a_brute_force_recount(stats_app):
 def test_unique_viewers_within_hyperloglog_error(stats_app):
     app, clock, keys, r = stats_app
     svc = app.extensions["o2o"]
-    batch = [
-        {
-            "surface": "nearby",
-            "viewer": f"a:{i}",
-            "_lat": LAT0,
-            "_lon": LON0,
-            "_now": DAY0,
-            "_items": [("a1", 1, None)],
-            "lat": "0",
-            "lon": "0",
-            "ts": DAY0.isoformat(),
-            "cell": "x",
-            "items": "[]",
-        }
-        for i in range(20_000)
-    ]
-    for rec in batch:
-        svc.impressions.add(rec)
+    for i in range(20_000):
+        svc.impressions.add(Shown("nearby", f"a:{i}", LAT0, LON0, DAY0, [("a1", 1, None)]))
     svc.impressions.flush()
     svc.impressions.flush()
     svc.impressions.flush()
@@ -312,6 +297,29 @@ def test_privacy_threshold_hides_small_unique_counts(stats_app, tmp_path, redis_
     assert day["unique_viewers"] == 8
     viewers = c.get("/v1/merchants/mA/stats/viewers", query_string=q, headers=auth).get_json()
     assert [x["impressions"] for x in viewers["cells"]] == [8] and viewers["other"] == 0
+
+
+def test_viewer_cells_count_people_not_impressions(stats_app):
+    """One person's many impressions located a cell that only they viewed from."""
+    app, _clock, keys, _r = stats_app
+    app.config["STATS_PRIVACY_THRESHOLD"] = 5
+    c = app.test_client()
+    for _ in range(12):  # one person (one address, one day), twelve searches
+        c.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 1})
+    app.extensions["o2o"].impressions.flush()
+    q = {"from": "2026-11-20", "to": "2026-11-20", "store_id": "a1"}
+    auth = {"Authorization": f"Bearer {keys['mA']}"}
+    viewers = c.get("/v1/merchants/mA/stats/viewers", query_string=q, headers=auth).get_json()
+    assert viewers["cells"] == [] and viewers["other"] == 12
+    for client in range(4):  # four more people from the same cell: five in all
+        c.get(
+            "/v1/stores/nearby",
+            query_string={"lat": LAT0, "lon": LON0, "limit": 1},
+            environ_base={"REMOTE_ADDR": f"10.0.1.{client}"},
+        )
+    app.extensions["o2o"].impressions.flush()
+    viewers = c.get("/v1/merchants/mA/stats/viewers", query_string=q, headers=auth).get_json()
+    assert [x["impressions"] for x in viewers["cells"]] == [16] and viewers["other"] == 0
 
 
 ROUTES = ["/v1/merchants/{m}/stats", "/v1/merchants/{m}/stats/viewers", "/v1/merchants/{m}/stats?format=csv"]

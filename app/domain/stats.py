@@ -91,16 +91,25 @@ def peer_median(peer_totals: list[dict]) -> dict:
     return out
 
 
-def viewer_cells(counts: dict[str, int], threshold: int) -> tuple[list[dict], int]:
-    """Cells with at least ``threshold`` impressions, and the merged count of the others."""
+def viewer_cells(store_days: list[tuple[dict, dict]], threshold: int) -> tuple[list[dict], int]:
+    """Impressions by cell, and the merged count of the rest.
+
+    ``store_days``: per store and day, (impressions by cell, people by cell). A cell's
+    impressions of one store-day are located only when at least ``threshold`` different
+    people saw the store from there that day; the others (and viewers beyond the radius kept
+    by name) go into one unlocated count. One person's many impressions never show a cell.
+    """
     from app.domain.grid import FAR_CELL, cell_bounds
 
-    cells, other = [], 0
-    for cell, n in sorted(counts.items()):
-        if n < threshold or cell == FAR_CELL:  # viewers beyond the radius kept by name: unlocated
-            other += n
-        else:
-            cells.append({"cell": cell, **cell_bounds(cell), "impressions": n})
+    located: dict[str, int] = {}
+    other = 0
+    for impressions, people in store_days:
+        for cell, n in impressions.items():
+            if cell == FAR_CELL or people.get(cell, 0) < threshold:
+                other += n
+            else:
+                located[cell] = located.get(cell, 0) + n
+    cells = [{"cell": cell, **cell_bounds(cell), "impressions": n} for cell, n in sorted(located.items())]
     return cells, other
 
 

@@ -357,7 +357,10 @@ class ViewersResponse(BaseModel):
     cell_deg: float
     privacy_threshold: int
     cells: list[ViewerCell]
-    other: int = Field(description="Impressions from cells under the threshold, merged and not located.")
+    other: int = Field(
+        description="Impressions not located: from a cell where fewer than privacy_threshold different people saw "
+        "the store that day, or from beyond 10 km."
+    )
 
 
 def _parse_bbox(value):

@@ -15,18 +15,20 @@ key                                         type    content
 ``{store:S}:rid:{redemption_id}``           string  the same for an order without a deal
 ``user:{user}:redeemed``                    set     deals the user redeemed (``USER_TTL_S`` after the last)
 ``user:{user}:stores``                      set     stores the user ordered or redeemed at (same TTL)
-``sd:{store}:{day}``                        hash    ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
+``{store:S}:sd:{day}``                      hash    ``imp``, ``imp:{surface}``, ``rk:{rank}`` (rank
                                                     histogram, 101 = beyond 100), ``rank_sum``,
                                                     ``rank_n``, ``loc`` (local searches it appeared
                                                     in), ``ev:{type}`` per event type, ``amount``
-``uv:{store}:{day}:{surface}``              HLL     viewers who saw the store
-``up:{store}:{day}:{type}``                 HLL     people behind each event type (funnel in people)
+``{store:S}:uv:{day}:{surface}``            HLL     viewers who saw the store
+``{store:S}:up:{day}:{type}``               HLL     people behind each event type (funnel in people)
+``{store:S}:vc:{day}``                      hash    impressions by viewer cell (``domain.grid``) within
+                                                    10 km (``impressions.VIEWER_CELL_RADIUS_KM``);
+                                                    ``far`` for the rest
+``{store:S}:vp:{day}``                      hash    people by viewer cell (the privacy threshold's count)
+``{store:S}:vs:{day}``                      set     ``cell|viewer`` pairs already in ``vp`` (49 hours)
 ``lreq:{day}``                              hash    local searches (nearby, recommended) by fine grid
                                                     cell (``domain.grid.FINE_DEG``): the share-of-search
                                                     denominator, summed around a store when read
-``vc:{store}:{day}``                        hash    impressions by viewer cell (``domain.grid``) within
-                                                    10 km (``impressions.VIEWER_CELL_RADIUS_KM``);
-                                                    ``far`` for the rest
 ``prevcache:{from}:{to}:{surface}:{ids}``   string  previous-period totals, JSON (10 minutes)
 ``peercache:{store}:{from}:{to}:{surface}`` string  peer medians, JSON (10 minutes)
 ``apikeys``                                 hash    sha256(merchant key) -> merchant_id
@@ -35,13 +37,15 @@ key                                         type    content
 ``rl:{caller}:{second}``                    string  requests in that one-second window
 ==========================================  ======  ================================================
 
-Rollups (``sd``, ``uv``, ``up``, ``vc``) live ``ROLLUP_TTL_S`` (410 days); the streams are
-trimmed to ``O2O_STREAM_MAXLEN`` entries.
+Rollups (``sd``, ``uv``, ``up``, ``vc``, ``vp``) live ``ROLLUP_TTL_S`` (410 days); the streams
+are trimmed to ``O2O_STREAM_MAXLEN`` entries.
 
 Keys in braces carry a Redis Cluster hash tag, so the keys of one deal or store share a
-slot. The redemption claim script touches only one deal's (or store's) tagged keys and runs
-on a cluster as is; the event and rollup scripts still span several entities' keys, and
-splitting them by slot is issue 14's work.
+slot. The redemption claim script touches only one deal's (or store's) tagged keys, and the
+impression rollup script one slot's stores (``storage.impressions`` groups its calls by
+slot), so both run on a cluster as they are; the event script still spans several
+entities' keys, and splitting it by slot is issue 14's work. Stores' rollups were untagged
+(``sd:{store}:{day}``...) before; ``python -m scripts.migrate_keys`` renames them.
 """
 
 from __future__ import annotations
@@ -86,16 +90,22 @@ def user_stores(user: str) -> str:
     return f"{PREFIX}user:{user}:stores"
 
 
+#: Rollup families of a store-day, in its slot; ``migrate_keys`` renames the untagged ones.
+STORE_DAY_FAMILIES = ("sd", "uv", "up", "vc", "vp", "vs")
+#: A ``vs`` set only dedupes while its day still receives impressions.
+PAIR_TTL_S = 49 * 3600
+
+
 def sd(store: str, day: str) -> str:
-    return f"{PREFIX}sd:{store}:{day}"
+    return f"{PREFIX}{{store:{store}}}:sd:{day}"
 
 
 def uv(store: str, day: str, surface: str = "all") -> str:
-    return f"{PREFIX}uv:{store}:{day}:{surface}"
+    return f"{PREFIX}{{store:{store}}}:uv:{day}:{surface}"
 
 
 def up(store: str, day: str, kind: str) -> str:
-    return f"{PREFIX}up:{store}:{day}:{kind}"
+    return f"{PREFIX}{{store:{store}}}:up:{day}:{kind}"
 
 
 def lreq_cells(day: str) -> str:
@@ -103,7 +113,15 @@ def lreq_cells(day: str) -> str:
 
 
 def vc(store: str, day: str) -> str:
-    return f"{PREFIX}vc:{store}:{day}"
+    return f"{PREFIX}{{store:{store}}}:vc:{day}"
+
+
+def vp(store: str, day: str) -> str:
+    return f"{PREFIX}{{store:{store}}}:vp:{day}"
+
+
+def vs(store: str, day: str) -> str:
+    return f"{PREFIX}{{store:{store}}}:vs:{day}"
 
 
 def previous_cache(days: list[str], surface: str | None, store_ids: list[str]) -> str:
@@ -116,3 +134,24 @@ def peer_cache(store: str, days: list[str], surface: str | None) -> str:
 
 def rate_window(caller: str, second: int) -> str:
     return f"{PREFIX}rl:{caller}:{second}"
+
+
+# ------------------------------------------------ names before the store hash tags (migrate_keys)
+#: Parts after the store id in each family's old name: the day, then a surface or event type.
+LEGACY_TAILS = {"sd": 1, "vc": 1, "uv": 2, "up": 2}
+
+
+def legacy_store_day(family: str, store: str, *rest: str) -> str:
+    """A store-day rollup's name before it was tagged (``sd:{store}:{day}``)."""
+    return f"{PREFIX}{family}:{store}:" + ":".join(rest)
+
+
+def retagged(old: str) -> str | None:
+    """The tagged name of an untagged store-day key; None if ``old`` is not one."""
+    family, _, rest = old.removeprefix(PREFIX).partition(":")
+    if not old.startswith(PREFIX) or family not in LEGACY_TAILS or rest.startswith("{"):
+        return None
+    parts = rest.rsplit(":", LEGACY_TAILS[family])
+    if len(parts) != LEGACY_TAILS[family] + 1 or not all(parts):
+        return None
+    return {"sd": sd, "vc": vc, "uv": uv, "up": up}[family](*parts)

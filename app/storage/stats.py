@@ -209,17 +209,16 @@ def cached_peers(r: redis.Redis, store: str, days: list[str], surface: str | Non
     return cached
 
 
-def viewer_cell_counts(r: redis.Redis, store_ids: list[str], days: list[str]) -> dict[str, int]:
-    """Impressions by viewer grid cell, summed over stores and days."""
+def viewer_cell_counts(r: redis.Redis, store_ids: list[str], days: list[str]) -> list[tuple[dict, dict]]:
+    """Per store-day: (impressions by viewer cell, people by viewer cell)."""
     pipe = r.pipeline(transaction=False)
     for store in store_ids:
         for day in days:
             pipe.hgetall(keys.vc(store, day))
-    counts: dict[str, int] = {}
-    for h in pipe.execute():
-        for cell, n in h.items():
-            counts[cell.decode()] = counts.get(cell.decode(), 0) + int(n)
-    return counts
+            pipe.hgetall(keys.vp(store, day))
+    res = pipe.execute()
+    decode = lambda h: {cell.decode(): int(n) for cell, n in h.items()}  # noqa: E731
+    return [(decode(imp), decode(people)) for imp, people in zip(res[::2], res[1::2])]
 
 
 def _cache_get(r, key):

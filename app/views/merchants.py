@@ -82,8 +82,9 @@ def merchant_stats(merchant_id: str):
     responses={200: ViewersResponse, **_RESPONSES},
 )
 def merchant_viewers(merchant_id: str):
-    """Cells of a fixed 0.01-degree grid (about 1.1 km north-south); cells under the privacy
-    threshold are merged into one unlocated 'other' count."""
+    """Cells of a fixed 0.01-degree grid (about 1.1 km north-south). A cell's impressions of a
+    store and day are located only when at least the privacy threshold of different people saw
+    the store from there that day; the rest are merged into one unlocated 'other' count."""
     svc, _query, stores, days = _prepare(merchant_id)
     threshold = current_app.config["STATS_PRIVACY_THRESHOLD"]
     with storage_or_503(_UNAVAILABLE):

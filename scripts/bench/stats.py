@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     from app.domain.impression_tokens import viewer_of
     from app.http.schemas import EventIn
     from app.storage.events import write_events
-    from app.storage.impressions import rollup_commands
+    from app.storage.impressions import Shown, queue_rollups
     from app.storage.keys import sd, up, uv, vc
 
     proc, port = start_on_port(data_dir=tempfile.mkdtemp(prefix="bench-stats-"))
@@ -77,18 +77,9 @@ def main(argv=None) -> int:
                 viewer = viewer_of(
                     app.config["SECRET_KEY"], None, f"10.0.{rng.integers(2000)}", when.date().isoformat()
                 )
-                batch.append(
-                    {
-                        "surface": "nearby" if q % 3 else "recommended",
-                        "viewer": viewer,
-                        "_lat": lat,
-                        "_lon": lon,
-                        "_now": when,
-                        "_items": items,
-                    }
-                )
+                batch.append(Shown("nearby" if q % 3 else "recommended", viewer, lat, lon, when, items))
             pipe = r.pipeline(transaction=False)
-            rollup_commands(pipe, batch, index, 1000.0)
+            queue_rollups(pipe, batch, index, 1000.0)
             pipe.execute()
             events = [
                 (
