@@ -32,7 +32,18 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.views import admin, deals, events, merchants, meta, pages, redemptions, stores
+    from app.views import (
+        admin,
+        deals,
+        events,
+        merchant_deals,
+        merchant_stores,
+        merchants,
+        meta,
+        pages,
+        redemptions,
+        stores,
+    )
     from app.views import map as map_views
 
     app.register_blueprint(meta.bp)
@@ -41,6 +52,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(events.bp)
     app.register_blueprint(merchants.bp)
     app.register_blueprint(redemptions.bp)
+    app.register_blueprint(merchant_deals.bp)
+    app.register_blueprint(merchant_stores.bp)
     app.register_blueprint(map_views.bp)
     app.register_blueprint(pages.bp)
     if app.config["ADMIN_KEY"]:  # admin endpoints are off unless a key is configured
@@ -62,12 +75,14 @@ def register_request_guards(app: Flask) -> None:
     cors.init_app(app)
 
     @app.before_request
-    def _supervise_embedded_redis():
+    def _start_process_threads():
         # Each worker watches the embedded server from its first request on (threads do
         # not survive gunicorn's fork) and starts it again if it dies.
-        server = services().redis_server
-        if server is not None:
-            server.supervise()
+        svc = services()
+        if svc.redis_server is not None:
+            svc.redis_server.supervise()
+        if svc.changes is not None:  # follow merchants' edits from this worker's first request
+            svc.changes.ensure_started()
 
 
 def register_error_handlers(app: Flask) -> None:

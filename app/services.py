@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # imported for the types only: these modules import this one
     import redis
 
     from app.domain.deal_book import DealBook
+    from app.domain.edits import CatalogueEdits
+    from app.storage.change_feed import ChangeFeed
     from app.storage.client import Breaker
     from app.storage.embedded import EmbeddedRedis
     from app.storage.impressions import ImpressionLog
@@ -41,6 +43,15 @@ class Services:
     models: ModelHolder
     #: user_id -> stores they ordered at, from the base data (for "ordered_at" reasons).
     history: dict[str, set[str]] = field(default_factory=dict)
+    #: Merchants' edits applied in this process, and the follower of their change log.
+    edits: CatalogueEdits | None = None
+    changes: ChangeFeed | None = None
+
+    def apply_edits(self, states: dict[str, dict]) -> None:
+        """Apply merchants' edit states in this process: the index in place, and a new deal
+        book swapped in whole (a request holding the old one finishes with it)."""
+        if self.edits is not None and self.edits.apply(states):
+            self.deals = self.edits.book
 
 
 def services() -> Services:

@@ -13,8 +13,11 @@ from flask import Flask
 
 from app.domain.clock import clock_from_setting
 from app.domain.deal_book import DealBook
+from app.domain.edits import CatalogueEdits
 from app.services import KEY, Services
-from app.storage.client import Breaker, client
+from app.storage import merchant_writes
+from app.storage.change_feed import ChangeFeed
+from app.storage.client import STORAGE_ERRORS, Breaker, client
 from app.storage.embedded import EmbeddedRedis
 from app.storage.impressions import ImpressionLog
 from app.storage.model_versions import ModelHolder
@@ -32,6 +35,7 @@ def build_services(app: Flask) -> Services:
     breaker = Breaker()
     models = ModelHolder(cfg["ARTIFACTS"], cfg["MODEL_CHECK_S"], _catalogue_rows(index), partial(serve_signals, index))
     models.load_initial(r)
+    edits, last_change = replay_edits(r, index, DealBook.from_file(cfg["DEALS"], index))
     svc = Services(
         index=index,
         catalogue_report=report,
@@ -44,12 +48,30 @@ def build_services(app: Flask) -> Services:
         impressions=ImpressionLog(
             r, breaker, index, cfg["STATS_LOCAL_RADIUS_M"], cfg["STREAM_MAXLEN"], enabled=cfg["IMPRESSIONS"]
         ),
-        deals=DealBook.from_file(cfg["DEALS"], index),
+        deals=edits.book,
         models=models,
         history=_base_history(cfg["BASE_ORDERS"]),
+        edits=edits,
     )
+    svc.changes = ChangeFeed(r, svc.apply_edits, last_change)
     app.extensions[KEY] = svc
     return svc
+
+
+def replay_edits(r, index: StoreIndex, book: DealBook) -> tuple[CatalogueEdits, str]:
+    """Merchants' edits (kept in Redis) over the catalogue and deals just loaded: a restart or
+    a new catalogue file keeps them. Returns them and the change-log id to follow from."""
+    edits = CatalogueEdits(index, book)
+    if r is None:
+        return edits, "0-0"
+    try:
+        last_id, states = merchant_writes.snapshot(r)
+    except STORAGE_ERRORS as exc:  # the feed replays the whole log once Redis answers
+        log.error("merchants' edits not loaded (%s); they apply once Redis answers", exc)
+        return edits, "0-0"
+    n = edits.apply(states)
+    log.info("merchants' edits: %d stores and deals replayed over the catalogue", n)
+    return edits, last_id
 
 
 def build_store_index(cfg) -> tuple[StoreIndex, LoadReport]:

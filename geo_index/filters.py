@@ -76,9 +76,8 @@ class StoreFilter:
             allowed = self.store_ids
             checks.append(lambda pos: np.fromiter((ids[p] in allowed for p in pos), bool, len(pos)))
         if self.open_at is not None:
-            codes = index.column("hours_code")
             at = self.open_at
-            checks.append(lambda pos: index.schedules.open_mask(codes[pos], at))
+            checks.append(lambda pos: index.open_mask(pos, at))
         return _all_of(checks)
 
 

@@ -18,7 +18,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -101,6 +101,11 @@ class StoreIndex:
             "popularity": df["popularity"].to_numpy(np.float64, na_value=0.0),
             "hours_code": self._hours_codes_for(hours, tz),
             "alive": np.ones(n, dtype=bool),
+            # What a merchant may edit beyond the catalogue (none of it moves a store).
+            "phone": _optional(df, "phone", n),
+            "website": _optional(df, "website", n),
+            "closed_until": np.full(n, np.nan),  # epoch seconds of a temporary closure's end
+            "closure_reason": np.full(n, None, dtype=object),
         }
         return cols
 
@@ -168,6 +173,8 @@ class StoreIndex:
         price = c["price"][pos].tolist()
         rating = [None if r != r else r for r in c["rating"][pos].tolist()]  # NaN: unrated
         cats = [self.categories[x] for x in c["category"][pos].tolist()]
+        phone, website, reason = c["phone"][pos], c["website"][pos], c["closure_reason"][pos]
+        closed_until = [_iso_utc(t) for t in c["closed_until"][pos].tolist()]
         out = []
         for i, (sid, mid, name, lat, lon, tz, hours, tags, pop) in enumerate(
             zip(
@@ -196,15 +203,61 @@ class StoreIndex:
                     "opening_hours": hours,
                     "tags": list(tags),
                     "popularity": pop,
+                    "phone": phone[i],
+                    "website": website[i],
+                    "closed_until": closed_until[i],
+                    "closure_reason": reason[i],
                 }
             )
         return out
 
     def open_now(self, positions: np.ndarray, at: datetime) -> list[bool | None]:
-        """Whether each store is open at ``at``; None where its opening hours are unknown."""
-        codes = self._cols["hours_code"][np.asarray(positions, dtype=np.int64)]
-        opened = self.schedules.open_mask(codes, at).tolist()
-        return [o if c >= 0 else None for o, c in zip(opened, codes.tolist())]
+        """Whether each store is open at ``at``; None where its opening hours are unknown
+        (False while a temporary closure lasts, whatever its hours)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        codes = self._cols["hours_code"][pos]
+        opened = self.open_mask(pos, at).tolist()
+        closed = self._closed(pos, at).tolist()
+        return [o if c >= 0 or shut else None for o, c, shut in zip(opened, codes.tolist(), closed)]
+
+    def open_mask(self, positions: np.ndarray, at: datetime) -> np.ndarray:
+        """Open at ``at`` by the opening hours and no temporary closure (unknown hours: False)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        return self.schedules.open_mask(self._cols["hours_code"][pos], at) & ~self._closed(pos, at)
+
+    def _closed(self, pos: np.ndarray, at: datetime) -> np.ndarray:
+        until = self._cols["closed_until"][pos]
+        return until > at.timestamp()  # NaN: not closed
+
+    def update_attributes(self, store_id: str, changes: dict) -> bool:
+        """Change a store's editable attributes in place (its position and point stay):
+        ``opening_hours``, ``price_level``, ``tags``, ``phone``, ``website``,
+        ``closed_until`` (a datetime or None) and ``closure_reason``. False if no such store."""
+        with self._lock:
+            pos = self._pos.get(store_id)
+            if pos is None:
+                return False
+            c = self._cols
+            for name in ("opening_hours", "hours_code", "price", "tags", "closed_until", "phone", "website"):
+                if not c[name].flags.writeable:  # pandas hands out read-only arrays
+                    c[name] = c[name].copy()
+            if "closure_reason" in changes and not c["closure_reason"].flags.writeable:
+                c["closure_reason"] = c["closure_reason"].copy()
+            for name, value in changes.items():
+                if name == "opening_hours":
+                    c["opening_hours"][pos] = value
+                    c["hours_code"][pos] = self.schedules.code_for(value, str(c["timezone"][pos]))
+                elif name == "price_level":
+                    c["price"][pos] = value or 0
+                elif name == "tags":
+                    c["tags"][pos] = tuple(value or ())
+                elif name == "closed_until":
+                    c["closed_until"][pos] = np.nan if value is None else value.timestamp()
+                elif name in ("phone", "website", "closure_reason"):
+                    c[name][pos] = value
+                else:
+                    raise ValueError(f"{name!r} is not an editable store attribute")
+            return True
 
     # ------------------------------------------------------------------ queries
     def nearest(
@@ -421,6 +474,19 @@ def search_text(index: StoreIndex, pos: int) -> str:
     """Lower-case text that ``q`` searches: name, category (spaces for _) and tags."""
     cat = index.categories[index.column("category")[pos]].replace("_", " ")
     return " ".join([index.column("name")[pos], cat, *index.column("tags")[pos]]).lower()
+
+
+def _optional(df: pd.DataFrame, name: str, n: int) -> np.ndarray:
+    """An optional text column: its values where given (empty is None), else all None."""
+    if name not in df:
+        return np.full(n, None, dtype=object)
+    return np.array([v if isinstance(v, str) and v else None for v in df[name].tolist()], dtype=object)
+
+
+def _iso_utc(epoch: float) -> str | None:
+    if epoch != epoch:  # NaN
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _point_bounds(p: np.ndarray) -> tuple[float, ...]:

@@ -1,4 +1,9 @@
-"""The deal book: every deal with its store and time window, indexed by store position."""
+"""The deal book: every deal with its store and time window, indexed by store position.
+
+A book is immutable once built: merchants' edits (``domain.edits``) build a new book from
+the deals file plus every edited deal's current state, and the service swaps it in whole,
+so a request sees one consistent book.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,12 @@ log = logging.getLogger(__name__)
 class DealBook:
     """Deals as numpy columns; ``active`` answers "which deals run now" vectorised."""
 
-    def __init__(self, deals: pd.DataFrame, index: StoreIndex):
+    #: Deal fields merchants write, beyond the file's (``recommender.data`` "deals").
+    STATUSES = ("active", "paused", "ended")
+
+    def __init__(self, deals: pd.DataFrame, index: StoreIndex, base: pd.DataFrame | None = None):
+        #: The deals file's rows, that edits are applied over (``domain.edits``).
+        self.base = deals if base is None else base
         pos = deals["store_id"].map(lambda s: index.position(str(s)))
         unknown = pos.isna()
         if unknown.any():
@@ -32,6 +42,23 @@ class DealBook:
         self.starts = deals["starts_at"].to_numpy("datetime64[ns]")
         self.ends = deals["ends_at"].to_numpy("datetime64[ns]")
         self.quota = deals["quota"].to_numpy(float) if "quota" in deals else np.full(len(deals), np.nan)
+        n = len(deals)
+        self.status = _column(deals, "status", "active", n)
+        self.tags = _column(deals, "tags", "", n)
+        self.valid_hours = _column(deals, "valid_hours", None, n)
+        self.per_user_limit = (
+            pd.to_numeric(deals["per_user_limit"], errors="coerce").to_numpy(float)
+            if "per_user_limit" in deals
+            else np.full(n, np.nan)
+        )
+        self.versions = _column(deals, "version", 0, n)
+        tz = index.column("timezone")
+        # Lunch-only deals: their own hours, in the store's time zone (-1: whenever the store is open).
+        self.valid_code = np.array(
+            [index.schedules.code_for(h, tz[p]) if h else -1 for h, p in zip(self.valid_hours, self.store_pos)],
+            dtype=np.int32,
+        )
+        self._schedules = index.schedules
         self.by_id = {d: i for i, d in enumerate(self.ids)}
         self._n_positions = index.size
 
@@ -53,15 +80,49 @@ class DealBook:
         return None if i is None else self.store_ids[i]
 
     def active(self, now: datetime) -> np.ndarray:
-        """Rows of the deals whose window contains ``now``."""
+        """Rows of the deals that run now: inside their window, not paused or ended, and
+        inside their valid hours if they have any."""
         t = np.datetime64(_naive_utc(now), "ns")
-        return np.flatnonzero((self.starts <= t) & (t < self.ends))
+        running = (self.starts <= t) & (t < self.ends) & (self.status == "active")
+        limited = running & (self.valid_code >= 0)
+        if limited.any():
+            rows = np.flatnonzero(limited)
+            running[rows] = self._schedules.open_mask(self.valid_code[rows], now)
+        return np.flatnonzero(running)
+
+    def row(self, i: int) -> dict:
+        """One deal as JSON-ready values."""
+        quota, limit = self.quota[i], self.per_user_limit[i]
+        return {
+            "deal_id": self.ids[i],
+            "store_id": self.store_ids[i],
+            "title": self.titles[i],
+            "discount_pct": float(self.discount[i]),
+            "starts_at": _iso(self.starts[i]),
+            "ends_at": _iso(self.ends[i]),
+            "quota": None if quota != quota else int(quota),
+            "per_user_limit": None if limit != limit else int(limit),
+            "valid_hours": self.valid_hours[i],
+            "tags": [t for t in str(self.tags[i] or "").split("|") if t],
+            "status": self.status[i],
+            "version": int(self.versions[i]),
+        }
 
     def stores_with(self, rows: np.ndarray, size: int) -> np.ndarray:
         """Boolean mask over store positions that have any of the deal ``rows``."""
         mask = np.zeros(max(size, self._n_positions), dtype=bool)
         mask[self.store_pos[rows]] = True
         return mask
+
+
+def _column(frame: pd.DataFrame, name: str, default, n: int) -> np.ndarray:
+    if name not in frame:
+        return np.full(n, default, dtype=object)
+    return frame[name].astype(object).where(frame[name].notna(), default).to_numpy(object)
+
+
+def _iso(t: np.datetime64) -> str:
+    return str(np.datetime_as_string(t, unit="s")) + "Z"
 
 
 def _naive_utc(now: datetime):

@@ -10,7 +10,7 @@ import hmac
 from flask import current_app, request
 
 from app.http.errors import Problem, storage_or_503, unavailable
-from app.storage.apikeys import merchant_of
+from app.storage.apikeys import key_id, merchant_of
 
 ADMIN = "*admin*"
 
@@ -41,3 +41,13 @@ def require_merchant(svc, merchant_id: str) -> str:
     if who != ADMIN and not hmac.compare_digest(who.encode(), merchant_id.encode()):
         raise Problem(403, "This key belongs to another merchant.")
     return who
+
+
+def caller_key_id() -> str:
+    """The key id of the request's key (after ``require_merchant``): audits name keys by it,
+    never by the key; ``admin`` for the platform key."""
+    key = request.headers.get("Authorization", "")[7:].strip()
+    admin = current_app.config["ADMIN_KEY"]
+    if admin and hmac.compare_digest(key.encode(), admin.encode()):
+        return "admin"
+    return key_id(key)

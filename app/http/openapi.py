@@ -27,6 +27,8 @@ def documented(
     tags=(),
     security=None,
     also: dict | None = None,
+    headers: dict | None = None,
+    etag: bool = False,
 ):
     """Attach OpenAPI metadata to a view function.
 
@@ -44,6 +46,8 @@ def documented(
             "tags": list(tags),
             "security": security,
             "also": also or {},
+            "headers": headers or {},
+            "etag": etag,
             "description": (view.__doc__ or "").strip(),
         }
         return view
@@ -107,6 +111,16 @@ def _operation(rule, meta, components) -> dict:
         }
         for name in rule.arguments
     ]
+    params += [
+        {
+            "name": name,
+            "in": "header",
+            "required": spec.get("required", False),
+            "schema": spec.get("schema", {"type": "string", "minLength": 1, "maxLength": 64}),
+            "description": spec["description"],
+        }
+        for name, spec in meta["headers"].items()
+    ]
     if meta["query"] is not None:
         params += _query_parameters(meta["query"], components)
     if params:
@@ -120,6 +134,13 @@ def _operation(rule, meta, components) -> dict:
         op["responses"][str(status)] = _response(status, spec, components)
         for media in meta["also"].get(status, ()):
             op["responses"][str(status)]["content"][media] = {"schema": {"type": "string"}}
+        if meta["etag"] and 200 <= int(status) < 300:
+            op["responses"][str(status)]["headers"] = {
+                "ETag": {
+                    "description": "The version now; send it as If-Match to change it.",
+                    "schema": {"type": "string"},
+                }
+            }
     # Answers any operation can give: bad parameters (every query is validated), and the
     # server's limits on request size, which gunicorn enforces before the app sees it.
     if meta["query"] is not None or meta["body"] is not None:

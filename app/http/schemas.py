@@ -28,6 +28,10 @@ StoreField = Literal[
     "timezone",
     "open_now",
     "popularity",
+    "phone",
+    "website",
+    "closed_until",
+    "closure_reason",
 ]
 STORE_FIELDS: tuple[str, ...] = StoreField.__args__
 
@@ -113,6 +117,10 @@ class StoreOut(BaseModel):
     timezone: str | None = None
     open_now: bool | None = Field(None, description="null when the store has no opening hours.")
     popularity: float | None = None
+    phone: str | None = None
+    website: str | None = None
+    closed_until: str | None = Field(None, description="A temporary closure lasts until then (UTC); null: none.")
+    closure_reason: str | None = None
     impression_token: str | None = Field(None, description=_IMPRESSION_TOKEN)
 
 
@@ -426,3 +434,117 @@ class FeatureCollection(BaseModel):
     features: list[GeoFeature]
     total: int | None = None
     truncated: bool | None = None
+
+
+# ------------------------------------------------------------------ merchant self-service
+_DEAL_TITLE = Field(min_length=1, max_length=120, description="What the customer sees, e.g. 'Lunch -20 %'.")
+_DISCOUNT = Field(ge=1, le=90, allow_inf_nan=False, description="Discount in percent, 1 to 90.")
+_VALID_HOURS = Field(
+    None,
+    min_length=1,
+    max_length=256,
+    description="When in the day the deal holds, OpenStreetMap opening_hours syntax in the store's time zone, "
+    "e.g. 'Mo-Fr 11:00-14:00' for lunch only; omit for whenever the store is open.",
+)
+_TAGS = Field(None, max_length=10, description="Up to 10 tags, lowercase slugs, e.g. lunch.")
+
+
+class DealIn(BaseModel):
+    """A new deal at one of the merchant's stores."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    store_id: str = Field(min_length=1, max_length=128, description="One of the merchant's stores.")
+    title: str = _DEAL_TITLE
+    discount_pct: float = _DISCOUNT
+    starts_at: datetime = Field(description="Start, ISO 8601; UTC if no offset.")
+    ends_at: datetime = Field(description="End (exclusive), after starts_at; UTC if no offset.")
+    quota: int = Field(ge=1, le=10_000_000, description="Redemptions allowed in all, at least 1.")
+    per_user_limit: int | None = Field(None, ge=1, le=1000, description="Redemptions allowed per customer.")
+    valid_hours: str | None = _VALID_HOURS
+    tags: list[Slug] | None = _TAGS
+
+
+class DealPatch(BaseModel):
+    """Fields to change; the others keep their values. ``status`` pauses or resumes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    title: str | None = Field(None, min_length=1, max_length=120, description="What the customer sees.")
+    discount_pct: float | None = Field(None, ge=1, le=90, allow_inf_nan=False, description="1 to 90.")
+    starts_at: datetime | None = Field(None, description="Start, ISO 8601.")
+    ends_at: datetime | None = Field(None, description="End (exclusive), after starts_at.")
+    quota: int | None = Field(None, ge=1, le=10_000_000, description="At least 1.")
+    per_user_limit: int | None = Field(None, ge=1, le=1000, description="Redemptions per customer.")
+    valid_hours: str | None = _VALID_HOURS
+    tags: list[Slug] | None = _TAGS
+    status: Literal["active", "paused"] | None = Field(
+        None, description="paused: out of every list until active again."
+    )
+
+
+class MerchantDeal(BaseModel):
+    deal_id: str
+    store_id: str
+    title: str
+    discount_pct: float
+    starts_at: str
+    ends_at: str
+    quota: int | None = Field(description="Redemptions allowed in all; null: unlimited (a file deal).")
+    per_user_limit: int | None = None
+    valid_hours: str | None = None
+    tags: list[str]
+    status: Literal["active", "paused", "ended"]
+    version: int = Field(description="Changes so far; the ETag is this number in quotes.")
+    redeemed: int = Field(description="Redemptions recorded so far.")
+    quota_left: int | None = None
+    live: bool = Field(description="Shown to customers now: active, inside its window and valid hours.")
+
+
+class MerchantDeals(BaseModel):
+    merchant_id: str
+    deals: list[MerchantDeal]
+
+
+class Closure(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    closed_until: datetime = Field(description="Closed until then, ISO 8601; UTC if no offset.")
+    reason: str | None = Field(None, max_length=200, description="Shown to customers, e.g. 'Renovation'.")
+
+
+class StorePatch(BaseModel):
+    """Store details a merchant may change; position, category and name come from the catalogue."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    opening_hours: str | None = Field(
+        None, min_length=1, max_length=512, description="OpenStreetMap opening_hours syntax, e.g. 'Mo-Fr 08:00-18:00'."
+    )
+    price_level: PriceLevel | None = Field(None, description="1 to 4.")
+    tags: list[Slug] | None = _TAGS
+    closure: Closure | None = Field(None, description="A temporary closure; null ends it.")
+    phone: str | None = Field(
+        None,
+        max_length=32,
+        pattern=r"^\+?[0-9 ()\-]{3,31}$",
+        description="Digits, spaces, () and -, e.g. +358 9 123 456.",
+    )
+    website: str | None = Field(None, max_length=256, pattern=r"^https?://[^\s<>\"']+$", description="An http(s) URL.")
+
+
+class MerchantStore(StoreOut):
+    version: int = Field(description="Merchant changes so far; the ETag is this number in quotes.")
+
+
+class Change(BaseModel):
+    change_id: str
+    entity: str = Field(description="deal:<deal_id> or store:<store_id>.")
+    version: int
+    action: Literal["create", "update", "pause", "resume", "end", "edit"]
+    at: str = Field(description="When, by the service clock (UTC).")
+    merchant_id: str
+    key_id: str = Field(description="Which key made it (the start of its digest; 'admin' for the platform key).")
+    fields: dict = Field(description="The fields changed, with their new values.")
+
+
+class Changes(BaseModel):
+    merchant_id: str
+    changes: list[Change]
+    next_before: str | None = Field(description="Pass as before for older changes; null at the oldest.")

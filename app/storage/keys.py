@@ -31,6 +31,11 @@ key                                         type    content
                                                     denominator, summed around a store when read
 ``prevcache:{from}:{to}:{surface}:{ids}``   string  previous-period totals, JSON (10 minutes)
 ``peercache:{store}:{from}:{to}:{surface}`` string  peer medians, JSON (10 minutes)
+``{catalog}:changes``                       stream  merchants' deal and store changes, in order (every
+                                                    worker replays and tails it; never trimmed)
+``{catalog}:current``                       hash    ``deal:{id}`` / ``store:{id}`` -> the current state,
+                                                    JSON with its ``version`` (the ETag)
+``{catalog}:audit:{merchant}``              stream  one merchant's changes: who (key id), what, when
 ``apikeys``                                 hash    sha256(merchant key) -> merchant_id
 ``model:current``                           string  the model version every worker serves
 ``model:history``                           list    activations, newest last (rollback pops)
@@ -62,6 +67,16 @@ IMPRESSIONS = PREFIX + "impressions"
 API_KEYS = PREFIX + "apikeys"
 MODEL_CURRENT = PREFIX + "model:current"
 MODEL_HISTORY = PREFIX + "model:history"
+
+
+#: Merchants' writes share one slot (``{catalog}``): a write checks the version, keeps the
+#: state and appends to both logs atomically, and merchant edits are few.
+CHANGES = PREFIX + "{catalog}:changes"
+CURRENT = PREFIX + "{catalog}:current"
+
+
+def audit(merchant: str) -> str:
+    return f"{PREFIX}{{catalog}}:audit:{merchant}"
 
 
 def event_claim(event_id: str) -> str:

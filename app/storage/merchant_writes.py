@@ -1,0 +1,108 @@
+"""Merchants' deal and store changes: versioned, logged, and readable by every worker.
+
+A write is one Lua script in the ``{catalog}`` slot: it checks the version the writer last
+saw (``If-Match``), stores the entity's new state with the next version, and appends the
+change to the shared change log and to the merchant's audit log, all or nothing. The change
+log is append-only and never trimmed (merchant edits are few): it is what every worker
+replays over the catalogue and deal files at start-up (through ``current``, the latest state
+of each edited entity) and tails to apply edits within a second.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import redis
+
+from app.storage import keys
+
+#: Entries kept per merchant in the audit log.
+AUDIT_MAXLEN = 10_000
+
+# KEYS: 1 current hash, 2 change log, 3 the merchant's audit log
+# ARGV: 1 entity ("deal:ID" / "store:ID"), 2 expected version ('' = any, '0' = must be new),
+#       3 new state JSON, 4 change JSON, 5 audit maxlen
+# The state is kept as "<version>|<json>" (the JSON untouched: Lua's cjson turns [] into {}).
+# Returns {1, version, id} written, {0, current version} when the expected version is stale.
+_WRITE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local current = 0
+if raw then current = tonumber(string.match(raw, '^(%d+)|')) end
+if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then return {0, current} end
+local version = current + 1
+redis.call('HSET', KEYS[1], ARGV[1], version .. '|' .. ARGV[3])
+local id = redis.call('XADD', KEYS[2], '*', 'entity', ARGV[1], 'version', version, 'change', ARGV[4])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 'entity', ARGV[1], 'version', version, 'change', ARGV[4])
+return {1, version, id}
+"""
+
+
+@dataclass(frozen=True)
+class Written:
+    ok: bool
+    version: int  # the new version, or the current one when ``ok`` is False
+    change_id: str | None = None
+
+
+def write(r: redis.Redis, entity: str, expected: int | None, state: dict, change: dict, merchant: str) -> Written:
+    """Store ``state`` as the entity's next version if ``expected`` (None: any) is current."""
+    res = r.register_script(_WRITE)(
+        keys=[keys.CURRENT, keys.CHANGES, keys.audit(merchant)],
+        args=[
+            entity,
+            "" if expected is None else expected,
+            json.dumps(state, separators=(",", ":")),
+            json.dumps(change, separators=(",", ":")),
+            AUDIT_MAXLEN,
+        ],
+    )
+    if int(res[0]) == 1:
+        return Written(True, int(res[1]), res[2].decode())
+    return Written(False, int(res[1]))
+
+
+def _state(raw: bytes) -> dict:
+    version, _, text = raw.decode().partition("|")
+    return {**json.loads(text), "version": int(version)}
+
+
+def current(r: redis.Redis, entity: str) -> dict | None:
+    """The entity's latest state with its ``version``; None if no merchant changed it."""
+    raw = r.hget(keys.CURRENT, entity)
+    return _state(raw) if raw else None
+
+
+def snapshot(r: redis.Redis) -> tuple[str, dict[str, dict]]:
+    """(the change log's last id, every edited entity's current state), consistent: the
+    state includes every change up to that id, so tailing from it misses nothing."""
+    pipe = r.pipeline(transaction=True)  # one slot: MULTI is allowed on a cluster too
+    pipe.xrevrange(keys.CHANGES, count=1)
+    pipe.hgetall(keys.CURRENT)
+    last, states = pipe.execute()
+    last_id = last[0][0].decode() if last else "0-0"
+    return last_id, {k.decode(): _state(v) for k, v in states.items()}
+
+
+def read_changes(r: redis.Redis, after: str, block_ms: int | None = None, count: int = 1000) -> list[tuple[str, dict]]:
+    """Changes after id ``after``: [(id, {"entity", ...change})], waiting up to ``block_ms``."""
+    got = r.xread({keys.CHANGES: after}, count=count, block=block_ms)
+    out = []
+    for _stream, entries in got or []:
+        for entry_id, fields in entries:
+            change = json.loads(fields[b"change"])
+            change.update(entity=fields[b"entity"].decode(), version=int(fields[b"version"]))
+            out.append((entry_id.decode(), change))
+    return out
+
+
+def audit_page(r: redis.Redis, merchant: str, before: str | None, limit: int) -> tuple[list[dict], str | None]:
+    """A merchant's changes, newest first; the id to pass as ``before`` for the next page."""
+    entries = r.xrevrange(keys.audit(merchant), max=f"({before}" if before else "+", count=limit + 1)
+    out = []
+    for entry_id, fields in entries[:limit]:
+        change = json.loads(fields[b"change"])
+        entity = fields[b"entity"].decode()
+        out.append({"change_id": entry_id.decode(), "entity": entity, "version": int(fields[b"version"]), **change})
+    more = len(entries) > limit
+    return out, (out[-1]["change_id"] if more and out else None)
