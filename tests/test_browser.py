@@ -194,3 +194,61 @@ def test_another_merchant_sees_only_its_own_stores(site, browser):
     assert all(n in summary for n in theirs) and not any(n in summary for n in unicafe)
     page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-other-merchant.png"), full_page=True)
     page.close()
+
+
+def test_dashboard_starts_pauses_and_edits_deals_and_store_details(site, browser):
+    base, keys, stores = site
+    page = browser.new_page(viewport={"width": 1200, "height": 1000})
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{base}/merchant")
+    page.fill("input[name=merchant]", "m-unicafe")
+    page.fill("input[name=key]", keys["m-unicafe"])
+    page.click("#signin button[type=submit]")
+    page.wait_for_function("() => document.body.dataset.deals", timeout=15000)
+    page.click("#tabs button[data-tab=deals]")
+    form = page.locator("#deal-form")
+    form.locator("input[name=title]").fill("Lunch -25 % for students")
+    form.locator("input[name=discount_pct]").fill("95")
+    form.locator("input[name=quota]").fill("40")
+    form.locator("input[name=valid_hours]").fill("lunchtime")
+    form.locator("button[type=submit]").click()
+    # The server's validation, shown beside each field it names.
+    page.wait_for_selector("#deal-form label.invalid")
+    assert "90" in form.locator('.field-error[data-for="discount_pct"]').inner_text()
+    assert "opening_hours" in form.locator('.field-error[data-for="valid_hours"]').inner_text()
+    page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-deal-errors.png"), full_page=True)
+    form.locator("input[name=discount_pct]").fill("25")
+    form.locator("input[name=valid_hours]").fill("Mo-Su 11:00-14:00")
+    stamp = page.evaluate("() => document.body.dataset.deals")
+    form.locator("button[type=submit]").click()
+    page.wait_for_function(f"() => document.body.dataset.deals > '{stamp}'", timeout=15000)
+    row = page.locator("#deal-list tbody tr", has_text="Lunch -25 % for students")
+    assert row.count() == 1 and "active" in row.inner_text()
+    assert page.locator("#deal-form label.invalid").count() == 0
+    stamp = page.evaluate("() => document.body.dataset.deals")
+    row.locator("button", has_text="Pause").click()
+    page.wait_for_function(f"() => document.body.dataset.deals > '{stamp}'", timeout=15000)
+    assert "paused" in page.locator("#deal-list tbody tr", has_text="Lunch -25 % for students").inner_text()
+    page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-deals.png"), full_page=True)
+
+    page.click("#tabs button[data-tab=details]")
+    details = page.locator("#store-form")
+    details.locator("input[name=opening_hours]").fill("whenever we like")
+    details.locator("button[type=submit]").click()
+    page.wait_for_selector("#store-form label.invalid")
+    assert "opening_hours" in details.locator('.field-error[data-for="opening_hours"]').inner_text()
+    details.locator("input[name=opening_hours]").fill("Mo-Su 10:00-18:00")
+    details.locator("input[name=phone]").fill("+358 9 123 456")
+    stamp = page.evaluate("() => document.body.dataset.saved || '0'")
+    details.locator("button[type=submit]").click()
+    page.wait_for_function(f"() => (document.body.dataset.saved || '0') > '{stamp}'", timeout=15000)
+    assert page.locator("#store-form label.invalid").count() == 0
+    assert "version 1" in page.locator("#store-version").inner_text()
+    page.screenshot(path=os.path.join(ARTIFACTS, "dashboard-store-details.png"), full_page=True)
+    store_id = details.locator("select[name=store]").input_value()
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/v1/stores/{store_id}") as resp:
+        shown = json.load(resp)
+    assert shown["opening_hours"] == "Mo-Su 10:00-18:00" and shown["phone"] == "+358 9 123 456"
+    page.close()

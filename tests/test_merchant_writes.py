@@ -14,6 +14,7 @@ from app import create_app
 from app.storage.apikeys import create_key, key_id
 from tests.support.apps import FIXED_NOW, app_config
 from tests.support.stores import HELSINKI, hand_placed, store
+from tests.support.users import as_user
 
 LAT0, LON0 = HELSINKI
 DAY = timedelta(days=1)
@@ -294,3 +295,29 @@ def test_another_instance_sees_a_write_within_the_bound(shop, tmp_path, redis_ur
     while deal_id not in _recommended(other) or other.get("/v1/stores/n100").get_json()["price_level"] != 4:
         assert time.monotonic() - t0 < 2.0, "not visible on the other instance within 2 s"
         time.sleep(0.05)
+
+
+def test_per_user_limit_and_ended_deals_at_the_point_of_sale(shop):
+    app, client, m1, _m2, _key = shop
+    deal_id = _create(client, m1, per_user_limit=1).get_json()["deal_id"]
+
+    def redeem(rid, user):
+        token = as_user(app, user)["Authorization"][7:]
+        body = {
+            "redemption_id": rid,
+            "store_id": "n100",
+            "deal_id": deal_id,
+            "ts": _iso(FIXED_NOW),
+            "user_token": token,
+        }
+        return client.post("/v1/merchants/m-1/redemptions", json=body, headers=m1)
+
+    assert redeem("r1", "u1").status_code == 201
+    r = redeem("r2", "u1")
+    assert r.status_code == 409 and "limit" in r.get_json()["detail"]
+    assert redeem("r1", "u1").status_code == 200  # the same redemption again: a duplicate, not a refusal
+    assert redeem("r3", "u2").status_code == 201
+    assert client.get(f"/v1/merchants/m-1/deals/{deal_id}", headers=m1).get_json()["redeemed"] == 2
+    client.delete(f"/v1/merchants/m-1/deals/{deal_id}", headers={**m1, "If-Match": '"1"'})
+    r = redeem("r4", "u3")
+    assert r.status_code == 409 and "ended" in r.get_json()["detail"]

@@ -37,6 +37,14 @@ def hours_error(expression: str | None) -> str | None:
     return None if expression is None else hours_problem(expression)
 
 
+def hours_problems(body: object, fields: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(field, message) for the hours fields of a raw request body that do not parse: asked
+    even when other fields fail their checks, so one answer names every problem."""
+    if not isinstance(body, dict):
+        return []
+    return [(f, p) for f in fields if isinstance(body.get(f), str) for p in [hours_error(body[f])] if p]
+
+
 def deal_problems(state: dict) -> list[tuple[str, str]]:
     """(field, message) for the rules across fields of a whole deal state."""
     out = []

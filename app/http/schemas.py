@@ -533,6 +533,11 @@ class MerchantStore(StoreOut):
     version: int = Field(description="Merchant changes so far; the ETag is this number in quotes.")
 
 
+class MerchantStores(BaseModel):
+    merchant_id: str
+    stores: list[MerchantStore]
+
+
 class Change(BaseModel):
     change_id: str
     entity: str = Field(description="deal:<deal_id> or store:<store_id>.")

@@ -58,6 +58,9 @@
       const [stats, viewers] = await Promise.all([get(statsPath()), get(statsPath("/viewers"))]);
       draw(stats, viewers);
       document.getElementById("csv").disabled = false;
+      // The deals and store-details tabs (merchant-edit.js) get the session through an event,
+      // never through storage.
+      document.dispatchEvent(new CustomEvent("o2o:signed-in", { detail: session }));
     } catch (err) {
       document.getElementById("charts").classList.add("hidden");
       show(err.message, true);

@@ -12,6 +12,7 @@ key                                         type    content
 ``{store:S}:tok:{mac}:{type}``             string  an impression token used for one event type (25 h)
 ``{deal:D}:used``                          string  redemptions of deal D so far (its quota)
 ``{deal:D}:rid:{redemption_id}``            string  idempotency claim of a merchant's redemption
+``{deal:D}:user:{user}``                    string  one customer's redemptions of deal D (its per-user limit)
 ``{store:S}:rid:{redemption_id}``           string  the same for an order without a deal
 ``user:{user}:redeemed``                    set     deals the user redeemed (``USER_TTL_S`` after the last)
 ``user:{user}:stores``                      set     stores the user ordered or redeemed at (same TTL)
@@ -89,6 +90,10 @@ def token_claim(store: str, mac: str, kind: str) -> str:
 
 def deal_used(deal: str) -> str:
     return f"{PREFIX}{{deal:{deal}}}:used"
+
+
+def deal_user_redemptions(deal: str, user: str) -> str:
+    return f"{PREFIX}{{deal:{deal}}}:user:{user}"
 
 
 def redemption_claim(deal: str | None, store: str, redemption_id: str) -> str:

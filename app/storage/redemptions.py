@@ -22,9 +22,10 @@ import redis
 
 from app.storage import keys
 
-# KEYS: 1 claim, 2 deal's used counter ('' for an order without a deal)
-# ARGV: 1 quota (-1: unlimited), 2 claim ttl
-# Returns {state, used}: state 1 new, 0 already recorded, -1 no quota left.
+# KEYS: 1 claim, 2 deal's used counter ('' for an order without a deal),
+#       3 the customer's redemptions of the deal ('' without a known customer or a per-user limit)
+# ARGV: 1 quota (-1: unlimited), 2 claim ttl, 3 per-user limit (-1: none), 4 per-user counter ttl
+# Returns {state, used}: state 1 new, 0 already recorded, -1 no quota left, -2 the customer's limit reached.
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local used = 0
@@ -38,22 +39,43 @@ end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local quota = tonumber(ARGV[1])
 if quota >= 0 and used >= quota then return {-1, used} end
+if KEYS[3] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return {-2, used} end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
+if KEYS[3] ~= '' then
+  redis.call('INCR', KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
 return {1, redis.call('INCR', KEYS[2])}
 """
 #: How long a redemption id is remembered: longer than any point-of-sale retry.
 CLAIM_TTL_S = 30 * 86400
 
-NEW, DUPLICATE, NO_QUOTA = 1, 0, -1
+NEW, DUPLICATE, NO_QUOTA, USER_LIMIT = 1, 0, -1, -2
 
 
-def claim(r: redis.Redis, merchant: str, redemption_id: str, store: str, deal: str | None, quota: float):
-    """(state, used): NEW, DUPLICATE or NO_QUOTA, and the deal's redemptions after it."""
+def claim(
+    r: redis.Redis,
+    merchant: str,
+    redemption_id: str,
+    store: str,
+    deal: str | None,
+    quota: float,
+    user: str | None = None,
+    per_user_limit: float = math.nan,
+):
+    """(state, used): NEW, DUPLICATE, NO_QUOTA or USER_LIMIT, and the deal's redemptions after it.
+
+    A deal's ``per_user_limit`` holds for redemptions that name their customer (``user``)."""
     script = r.register_script(_CLAIM)
     q = -1 if deal is None or quota is None or math.isnan(quota) else int(quota)
+    limited = deal is not None and user is not None and not math.isnan(per_user_limit)
     state, used = script(
-        keys=[keys.redemption_claim(deal, store, f"{merchant}:{redemption_id}"), keys.deal_used(deal) if deal else ""],
-        args=[q, CLAIM_TTL_S],
+        keys=[
+            keys.redemption_claim(deal, store, f"{merchant}:{redemption_id}"),
+            keys.deal_used(deal) if deal else "",
+            keys.deal_user_redemptions(deal, user) if limited else "",
+        ],
+        args=[q, CLAIM_TTL_S, int(per_user_limit) if limited else -1, keys.USER_TTL_S],
     )
     return int(state), int(used)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from app.domain import edits as domain_edits
 from app.domain.clock import as_utc
@@ -37,6 +37,7 @@ _PATH = {
 }
 _ERRORS = {400: ProblemBody, 401: ProblemBody, 403: ProblemBody, 503: ProblemBody}
 _UNAVAILABLE = "Deals cannot be changed right now; retry."
+_HOURS_HINT = "OpenStreetMap opening_hours syntax, e.g. Mo-Fr 11:00-14:00"
 
 
 @bp.post("/<merchant_id>/deals")
@@ -54,7 +55,7 @@ def create_deal(merchant_id: str):
     deals on every worker within about a second."""
     svc = services()
     require_merchant(svc, merchant_id)
-    deal = parse_body(DealIn, "deal")
+    deal = _parse(DealIn, "deal")
     errors = [field_error(f, m) for f, m in _store_problems(svc, merchant_id, deal.store_id)]
     state = {
         "deal_id": "dl-" + secrets.token_hex(8),
@@ -65,7 +66,9 @@ def create_deal(merchant_id: str):
         "tags": list(deal.tags or []),
         "status": "active",
     }
-    errors += [field_error(f, m) for f, m in domain_edits.deal_problems(state)]
+    errors += [
+        field_error(f, m, _HOURS_HINT if f == "valid_hours" else None) for f, m in domain_edits.deal_problems(state)
+    ]
     if errors:
         raise Problem(400, "Invalid deal.", errors)
     state, _ = _write(svc, merchant_id, state, 0, "create", {k: v for k, v in state.items() if k != "deal_id"})
@@ -126,7 +129,7 @@ def patch_deal(merchant_id: str, deal_id: str):
     require_merchant(svc, merchant_id)
     expected = required_version()
     state = _own_state(svc, merchant_id, deal_id)
-    patch = parse_body(DealPatch, "deal change")
+    patch = _parse(DealPatch, "deal change")
     sent = patch.model_dump(mode="json", include=patch.model_fields_set)
     for name in ("starts_at", "ends_at"):
         if name in sent:
@@ -174,6 +177,21 @@ def end_deal(merchant_id: str, deal_id: str):
 
 
 # ---------------------------------------------------------------------------- helpers
+def _parse(model, what: str):
+    """The body checked field by field; when that fails, the answer also names unparseable hours."""
+    try:
+        return parse_body(model, what)
+    except Problem as problem:
+        named = {e["field"] for e in problem.errors}
+        raw = request.get_json(silent=True)
+        problem.errors += [
+            field_error(f, m, _HOURS_HINT)
+            for f, m in domain_edits.hours_problems(raw, ("valid_hours",))
+            if f not in named
+        ]
+        raise
+
+
 def _store_problems(svc: Services, merchant_id: str, store_id: str) -> list[tuple[str, str]]:
     pos = svc.index.position(store_id)
     if pos is None or svc.index.column("merchant_id")[pos] != merchant_id:

@@ -13,7 +13,7 @@ from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.etags import IF_MATCH, etag, required_version, stale
 from app.http.openapi import documented
 from app.http.params import parse_body
-from app.http.schemas import Changes, MerchantStore, ProblemBody, StorePatch
+from app.http.schemas import Changes, MerchantStore, MerchantStores, ProblemBody, StorePatch
 from app.services import Services, services
 from app.storage import merchant_writes
 from app.views.stores import store_rows
@@ -33,6 +33,26 @@ _PATH = {
 }
 _ERRORS = {400: ProblemBody, 401: ProblemBody, 403: ProblemBody, 404: ProblemBody, 503: ProblemBody}
 _UNAVAILABLE = "Store details cannot be changed right now; retry."
+
+
+@bp.get("/<merchant_id>/stores")
+@documented(
+    summary="The merchant's stores as customers see them, each with its version",
+    path={"merchant_id": _MERCHANT},
+    tags=["merchant self-service"],
+    security=_SECURITY,
+    responses={200: MerchantStores, 401: ProblemBody, 403: ProblemBody},
+)
+def list_stores(merchant_id: str):
+    svc = services()
+    require_merchant(svc, merchant_id)
+    index = svc.index
+    own = np.flatnonzero((index.column("merchant_id") == merchant_id) & index.column("alive"))
+    rows = store_rows(index, own, None, svc.now(), ())
+    for row in rows:
+        row["version"] = svc.edits.version(f"store:{row['id']}") if svc.edits else 0
+    rows.sort(key=lambda row: (row["name"], row["id"]))
+    return jsonify(merchant_id=merchant_id, stores=rows)
 
 
 @bp.get("/<merchant_id>/stores/<store_id>")
@@ -79,7 +99,16 @@ def patch_store(merchant_id: str, store_id: str):
                 "These store fields are not the merchant's to change here.",
                 [field_error(f, "comes from the store catalogue", domain_edits.CATALOGUE_HINT) for f in fixed],
             )
-    patch = parse_body(StorePatch, "store change")
+    try:
+        patch = parse_body(StorePatch, "store change")
+    except Problem as problem:  # name unparseable hours too, whatever else failed
+        named = {e["field"] for e in problem.errors}
+        problem.errors += [
+            field_error(f, m, "e.g. Mo-Fr 08:00-18:00")
+            for f, m in domain_edits.hours_problems(body, ("opening_hours",))
+            if f not in named
+        ]
+        raise
     sent = patch.model_dump(mode="json", include=patch.model_fields_set)
     problem = domain_edits.hours_error(sent.get("opening_hours"))
     if problem:

@@ -59,13 +59,16 @@ def record_redemption(merchant_id: str):
         # Another merchant's store looks exactly like a missing one: nothing leaks.
         raise Problem(403, f"Store {red.store_id!r} is not one of merchant {merchant_id!r}'s stores.")
     errors = []
-    quota = None
+    quota, per_user = None, math.nan
     if red.deal_id is not None:
-        row = svc.deals.by_id.get(red.deal_id)
-        if row is None or svc.deals.store_ids[row] != red.store_id:
+        book = svc.deals
+        row = book.by_id.get(red.deal_id)
+        if row is None or book.store_ids[row] != red.store_id:
             errors.append(field_error("deal_id", f"no deal {red.deal_id!r} at store {red.store_id!r}"))
+        elif book.status[row] == "ended":
+            raise Problem(409, f"Deal {red.deal_id!r} has ended; it takes no more redemptions.")
         else:
-            quota = float(svc.deals.quota[row])
+            quota, per_user = float(book.quota[row]), float(book.per_user_limit[row])
     ts = as_utc(red.ts)
     late = ts_error(ts, now, current_app.config["EVENT_MAX_AGE_DAYS"])
     if late:
@@ -87,9 +90,13 @@ def record_redemption(merchant_id: str):
     if svc.redis is None:
         raise unavailable("Redemptions need Redis, which is off.")
     with storage_or_503(_UNAVAILABLE):
-        state, used = redemptions.claim(svc.redis, merchant_id, red.redemption_id, red.store_id, red.deal_id, quota)
+        state, used = redemptions.claim(
+            svc.redis, merchant_id, red.redemption_id, red.store_id, red.deal_id, quota, user, per_user
+        )
         if state == redemptions.NO_QUOTA:
             raise Problem(409, f"Deal {red.deal_id!r} has no quota left ({used} redeemed).")
+        if state == redemptions.USER_LIMIT:
+            raise Problem(409, f"This customer has redeemed deal {red.deal_id!r} {int(per_user)} times, its limit.")
         _write_event(svc, merchant_id, red, ts, user, shown)
     left = None if quota is None or math.isnan(quota) else max(int(quota) - used, 0)
     body = {
