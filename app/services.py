@@ -47,6 +47,12 @@ class Services:
     edits: CatalogueEdits | None = None
     changes: ChangeFeed | None = None
 
+    def catch_up(self) -> None:
+        """Apply every merchant change logged so far, now (one short read): a merchant's own
+        pages read their writes on any worker, without waiting for the follower thread."""
+        if self.changes is not None:
+            self.changes.poll()
+
     def apply_edits(self, states: dict[str, dict]) -> None:
         """Apply merchants' edit states in this process: the index in place, and a new deal
         book swapped in whole (a request holding the old one finishes with it)."""

@@ -321,3 +321,16 @@ def test_per_user_limit_and_ended_deals_at_the_point_of_sale(shop):
     client.delete(f"/v1/merchants/m-1/deals/{deal_id}", headers={**m1, "If-Match": '"1"'})
     r = redeem("r4", "u3")
     assert r.status_code == 409 and "ended" in r.get_json()["detail"]
+
+
+def test_the_merchant_reads_its_write_on_an_instance_that_has_not_applied_it_yet(shop, tmp_path, redis_url):
+    _app_, client, m1, _m2, _key = shop
+    other = _app(tmp_path, redis_url)  # no request yet: its change follower has not run
+    assert _patch_store(client, m1, '"0"', {"phone": "+358 1"}).status_code == 200
+    deal_id = _create(client, m1).get_json()["deal_id"]
+    assert _patch(client, m1, deal_id, '"1"', {"title": "renamed"}).status_code == 200
+    c2 = other.test_client()
+    r = c2.get("/v1/merchants/m-1/stores/n100", headers=m1)
+    assert r.headers["ETag"] == '"1"' and r.get_json()["phone"] == "+358 1"
+    listed = {d["deal_id"]: d for d in c2.get("/v1/merchants/m-1/deals", headers=m1).get_json()["deals"]}
+    assert listed[deal_id]["title"] == "renamed" and listed[deal_id]["version"] == 2

@@ -88,6 +88,7 @@ def list_deals(merchant_id: str):
     end first): redemptions so far, quota left, and whether customers see it now."""
     svc = services()
     require_merchant(svc, merchant_id)
+    svc.catch_up()
     book = svc.deals
     merchants = svc.index.column("merchant_id")
     rows = [i for i in range(len(book)) if merchants[book.store_pos[i]] == merchant_id]
@@ -107,6 +108,7 @@ def list_deals(merchant_id: str):
 def get_deal(merchant_id: str, deal_id: str):
     svc = services()
     require_merchant(svc, merchant_id)
+    svc.catch_up()
     _own_row(svc, merchant_id, deal_id)
     return _answer(svc, merchant_id, deal_id, 200)
 
@@ -128,6 +130,7 @@ def patch_deal(merchant_id: str, deal_id: str):
     svc = services()
     require_merchant(svc, merchant_id)
     expected = required_version()
+    svc.catch_up()
     state = _own_state(svc, merchant_id, deal_id)
     patch = _parse(DealPatch, "deal change")
     sent = patch.model_dump(mode="json", include=patch.model_fields_set)
@@ -168,6 +171,7 @@ def end_deal(merchant_id: str, deal_id: str):
     svc = services()
     require_merchant(svc, merchant_id)
     expected = required_version()
+    svc.catch_up()
     state = _own_state(svc, merchant_id, deal_id)
     if state["status"] != "ended":
         _write(svc, merchant_id, {**state, "status": "ended"}, expected, "end", {"status": "ended"})
@@ -255,9 +259,10 @@ def _answer(svc: Services, merchant_id: str, deal_id: str, status: int):
 
 
 def _rows_json(svc: Services, book, rows: list[int]) -> list[dict]:
+    """The deals as their merchant sees them: redemptions so far and whether customers see them now."""
     used: dict = {}
     if svc.redis is not None and rows:
-        with storage_or_503("Deal quotas cannot be read right now; retry."):
+        with storage_or_503("Deals cannot be read right now; retry."):
             _redeemed, used, _stores = read_user_state(svc.redis, None, [book.ids[i] for i in rows])
     live = set(book.active(svc.now()).tolist())
     out = []

@@ -48,6 +48,7 @@ def list_stores(merchant_id: str):
     require_merchant(svc, merchant_id)
     index = svc.index
     own = np.flatnonzero((index.column("merchant_id") == merchant_id) & index.column("alive"))
+    svc.catch_up()
     rows = store_rows(index, own, None, svc.now(), ())
     for row in rows:
         row["version"] = svc.edits.version(f"store:{row['id']}") if svc.edits else 0
@@ -176,6 +177,7 @@ def _own_store(svc: Services, merchant_id: str, store_id: str) -> int:
 
 
 def _answer(svc: Services, pos: int, store_id: str):
+    svc.catch_up()
     (row,) = store_rows(svc.index, np.array([pos]), None, svc.now(), ())
     row["version"] = svc.edits.version(f"store:{store_id}") if svc.edits else 0
     resp = jsonify(row)
