@@ -24,7 +24,6 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
