@@ -334,3 +334,17 @@ def test_the_merchant_reads_its_write_on_an_instance_that_has_not_applied_it_yet
     assert r.headers["ETag"] == '"1"' and r.get_json()["phone"] == "+358 1"
     listed = {d["deal_id"]: d for d in c2.get("/v1/merchants/m-1/deals", headers=m1).get_json()["deals"]}
     assert listed[deal_id]["title"] == "renamed" and listed[deal_id]["version"] == 2
+
+
+def test_a_closed_store_shows_only_deals_that_outlast_the_closure(shop):
+    _app_, client, m1, _m2, _key = shop  # (one deal per store on a page: each checked alone)
+    short = _create(client, m1, ends_at=_iso(FIXED_NOW + DAY)).get_json()["deal_id"]
+    assert set(_recommended(client)) == {short}
+    closure = {"closed_until": _iso(FIXED_NOW + 5 * DAY), "reason": "Renovation"}
+    assert _patch_store(client, m1, '"0"', {"closure": closure}).status_code == 200
+    assert set(_recommended(client)) == set()  # it ends before the store reopens
+    long = _create(client, m1, ends_at=_iso(FIXED_NOW + 10 * DAY)).get_json()["deal_id"]
+    assert set(_recommended(client)) == {long}
+    client.delete(f"/v1/merchants/m-1/deals/{long}", headers={**m1, "If-Match": '"1"'})
+    _patch_store(client, m1, '"1"', {"closure": None})
+    assert set(_recommended(client)) == {short}

@@ -104,21 +104,31 @@ def rank_deals(
 
 
 def _opens_in_window(index, deals, rows, now) -> np.ndarray:
-    """Drop deals whose store, by its known hours, does not open before the deal ends.
+    """Drop deals whose store, by its known hours and any temporary closure, does not open
+    before the deal ends.
 
-    Evaluated once per distinct schedule among the candidates, not once per deal.
+    Evaluated once per distinct (schedule, closure) among the candidates, not once per deal.
     """
-    codes = index.column("hours_code")[deals.store_pos[rows]]
+    pos = deals.store_pos[rows]
+    codes = index.column("hours_code")[pos]
+    until = index.column("closed_until")[pos]
+    closed = until > now.timestamp()  # NaN: no closure
     table = index.schedules
     never = np.datetime64("NaT")
-    opens_by: dict[int, np.datetime64] = {}
-    for code in np.unique(codes).tolist():
-        if code < 0 or table.is_open(code, now):
-            opens_by[code] = np.datetime64("1970-01-01T00:00:00", "ns")  # open now, or hours unknown
+    opens_by: dict[tuple, np.datetime64] = {}
+    keys = list(zip(codes.tolist(), np.where(closed, until, 0.0).tolist()))
+    for code, reopen in set(keys):
+        start = datetime.fromtimestamp(reopen, UTC) if reopen else now
+        if code < 0 or table.is_open(code, start):
+            # open then (now, or when the closure ends), or hours unknown
+            at = np.datetime64(start.replace(tzinfo=None), "ns") if reopen else np.datetime64("1970-01-01", "ns")
+            opens_by[(code, reopen)] = at
         else:
-            nxt = table.next_open(code, now)
-            opens_by[code] = never if nxt is None else np.datetime64(nxt.astimezone(UTC).replace(tzinfo=None), "ns")
-    opens = np.array([opens_by[c] for c in codes.tolist()], dtype="datetime64[ns]")
+            nxt = table.next_open(code, start)
+            opens_by[(code, reopen)] = (
+                never if nxt is None else np.datetime64(nxt.astimezone(UTC).replace(tzinfo=None), "ns")
+            )
+    opens = np.array([opens_by[k] for k in keys], dtype="datetime64[ns]")
     return ~np.isnat(opens) & (opens < deals.ends[rows])
 
 
