@@ -37,6 +37,8 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("STREAM_MAXLEN", 1_000_000, "entries kept in each of the event and impression streams (~0.3 KB each)"),
     ("REDIS_MAXMEMORY_MB", 1024, "memory cap of the embedded redis-server (noeviction: full means 503, never loss)"),
     ("EVENT_MAX_AGE_DAYS", 30, "oldest event time accepted"),
+    ("MERCHANT_WRITES_PER_DAY", 2000, "deal and store changes a merchant may make per UTC day (bounds the log)"),
+    ("MERCHANT_OPEN_DEALS", 500, "deals a merchant may have that have not ended"),
     ("DEALS", os.path.join(ROOT, "data", "generated", "helsinki", "deals.csv"), "deal file"),
     (
         "BASE_ORDERS",

@@ -348,3 +348,17 @@ def test_a_closed_store_shows_only_deals_that_outlast_the_closure(shop):
     client.delete(f"/v1/merchants/m-1/deals/{long}", headers={**m1, "If-Match": '"1"'})
     _patch_store(client, m1, '"1"', {"closure": None})
     assert set(_recommended(client)) == {short}
+
+
+def test_what_one_merchant_can_make_the_server_keep_is_bounded(shop):
+    app, client, m1, _m2, _key = shop
+    app.config.update(MERCHANT_OPEN_DEALS=2, MERCHANT_WRITES_PER_DAY=4)
+    first = _create(client, m1).get_json()["deal_id"]
+    _create(client, m1)
+    r = client.post("/v1/merchants/m-1/deals", json=_deal(), headers=m1)
+    assert r.status_code == 409 and "end some first" in r.get_json()["detail"]
+    client.delete(f"/v1/merchants/m-1/deals/{first}", headers={**m1, "If-Match": '"1"'})  # third change
+    _create(client, m1)  # room again; the fourth change
+    r = _patch_store(client, m1, '"0"', {"phone": "+358 1"})
+    assert r.status_code == 429 and "00:00 UTC" in r.get_json()["detail"] and int(r.headers["Retry-After"]) > 0
+    assert client.get("/v1/stores/n100").get_json()["phone"] is None  # refused means not written

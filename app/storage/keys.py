@@ -37,6 +37,7 @@ key                                         type    content
 ``{catalog}:current``                       hash    ``deal:{id}`` / ``store:{id}`` -> the current state,
                                                     JSON with its ``version`` (the ETag)
 ``{catalog}:audit:{merchant}``              stream  one merchant's changes: who (key id), what, when
+``{catalog}:writes:{merchant}:{day}``        string  changes the merchant made that UTC day (its cap; 2 days)
 ``apikeys``                                 hash    sha256(merchant key) -> merchant_id
 ``model:current``                           string  the model version every worker serves
 ``model:history``                           list    activations, newest last (rollback pops)
@@ -78,6 +79,10 @@ CURRENT = PREFIX + "{catalog}:current"
 
 def audit(merchant: str) -> str:
     return f"{PREFIX}{{catalog}}:audit:{merchant}"
+
+
+def merchant_writes_on(merchant: str, day: str) -> str:
+    return f"{PREFIX}{{catalog}}:writes:{merchant}:{day}"
 
 
 def event_claim(event_id: str) -> str:

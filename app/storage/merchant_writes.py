@@ -20,16 +20,21 @@ from app.storage import keys
 #: Entries kept per merchant in the audit log.
 AUDIT_MAXLEN = 10_000
 
-# KEYS: 1 current hash, 2 change log, 3 the merchant's audit log
+# KEYS: 1 current hash, 2 change log, 3 the merchant's audit log, 4 the merchant's writes today
 # ARGV: 1 entity ("deal:ID" / "store:ID"), 2 expected version ('' = any, '0' = must be new),
-#       3 new state JSON, 4 change JSON, 5 audit maxlen
+#       3 new state JSON, 4 change JSON, 5 audit maxlen, 6 writes allowed per day
 # The state is kept as "<version>|<json>" (the JSON untouched: Lua's cjson turns [] into {}).
-# Returns {1, version, id} written, {0, current version} when the expected version is stale.
+# Returns {1, version, id} written, {0, current version} when the expected version is stale,
+# {-1, writes today} when the merchant's daily cap is reached.
 _WRITE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local current = 0
 if raw then current = tonumber(string.match(raw, '^(%d+)|')) end
 if ARGV[2] ~= '' and tonumber(ARGV[2]) ~= current then return {0, current} end
+local today = tonumber(redis.call('GET', KEYS[4]) or '0')
+if today >= tonumber(ARGV[6]) then return {-1, today} end
+redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], 172800)
 local version = current + 1
 redis.call('HSET', KEYS[1], ARGV[1], version .. '|' .. ARGV[3])
 local id = redis.call('XADD', KEYS[2], '*', 'entity', ARGV[1], 'version', version, 'change', ARGV[4])
@@ -41,25 +46,37 @@ return {1, version, id}
 @dataclass(frozen=True)
 class Written:
     ok: bool
-    version: int  # the new version, or the current one when ``ok`` is False
+    version: int  # the new version, or the current one when the expected version was stale
     change_id: str | None = None
+    capped: bool = False  # the merchant's writes for the day are used up (``version``: how many)
 
 
-def write(r: redis.Redis, entity: str, expected: int | None, state: dict, change: dict, merchant: str) -> Written:
-    """Store ``state`` as the entity's next version if ``expected`` (None: any) is current."""
+def write(
+    r: redis.Redis,
+    entity: str,
+    expected: int | None,
+    state: dict,
+    change: dict,
+    merchant: str,
+    day: str,
+    per_day: int,
+) -> Written:
+    """Store ``state`` as the entity's next version if ``expected`` (None: any) is current
+    and the merchant has writes left on UTC ``day`` (``per_day``)."""
     res = r.register_script(_WRITE)(
-        keys=[keys.CURRENT, keys.CHANGES, keys.audit(merchant)],
+        keys=[keys.CURRENT, keys.CHANGES, keys.audit(merchant), keys.merchant_writes_on(merchant, day)],
         args=[
             entity,
             "" if expected is None else expected,
             json.dumps(state, separators=(",", ":")),
             json.dumps(change, separators=(",", ":")),
             AUDIT_MAXLEN,
+            per_day,
         ],
     )
     if int(res[0]) == 1:
         return Written(True, int(res[1]), res[2].decode())
-    return Written(False, int(res[1]))
+    return Written(False, int(res[1]), capped=int(res[0]) == -1)
 
 
 def _state(raw: bytes) -> dict:

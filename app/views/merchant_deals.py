@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from app.domain import edits as domain_edits
 from app.domain.clock import as_utc
-from app.http.auth import caller_key_id, require_merchant
+from app.http import changes
+from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.etags import IF_MATCH, etag, required_version, stale
 from app.http.openapi import documented
@@ -48,7 +49,7 @@ _HOURS_HINT = "OpenStreetMap opening_hours syntax, e.g. Mo-Fr 11:00-14:00"
     tags=["merchant self-service"],
     security=_SECURITY,
     etag=True,
-    responses={201: MerchantDeal, **_ERRORS},
+    responses={201: MerchantDeal, 409: ProblemBody, 429: ProblemBody, **_ERRORS},
 )
 def create_deal(merchant_id: str):
     """201 with the deal, its new ``deal_id`` and ETag; it is in nearby, map and recommended
@@ -57,6 +58,16 @@ def create_deal(merchant_id: str):
     require_merchant(svc, merchant_id)
     deal = _parse(DealIn, "deal")
     errors = [field_error(f, m) for f, m in _store_problems(svc, merchant_id, deal.store_id)]
+    svc.catch_up()
+    book, cap = svc.deals, current_app.config["MERCHANT_OPEN_DEALS"]
+    merchants = svc.index.column("merchant_id")
+    open_deals = sum(
+        1 for i in range(len(book)) if book.status[i] != "ended" and merchants[book.store_pos[i]] == merchant_id
+    )
+    if open_deals >= cap:
+        raise Problem(
+            409, f"Merchant {merchant_id!r} has {open_deals} deals that have not ended, the limit; end some first."
+        )
     state = {
         "deal_id": "dl-" + secrets.token_hex(8),
         "merchant_id": merchant_id,
@@ -122,7 +133,15 @@ def get_deal(merchant_id: str, deal_id: str):
     tags=["merchant self-service"],
     security=_SECURITY,
     etag=True,
-    responses={200: MerchantDeal, 404: ProblemBody, 409: ProblemBody, 412: ProblemBody, 428: ProblemBody, **_ERRORS},
+    responses={
+        200: MerchantDeal,
+        404: ProblemBody,
+        409: ProblemBody,
+        412: ProblemBody,
+        428: ProblemBody,
+        429: ProblemBody,
+        **_ERRORS,
+    },
 )
 def patch_deal(merchant_id: str, deal_id: str):
     """Only the fields sent change (null clears per_user_limit, valid_hours or tags).
@@ -163,7 +182,7 @@ def patch_deal(merchant_id: str, deal_id: str):
     tags=["merchant self-service"],
     security=_SECURITY,
     etag=True,
-    responses={200: MerchantDeal, 404: ProblemBody, 412: ProblemBody, 428: ProblemBody, **_ERRORS},
+    responses={200: MerchantDeal, 404: ProblemBody, 412: ProblemBody, 428: ProblemBody, 429: ProblemBody, **_ERRORS},
 )
 def end_deal(merchant_id: str, deal_id: str):
     """The deal leaves every list at once and cannot be resumed; its redemptions, statistics
@@ -226,24 +245,8 @@ def _own_state(svc: Services, merchant_id: str, deal_id: str) -> dict:
 
 
 def _write(svc: Services, merchant_id: str, state: dict, expected: int, action: str, fields: dict):
-    if svc.redis is None:
-        raise unavailable("Changing deals needs Redis, which is off.")
-    state = {k: v for k, v in state.items() if k != "version"}
-    entity = f"deal:{state['deal_id']}"
-    change = {
-        "action": action,
-        "at": _iso(svc.now()),
-        "merchant_id": merchant_id,
-        "key_id": caller_key_id(),
-        "fields": fields,
-        "state": state,
-    }
-    with storage_or_503(_UNAVAILABLE):
-        written = merchant_writes.write(svc.redis, entity, expected, state, change, merchant_id)
-    if not written.ok:
-        raise stale(written.version)
-    svc.apply_edits({entity: {**state, "version": written.version}})  # read-your-writes here
-    return state, written.version
+    version = changes.record(svc, merchant_id, f"deal:{state['deal_id']}", expected, state, action, fields)
+    return state, version
 
 
 def _answer(svc: Services, merchant_id: str, deal_id: str, status: int):

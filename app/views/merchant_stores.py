@@ -8,7 +8,8 @@ from flask import Blueprint, jsonify, request
 
 from app.domain import edits as domain_edits
 from app.domain.clock import as_utc
-from app.http.auth import caller_key_id, require_merchant
+from app.http import changes
+from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.etags import IF_MATCH, etag, required_version, stale
 from app.http.openapi import documented
@@ -81,7 +82,7 @@ def get_store(merchant_id: str, store_id: str):
     tags=["merchant self-service"],
     security=_SECURITY,
     etag=True,
-    responses={200: MerchantStore, 412: ProblemBody, 428: ProblemBody, **_ERRORS},
+    responses={200: MerchantStore, 412: ProblemBody, 428: ProblemBody, 429: ProblemBody, **_ERRORS},
 )
 def patch_store(merchant_id: str, store_id: str):
     """Only the fields sent change; null clears one (``"closure": null`` reopens). Position,
@@ -123,19 +124,8 @@ def patch_store(merchant_id: str, store_id: str):
         state = merchant_writes.current(svc.redis, entity) or domain_edits.store_state(svc.index, pos)
         if state["version"] != expected:
             raise stale(state["version"])
-        new = {**{k: v for k, v in state.items() if k != "version"}, **sent}
-        change = {
-            "action": "edit",
-            "at": _iso(svc.now()),
-            "merchant_id": merchant_id,
-            "key_id": caller_key_id(),
-            "fields": sent,
-            "state": new,
-        }
-        written = merchant_writes.write(svc.redis, entity, expected, new, change, merchant_id)
-    if not written.ok:
-        raise stale(written.version)
-    svc.apply_edits({entity: {**new, "version": written.version}})  # read-your-writes here
+    new = {**{k: v for k, v in state.items() if k != "version"}, **sent}
+    changes.record(svc, merchant_id, entity, expected, new, "edit", sent)
     return _answer(svc, pos, store_id)
 
 
@@ -161,10 +151,10 @@ def list_changes(merchant_id: str):
     if svc.redis is None:
         raise unavailable("The change log needs Redis, which is off.")
     with storage_or_503("The change log cannot be read right now; retry."):
-        changes, next_before = merchant_writes.audit_page(svc.redis, merchant_id, before, int(limit))
-    for c in changes:
+        page, next_before = merchant_writes.audit_page(svc.redis, merchant_id, before, int(limit))
+    for c in page:
         c.pop("state", None)
-    return jsonify(merchant_id=merchant_id, changes=changes, next_before=next_before)
+    return jsonify(merchant_id=merchant_id, changes=page, next_before=next_before)
 
 
 def _own_store(svc: Services, merchant_id: str, store_id: str) -> int:
