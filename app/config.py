@@ -32,6 +32,7 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("NOW", None, "stop the service's clock at this ISO instant (tests of whole servers); unset: real time"),
     ("REDIS_URL", None, "Redis to use (REDIS_URL also works); unset: the embedded server; none: Redis off"),
     ("DATA_DIR", os.path.join(ROOT, "var"), "where the embedded Redis keeps its socket and append-only file"),
+    ("REDIS_CLUSTER", None, "1: REDIS_URL names a node of a Redis Cluster; 0: one server; unset: ask the server"),
     ("REDIS_TIMEOUT_S", 0.25, "per-call Redis timeout: a slow Redis costs a request at most this"),
     ("IMPRESSIONS", True, "log served impressions (they feed the merchant statistics)"),
     ("STREAM_MAXLEN", 1_000_000, "entries kept in each of the event and impression streams (~0.3 KB each)"),

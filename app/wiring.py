@@ -17,7 +17,7 @@ from app.domain.edits import CatalogueEdits
 from app.services import KEY, Services
 from app.storage import merchant_writes
 from app.storage.change_feed import ChangeFeed
-from app.storage.client import STORAGE_ERRORS, Breaker, client
+from app.storage.client import STORAGE_ERRORS, Breaker, client, on_cluster
 from app.storage.embedded import EmbeddedRedis
 from app.storage.impressions import ImpressionLog
 from app.storage.model_versions import ModelHolder
@@ -105,7 +105,14 @@ def connect_redis(cfg):
             log.error("embedded Redis did not start (%s): serving without it", exc)
             return None, None
         url = server.url
-    return client(url, cfg["REDIS_TIMEOUT_S"]), server
+    flag = cfg["REDIS_CLUSTER"]
+    cluster = (
+        None if flag in (None, "") or server is not None else str(flag).strip().lower() in ("1", "true", "yes", "on")
+    )
+    r = client(url, cfg["REDIS_TIMEOUT_S"], cluster=False if server is not None else cluster)
+    if on_cluster(r):
+        log.info("Redis Cluster at %s: %d primaries", url, len(r.get_primaries()))
+    return r, server
 
 
 def _catalogue_rows(index: StoreIndex):

@@ -23,14 +23,21 @@ from scripts.common import add_redis_arguments, redis_url
 
 
 def read_events(r: redis.Redis, batch: int = 10_000) -> list[dict]:
-    out, last = [], "-"
+    """Every event in the stream once: a write retried after a crash may have appended an
+    event twice (``storage.events``); the first of each (store, event id) is kept."""
+    out, last, seen = [], "-", set()
     while True:
         chunk = r.xrange(EVENTS, min=last, max="+", count=batch)
         if last != "-" and chunk and chunk[0][0].decode() == last:
             chunk = chunk[1:]
         if not chunk:
             return out
-        out += [json.loads(fields[b"body"]) for _id, fields in chunk]
+        for _id, fields in chunk:
+            event = json.loads(fields[b"body"])
+            key = (event.get("store_id"), event.get("event_id"))
+            if key not in seen:
+                seen.add(key)
+                out.append(event)
         last = chunk[-1][0].decode()
 
 

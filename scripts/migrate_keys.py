@@ -1,9 +1,12 @@
-"""Rename store-day rollups written before they carried a store hash tag.
+"""Rename keys written before they carried a Redis Cluster hash tag.
 
     python -m scripts.migrate_keys [--redis-url URL | --data-dir var] [--dry-run]
 
 ``sd:{store}:{day}``, ``uv:...``, ``up:...`` and ``vc:...`` became ``{store:S}:sd:{day}``...
-(one slot per store, for Redis Cluster; see ``app.storage.keys``). Run it once after the
+(one slot per store, for Redis Cluster; see ``app.storage.keys``), and ``model:current`` /
+``model:history`` became ``{model}:current`` / ``{model}:history``. Event-id claims
+(14 days) are not renamed: they now live in their store's slot, so an event retried across
+the upgrade within 14 days could count twice. Run it once after the
 upgrade, on the same Redis (a single server: the old names were never cluster-safe). It is
 idempotent and safe beside a running service: a key the new code has already started is
 merged (hash fields added, HyperLogLogs merged) instead of overwritten. Days before the
@@ -36,6 +39,11 @@ return 2
 
 def migrate(r: redis.Redis, dry_run: bool = False) -> dict[str, int]:
     counts = {"renamed": 0, "merged": 0}
+    for old, new in keys.LEGACY_MODEL_KEYS.items():  # the active model and its history
+        if r.exists(old) and not r.exists(new):
+            if not dry_run:
+                r.rename(old, new)
+            counts["renamed"] += 1
     merge = r.register_script(_MERGE)
     for family in keys.LEGACY_TAILS:
         for raw in r.scan_iter(match=keys.legacy_store_day(family, "*").rstrip(":"), count=1000):

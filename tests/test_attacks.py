@@ -693,7 +693,7 @@ def test_100k_hostile_events_stay_inside_the_caps_and_every_acknowledged_one_is_
         assert r.xlen(keys.EVENTS) <= 5000 + 200  # trimmed by length (approximately, in whole nodes)
         pipe = r.pipeline(transaction=False)
         for eid in acked:
-            pipe.exists(keys.event_claim(eid))
+            pipe.exists(keys.event_claim("n100", eid))
         assert all(pipe.execute())  # every acknowledged event is kept
         counted = int(r.hget(keys.sd("n100", "2026-11-25"), "ev:click") or 0)
         assert counted >= sum(e.split("-")[2] == "click" for e in acked) > 1000
@@ -728,6 +728,6 @@ def test_a_killed_embedded_redis_is_back_within_5_s_with_its_data(tmp_path):
         assert time.monotonic() - t0 < 5.0
         after = {**_click(event_id="after"), "impression_token": shown(client, "n250")}
         assert client.post("/v1/events", json={"events": [after]}).get_json()["accepted"] == 1
-        assert svc.redis.exists(keys.event_claim("before"))  # the append-only file kept it
+        assert svc.redis.exists(keys.event_claim("n100", "before"))  # the append-only file kept it
     finally:
         svc.redis_server.stop()

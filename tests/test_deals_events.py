@@ -306,6 +306,26 @@ def test_duplicate_event_ids_count_once(wclient, redis_url):
     assert r.xlen(keys.EVENTS) == length
 
 
+def test_a_write_cut_short_is_finished_by_the_retry_and_counted_once(wclient, redis_url):
+    """The store's step (claim, statistics) done, the stream and user steps not (a crash
+    between them): the retry finishes them, and the statistics do not move twice."""
+    r = redis.Redis.from_url(redis_url)
+    ev = event("click", store_id="n100", event_id="e-cut", impression_token=shown(wclient, "n100"))
+    assert post(wclient, ev)[1]["accepted"] == 1
+    day = FIXED_NOW.date().isoformat()
+    clicks = r.hget(keys.sd("n100", day), "ev:click")
+    # The state a crash after the first step leaves: claimed but pending, nothing in the stream.
+    r.set(keys.event_claim("n100", "e-cut"), "pending")
+    r.delete(keys.EVENTS)
+    status, body = post(wclient, ev)
+    assert status == 200 and body["duplicates"] == 1 and body["accepted"] == 0
+    assert [json.loads(f[b"body"])["event_id"] for _id, f in r.xrange(keys.EVENTS)] == ["e-cut"]
+    assert r.get(keys.event_claim("n100", "e-cut")) == b"done"
+    assert r.hget(keys.sd("n100", day), "ev:click") == clicks
+    post(wclient, ev)  # done: nothing more
+    assert r.xlen(keys.EVENTS) == 1
+
+
 def test_bad_events_are_reported_and_good_ones_kept(wclient):
     status, body = post(
         wclient,

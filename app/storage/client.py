@@ -13,8 +13,18 @@ log = logging.getLogger(__name__)
 STORAGE_ERRORS = (redis.RedisError, OSError)
 
 
-def client(url: str, timeout_s: float) -> redis.Redis:
-    """A client with bounded waits: a slow or dead Redis costs at most ``timeout_s`` a call."""
+def client(url: str, timeout_s: float, cluster: bool | None = None) -> redis.Redis:
+    """A client with bounded waits: a slow or dead Redis costs at most ``timeout_s`` a call.
+
+    ``cluster``: True for redis-py's ``RedisCluster`` (any node's URL finds the rest), False
+    for one server, None to ask the server (``cluster_enabled:1`` in INFO).
+    """
+    if cluster is None:
+        cluster = is_cluster(url, timeout_s)
+    if cluster:
+        return redis.RedisCluster.from_url(  # type: ignore[return-value]
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, health_check_interval=30
+        )
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
@@ -22,6 +32,21 @@ def client(url: str, timeout_s: float) -> redis.Redis:
         health_check_interval=30,
         retry_on_timeout=False,
     )
+
+
+def is_cluster(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether the server at ``url`` is a Redis Cluster node (False if it cannot be asked)."""
+    try:
+        probe = redis.Redis.from_url(
+            url, socket_timeout=max(timeout_s, 1.0), socket_connect_timeout=max(timeout_s, 1.0)
+        )
+        return int(probe.info("cluster").get("cluster_enabled", 0)) == 1
+    except (redis.RedisError, OSError):
+        return False
+
+
+def on_cluster(r) -> bool:
+    return isinstance(r, redis.RedisCluster)
 
 
 class Breaker:

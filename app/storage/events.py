@@ -1,9 +1,20 @@
-"""Client events written idempotently, in one round trip (``domain.event_rules`` judges them first).
+"""Client events written idempotently, split by Redis Cluster slot (``domain.event_rules``
+judges them first).
 
-Each accepted event is written by one Lua script, atomically: claim the ``event_id``
-(``SET NX`` with a TTL), append to the events stream, and update the per-user state that
-the business rules read (redeemed deals, stores ordered at) and the store's statistics. A
-retried batch finds its ids claimed and changes nothing: it is reported as duplicates.
+An event touches keys of three owners: its store (the id claim, the impression-token claim,
+the store-day statistics), the shared events stream, and its user (redeemed deals, stores
+ordered at). Each write below stays inside one slot, so it runs on a Redis Cluster as on one
+server, and the three steps are made idempotent together:
+
+1. In the store's slot, one script claims the event id as ``pending`` (a claimed id is a
+   duplicate), claims the impression token for the event type, and counts the event in the
+   store-day statistics: the statistics move exactly once per event.
+2. The event is appended to the stream and added to the user's sets (``SADD`` is
+   idempotent), and then the claim is marked ``done``.
+3. A retry that finds its claim still ``pending`` (a crash between 1 and 2) does step 2
+   again and reports a duplicate, so nothing acknowledged is lost; the stream may then hold
+   the event twice, and readers of the stream (``scripts.export_events``) keep the first.
+
 Redemptions and orders arrive from merchants (``storage.redemptions`` counts the quota,
 then writes them here as events).
 """
@@ -22,38 +33,28 @@ from app.storage import keys
 #: A token's claims outlive the token (valid 24 h after issue, events up to 5 minutes late).
 TOKEN_CLAIM_TTL_S = VALID_S + 3600
 
-# KEYS: 1 dedupe key, 2 stream, 3 user redeemed set, 4 user stores set, 5 store-day stats hash,
-#       6 people-per-type HLL, 7 impression-token claim for this event type ('' without a token)
-#       (a deal's quota is counted by storage.redemptions, in the deal's slot)
-# ARGV: 1 ttl, 2 stream maxlen, 3 type, 4 store_id, 5 deal_id, 6 json fields, 7 amount, 8 person, 9 stats ttl,
-#       10 token claim ttl, 11 user state ttl (refreshed by each of the user's orders)
-# Returns 1 new, 0 duplicate event id, -1 the impression token was used for this type already.
-_WRITE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-if KEYS[7] ~= '' and not redis.call('SET', KEYS[7], '1', 'NX', 'EX', ARGV[10]) then return -1 end
-redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'type', ARGV[3], 'store_id', ARGV[4],
-           'deal_id', ARGV[5], 'body', ARGV[6])
-if ARGV[3] == 'redeem' and ARGV[5] ~= '' and KEYS[3] ~= '' then
-  redis.call('SADD', KEYS[3], ARGV[5])
-  redis.call('EXPIRE', KEYS[3], ARGV[11])
-end
-if (ARGV[3] == 'order' or ARGV[3] == 'redeem') and KEYS[4] ~= '' then
-  redis.call('SADD', KEYS[4], ARGV[4])
-  redis.call('EXPIRE', KEYS[4], ARGV[11])
-end
-redis.call('HINCRBY', KEYS[5], 'ev:' .. ARGV[3], 1)
-if ARGV[7] ~= '' then redis.call('HINCRBYFLOAT', KEYS[5], 'amount', ARGV[7]) end
-redis.call('EXPIRE', KEYS[5], ARGV[9])
-if ARGV[8] ~= '' then
-  redis.call('PFADD', KEYS[6], ARGV[8])
-  redis.call('EXPIRE', KEYS[6], ARGV[9])
+# Step 1, in the store's slot.
+# KEYS: 1 event claim, 2 store-day stats hash, 3 people-per-type HLL, 4 token claim ('' without)
+# ARGV: 1 claim ttl, 2 type, 3 amount ('' none), 4 person ('' none), 5 stats ttl, 6 token claim ttl
+# Returns 1 new, 0 duplicate (done), 2 duplicate still pending, -1 the token was used for this type.
+_CLAIM = """
+local claimed = redis.call('GET', KEYS[1])
+if claimed == 'pending' then return 2 end
+if claimed then return 0 end
+if KEYS[4] ~= '' and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) then return -1 end
+redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'ev:' .. ARGV[2], 1)
+if ARGV[3] ~= '' then redis.call('HINCRBYFLOAT', KEYS[2], 'amount', ARGV[3]) end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+if ARGV[4] ~= '' then
+  redis.call('PFADD', KEYS[3], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[5])
 end
 return 1
 """
 
-
 NEW, DUPLICATE, TOKEN_USED = 1, 0, -1
+_PENDING = 2
 
 
 def write_events(
@@ -64,59 +65,67 @@ def write_events(
     store_tz=lambda store: "UTC",
     impressions: dict | None = None,
 ) -> dict:
-    """Write accepted events in one pipeline; returns {index: NEW | DUPLICATE | TOKEN_USED}.
+    """Write accepted events; returns {index: NEW | DUPLICATE | TOKEN_USED}.
 
     ``impressions``: {index: Impression} of the events that proved one; each token counts
-    once per event type, and its viewer is the person behind the event. The same script
-    updates the merchant statistics of the store's local day.
+    once per event type, and its viewer is the person behind the event. Two pipelines, each
+    command inside one slot.
     """
     impressions = impressions or {}
     if not events:
         return {}
-    script = r.register_script(_WRITE)
+    claim = r.register_script(_CLAIM)
     pipe = r.pipeline(transaction=False)
+    prepared = []
     for i, ev in events:
         store = ev.store_id or deal_store(ev.deal_id) or ""
-        user = ev.user_id or ""
         day = local_day(as_utc(ev.ts), store_tz(store))
         imp = impressions.get(i)
         if imp is not None:  # who the service showed it to, not who the client says it is
             person = f"v:{imp.viewer}"
         else:
             person = f"u:{ev.user_id}" if ev.user_id else (f"a:{ev.anon_id}" if ev.anon_id else "")
-        script_keys = [
-            keys.event_claim(ev.event_id),
-            keys.EVENTS,
-            keys.user_redeemed(user) if user else "",
-            keys.user_stores(user) if user else "",
-            keys.sd(store, day),
-            keys.up(store, day, ev.type),
-            keys.token_claim(store, imp.mac, ev.type) if imp is not None else "",
-        ]
+        amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
+        claim(
+            keys=[
+                keys.event_claim(store, ev.event_id),
+                keys.sd(store, day),
+                keys.up(store, day, ev.type),
+                keys.token_claim(store, imp.mac, ev.type) if imp is not None else "",
+            ],
+            args=[keys.DEDUPE_TTL_S, ev.type, amount, person, keys.ROLLUP_TTL_S, TOKEN_CLAIM_TTL_S],
+            client=pipe,
+        )
+        prepared.append((i, ev, store, imp))
+    claimed = [int(x) for x in pipe.execute()]
+    pipe = r.pipeline(transaction=False)
+    for (_i, ev, store, imp), state in zip(prepared, claimed):
+        if state not in (NEW, _PENDING):
+            continue
         body = ev.model_dump(mode="json", exclude_none=True, exclude={"impression_token"})
         body["store_id"] = store
         if imp is not None:
             body["viewer"] = imp.viewer
-        amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
-        script(
-            keys=script_keys,
-            args=[
-                keys.DEDUPE_TTL_S,
-                stream_maxlen,
-                ev.type,
-                store,
-                ev.deal_id or "",
-                json.dumps(body, separators=(",", ":")),
-                amount,
-                person,
-                keys.ROLLUP_TTL_S,
-                TOKEN_CLAIM_TTL_S,
-                keys.USER_TTL_S,
-            ],
-            client=pipe,
+        pipe.xadd(
+            keys.EVENTS,
+            {
+                "type": ev.type,
+                "store_id": store,
+                "deal_id": ev.deal_id or "",
+                "body": json.dumps(body, separators=(",", ":")),
+            },
+            maxlen=stream_maxlen,
+            approximate=True,
         )
-    results = pipe.execute()
-    return {i: int(res) for (i, _ev), res in zip(events, results)}
+        if ev.user_id and ev.type in ("order", "redeem"):
+            if ev.type == "redeem" and ev.deal_id:
+                pipe.sadd(keys.user_redeemed(ev.user_id), ev.deal_id)
+                pipe.expire(keys.user_redeemed(ev.user_id), keys.USER_TTL_S)
+            pipe.sadd(keys.user_stores(ev.user_id), store)
+            pipe.expire(keys.user_stores(ev.user_id), keys.USER_TTL_S)
+        pipe.set(keys.event_claim(store, ev.event_id), "done", ex=keys.DEDUPE_TTL_S, xx=True)
+    pipe.execute()
+    return {i: (DUPLICATE if state == _PENDING else state) for (i, _ev, _s, _imp), state in zip(prepared, claimed)}
 
 
 def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) -> tuple[set, dict, set]:

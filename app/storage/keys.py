@@ -8,7 +8,9 @@ key                                         type    content
 ==========================================  ======  ================================================
 ``events``                                  stream  accepted client events (export reads it)
 ``impressions``                             stream  served impressions
-``event:{event_id}``                        string  idempotency claim of an event id (14 days)
+``{store:S}:event:{event_id}``              string  idempotency claim of an event of store S (14 days):
+                                                    ``pending`` until its stream and user writes are
+                                                    done, then ``done``
 ``{store:S}:tok:{mac}:{type}``             string  an impression token used for one event type (25 h)
 ``{deal:D}:used``                          string  redemptions of deal D so far (its quota)
 ``{deal:D}:rid:{redemption_id}``            string  idempotency claim of a merchant's redemption
@@ -39,8 +41,8 @@ key                                         type    content
 ``{catalog}:audit:{merchant}``              stream  one merchant's changes: who (key id), what, when
 ``{catalog}:writes:{merchant}:{day}``        string  changes the merchant made that UTC day (its cap; 2 days)
 ``apikeys``                                 hash    sha256(merchant key) -> merchant_id
-``model:current``                           string  the model version every worker serves
-``model:history``                           list    activations, newest last (rollback pops)
+``{model}:current``                         string  the model version every worker serves
+``{model}:history``                         list    activations, newest last (rollback pops)
 ``rl:{caller}:{second}``                    string  requests in that one-second window
 ==========================================  ======  ================================================
 
@@ -67,8 +69,11 @@ USER_TTL_S = 400 * 86400
 EVENTS = PREFIX + "events"
 IMPRESSIONS = PREFIX + "impressions"
 API_KEYS = PREFIX + "apikeys"
-MODEL_CURRENT = PREFIX + "model:current"
-MODEL_HISTORY = PREFIX + "model:history"
+#: One slot for both, so an activation or a rollback changes them in one MULTI.
+MODEL_CURRENT = PREFIX + "{model}:current"
+MODEL_HISTORY = PREFIX + "{model}:history"
+#: Their names before they were tagged (``scripts.migrate_keys`` renames them).
+LEGACY_MODEL_KEYS = {PREFIX + "model:current": MODEL_CURRENT, PREFIX + "model:history": MODEL_HISTORY}
 
 
 #: Merchants' writes share one slot (``{catalog}``): a write checks the version, keeps the
@@ -85,8 +90,8 @@ def merchant_writes_on(merchant: str, day: str) -> str:
     return f"{PREFIX}{{catalog}}:writes:{merchant}:{day}"
 
 
-def event_claim(event_id: str) -> str:
-    return f"{PREFIX}event:{event_id}"
+def event_claim(store: str, event_id: str) -> str:
+    return f"{PREFIX}{{store:{store}}}:event:{event_id}"
 
 
 def token_claim(store: str, mac: str, kind: str) -> str:
