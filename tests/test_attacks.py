@@ -17,6 +17,7 @@ from app import create_app
 from app.http import paging
 from app.storage import keys
 from tests.support.apps import FIXED_NOW, app_config
+from tests.support.redis import connect
 from tests.support.stores import HELSINKI, hand_placed
 from tests.support.users import shown
 
@@ -237,11 +238,10 @@ def test_scripts_users_mints_a_token_the_service_accepts(tmp_path, redis_url, ca
 
 # ------------------------------------------------------------ 2. redemptions and orders come from merchants
 def _merchant(redis_url, merchant="m-1"):
-    import redis
 
     from app.storage.apikeys import create_key
 
-    return {"Authorization": "Bearer " + create_key(redis.Redis.from_url(redis_url), merchant)}
+    return {"Authorization": "Bearer " + create_key(connect(redis_url), merchant)}
 
 
 def _redemption(**fields):
@@ -445,8 +445,6 @@ def test_unique_viewers_come_from_what_the_service_saw_not_a_header(shop, redis_
 def test_a_redemption_is_attributed_to_the_impression_it_came_from(shop, redis_url):
     import json
 
-    import redis
-
     _, client = shop
     deals = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}).get_json()["deals"]
     five = next(d for d in deals if d["deal_id"] == "d-five")
@@ -457,7 +455,7 @@ def test_a_redemption_is_attributed_to_the_impression_it_came_from(shop, redis_u
     )
     right = _redemption(rid="r", deal_id="d-five", store_id="n250", impression_token=five["impression_token"])
     assert client.post("/v1/merchants/m-1/redemptions", json=right, headers=key).status_code == 201
-    (_id, fields), *_ = redis.Redis.from_url(redis_url).xrevrange(keys.EVENTS, count=1)
+    (_id, fields), *_ = connect(redis_url).xrevrange(keys.EVENTS, count=1)
     body = json.loads(fields[b"body"])
     assert (body["surface"], body["rank"], body["type"]) == ("recommended", deals.index(five) + 1, "redeem")
 
@@ -599,7 +597,6 @@ def test_with_redis_down_a_per_process_limit_holds(tmp_path):
 def test_viewer_cells_are_bounded_per_store_day(shop, redis_url):
     """A viewer-cell hash gained a field for every query cell on Earth, kept 410 days."""
     import numpy as np
-    import redis
 
     app, _ = shop
     svc = app.extensions["o2o"]
@@ -608,7 +605,7 @@ def test_viewer_cells_are_bounded_per_store_day(shop, redis_url):
         svc.impressions.log("nearby", "v", float(lat), float(lon), [("n100", 1, None)], FIXED_NOW)
     for _ in range(3):  # the flusher thread's job, done now
         svc.impressions.flush()
-    fields = redis.Redis.from_url(redis_url).hgetall(keys.vc("n100", "2026-11-25"))
+    fields = connect(redis_url).hgetall(keys.vc("n100", "2026-11-25"))
     assert sum(int(v) for v in fields.values()) == 300
     assert len(fields) <= 5  # the far ones in one field ("far"), plus a few near cells
     assert fields[b"far"] >= b"290"
@@ -616,12 +613,11 @@ def test_viewer_cells_are_bounded_per_store_day(shop, redis_url):
 
 def test_user_state_expires(shop, redis_url):
     """User sets had no TTL: every user ever seen stayed in Redis forever."""
-    import redis
 
     app, client = shop
     order = _redemption(rid="ttl-1", user_token=_token(app, "u-ttl")["Authorization"][7:])
     assert client.post("/v1/merchants/m-1/redemptions", json=order, headers=_merchant(redis_url)).status_code == 201
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     assert 0 < r.ttl(keys.user_stores("u-ttl")) <= keys.USER_TTL_S
 
 

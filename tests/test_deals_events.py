@@ -9,7 +9,6 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 
 from app import create_app
 from app.domain.impression_tokens import viewer_of
@@ -20,6 +19,7 @@ from recommender import TrainConfig, interaction_weights, save, train
 from recommender.generator import BehaviourConfig, generate
 from recommender.served import fit_from_orders
 from tests.support.apps import FIXED_NOW, app_config
+from tests.support.redis import connect
 from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed, store
 from tests.support.users import as_user, shown
 
@@ -99,7 +99,7 @@ def world(tmp_path_factory):
 @pytest.fixture
 def world_app(world, tmp_path, redis_url):
     d = world["dir"]
-    redis.Redis.from_url(redis_url).set(keys.MODEL_CURRENT, "v1")
+    connect(redis_url).set(keys.MODEL_CURRENT, "v1")
     return create_app(
         app_config(
             tmp_path,
@@ -176,7 +176,7 @@ def test_radius_limits_candidates(wclient):
 
 def redeem(client, redis_url, deal, store, user=None, redemption_id=None):
     """A redemption recorded by the store's merchant (m-1 owns every hand-placed store)."""
-    key = create_key(redis.Redis.from_url(redis_url), "m-1")
+    key = create_key(connect(redis_url), "m-1")
     body = {"redemption_id": redemption_id or uuid.uuid4().hex, "store_id": store, "deal_id": deal}
     body["ts"] = _iso(FIXED_NOW)
     if user is not None:
@@ -218,7 +218,7 @@ def test_explain_parts_add_up_and_order_follows_score(wclient, world):
 @pytest.fixture
 def ranked_client(world_app, redis_url):
     """The app serving v3, the model with a second stage."""
-    redis.Redis.from_url(redis_url).set(keys.MODEL_CURRENT, "v3")
+    connect(redis_url).set(keys.MODEL_CURRENT, "v3")
     return world_app.test_client()
 
 
@@ -298,7 +298,7 @@ def test_personalised_nearby_uses_the_scorer(wclient, world):
 def test_duplicate_event_ids_count_once(wclient, redis_url):
     stores = ("n100", "n250", "n400a", "n400b", "n1000")
     batch = [event("click", store_id=s, event_id=f"e-{s}", impression_token=shown(wclient, s)) for s in stores]
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     assert post(wclient, *batch)[1]["accepted"] == 5
     length = r.xlen(keys.EVENTS)
     status, body = post(wclient, *batch)
@@ -309,7 +309,7 @@ def test_duplicate_event_ids_count_once(wclient, redis_url):
 def test_a_write_cut_short_is_finished_by_the_retry_and_counted_once(wclient, redis_url):
     """The store's step (claim, statistics) done, the stream and user steps not (a crash
     between them): the retry finishes them, and the statistics do not move twice."""
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     ev = event("click", store_id="n100", event_id="e-cut", impression_token=shown(wclient, "n100"))
     assert post(wclient, ev)[1]["accepted"] == 1
     day = FIXED_NOW.date().isoformat()
@@ -369,7 +369,7 @@ def _wait_len(r, n, timeout_s=10.0):
 
 
 def test_impressions_of_a_response_appear_in_redis(wclient, redis_url, world):
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     before = r.xlen(IMPRESSIONS)
     body = wclient.get("/v1/stores/nearby", query_string={"lat": LAT0, "lon": LON0, "limit": 4}).get_json()
     _wait_len(r, before + 1)

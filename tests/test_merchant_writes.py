@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pandas as pd
 import pytest
-import redis
 
 from app import create_app
 from app.storage.apikeys import create_key, key_id
 from tests.support.apps import FIXED_NOW, app_config
+from tests.support.redis import connect
 from tests.support.stores import HELSINKI, hand_placed, store
 from tests.support.users import as_user
 
@@ -44,7 +44,7 @@ def _app(tmp_path, redis_url, catalogue=None):
 def shop(tmp_path, redis_url):
     """(app, client, headers of m-1's key, headers of m-2's key, m-1's key)."""
     app = _app(tmp_path, redis_url)
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     key1, key2 = create_key(r, "m-1"), create_key(r, "m-2")
     return app, app.test_client(), {"Authorization": f"Bearer {key1}"}, {"Authorization": f"Bearer {key2}"}, key1
 

@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
-import redis
 
 from app import create_app
 from app.storage import keys
@@ -20,6 +19,7 @@ from app.storage.impressions import Shown
 from app.storage.keys import IMPRESSIONS
 from geo_index import haversine_m
 from tests.support.apps import app_config
+from tests.support.redis import connect
 from tests.support.stores import HELSINKI, M_PER_DEG, store
 from tests.support.users import as_user, shown
 
@@ -55,7 +55,7 @@ def stats_app(tmp_path, redis_url):
     app = create_app(
         app_config(tmp_path, redis_url, CATALOGUE=str(path), NOW=clock, ADMIN_KEY="admin", STATS_PRIVACY_THRESHOLD=1)
     )
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)
     keys = {m: create_key(r, m) for m in ("mA", "mB", "mC")}
     return app, clock, keys, r
 

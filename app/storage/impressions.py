@@ -32,7 +32,7 @@ from app.domain.clock import local_day
 from app.domain.grid import FAR_CELL, cell_of, fine_cell_of
 from app.domain.stats import LOCAL_SURFACES, SURFACES
 from app.storage import keys
-from app.storage.client import STORAGE_ERRORS, Breaker
+from app.storage.client import STORAGE_ERRORS, Breaker, on_cluster
 from app.storage.stats import MAX_RANK
 from geo_index import StoreIndex, haversine_m
 
@@ -141,7 +141,7 @@ class ImpressionLog:
         try:
             pipe = r.pipeline(transaction=False)
             queue_stream(pipe, batch, self.maxlen)
-            queue_rollups(pipe, batch, self.index, self.local_radius_m)
+            queue_rollups(pipe, batch, self.index, self.local_radius_m, cluster=on_cluster(r))
             pipe.execute()
         except STORAGE_ERRORS as exc:
             breaker.dropped += len(batch)

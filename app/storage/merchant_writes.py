@@ -93,10 +93,8 @@ def current(r: redis.Redis, entity: str) -> dict | None:
 def snapshot(r: redis.Redis) -> tuple[str, dict[str, dict]]:
     """(the change log's last id, every edited entity's current state), consistent: the
     state includes every change up to that id, so tailing from it misses nothing."""
-    pipe = r.pipeline(transaction=True)  # one slot: MULTI is allowed on a cluster too
-    pipe.xrevrange(keys.CHANGES, count=1)
-    pipe.hgetall(keys.CURRENT)
-    last, states = pipe.execute()
+    last = r.xrevrange(keys.CHANGES, count=1)  # first the id, then the states (at least as new)
+    states = r.hgetall(keys.CURRENT)
     last_id = last[0][0].decode() if last else "0-0"
     return last_id, {k.decode(): _state(v) for k, v in states.items()}
 
