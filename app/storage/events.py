@@ -28,7 +28,7 @@ import redis
 from app.domain.clock import as_utc, local_day
 from app.domain.impression_tokens import VALID_S
 from app.http.schemas import EventIn
-from app.storage import keys
+from app.storage import keys, scripts
 
 #: A token's claims outlive the token (valid 24 h after issue, events up to 5 minutes late).
 TOKEN_CLAIM_TTL_S = VALID_S + 3600
@@ -86,15 +86,16 @@ def write_events(
         else:
             person = f"u:{ev.user_id}" if ev.user_id else (f"a:{ev.anon_id}" if ev.anon_id else "")
         amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
-        claim(
-            keys=[
+        scripts.queue(
+            pipe,
+            claim,
+            [
                 keys.event_claim(store, ev.event_id),
                 keys.sd(store, day),
                 keys.up(store, day, ev.type),
                 keys.token_claim(store, imp.mac, ev.type) if imp is not None else "",
             ],
-            args=[keys.DEDUPE_TTL_S, ev.type, amount, person, keys.ROLLUP_TTL_S, TOKEN_CLAIM_TTL_S],
-            client=pipe,
+            [keys.DEDUPE_TTL_S, ev.type, amount, person, keys.ROLLUP_TTL_S, TOKEN_CLAIM_TTL_S],
         )
         prepared.append((i, ev, store, imp))
     claimed = [int(x) for x in pipe.execute()]

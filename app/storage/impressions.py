@@ -31,7 +31,7 @@ from redis.crc import key_slot
 from app.domain.clock import local_day
 from app.domain.grid import FAR_CELL, cell_of, fine_cell_of
 from app.domain.stats import LOCAL_SURFACES, SURFACES
-from app.storage import keys
+from app.storage import keys, scripts
 from app.storage.client import STORAGE_ERRORS, Breaker, on_cluster
 from app.storage.stats import MAX_RANK
 from geo_index import StoreIndex, haversine_m
@@ -183,9 +183,8 @@ def queue_stream(pipe, batch: list[Shown], maxlen: int) -> None:
         ]
         for b in batch
     ]
-    pipe.register_script(_APPEND)(
-        keys=[keys.IMPRESSIONS], args=[maxlen, json.dumps(records, separators=(",", ":"))], client=pipe
-    )
+    append = pipe.register_script(_APPEND)
+    scripts.queue(pipe, append, [keys.IMPRESSIONS], [maxlen, json.dumps(records, separators=(",", ":"))])
 
 
 # The rollups of many store-days in one call; every key of a call is in one slot on a cluster
@@ -283,15 +282,16 @@ def queue_rollups(pipe, batch: list[Shown], index: StoreIndex, local_radius_m: f
     for group in groups.values():
         for i in range(0, len(group), _ENTRIES_PER_CALL):
             chunk = group[i : i + _ENTRIES_PER_CALL]
-            script(
-                keys=[k for entry_keys, _ in chunk for k in entry_keys],
-                args=[keys.ROLLUP_TTL_S, keys.PAIR_TTL_S, json.dumps([e for _, e in chunk], separators=(",", ":"))],
-                client=pipe,
+            scripts.queue(
+                pipe,
+                script,
+                [k for entry_keys, _ in chunk for k in entry_keys],
+                [keys.ROLLUP_TTL_S, keys.PAIR_TTL_S, json.dumps([e for _, e in chunk], separators=(",", ":"))],
             )
     count = pipe.register_script(_COUNT_CELLS)
     for day, cells in _local_searches(batch, items, index).items():
         flat = [x for cell_n in cells.items() for x in cell_n]
-        count(keys=[keys.lreq_cells(day)], args=[keys.ROLLUP_TTL_S, json.dumps(flat)], client=pipe)
+        scripts.queue(pipe, count, [keys.lreq_cells(day)], [keys.ROLLUP_TTL_S, json.dumps(flat)])
 
 
 class _Items:

@@ -26,3 +26,14 @@ def all_scripts() -> list[str]:
 def preload(r) -> None:
     for text in all_scripts():
         r.script_load(text)
+
+
+def queue(pipe, script, keys: list, args: list):
+    """Queue one script call on ``pipe``. A cluster pipeline refuses redis-py's ``evalsha``
+    method, so there the command goes as it is (routed by its first key; the script is
+    loaded on every primary by ``preload``)."""
+    from redis.cluster import ClusterPipeline
+
+    if isinstance(pipe, ClusterPipeline):
+        return pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    return script(keys=keys, args=args, client=pipe)

@@ -13,7 +13,7 @@ import json
 import redis
 
 from app.domain.stats import EVENT_FIELDS, SURFACES
-from app.storage import keys
+from app.storage import keys, scripts
 from app.storage.client import STORAGE_ERRORS
 
 # Fields summed per day, in this order (the Lua script and _parse share it).
@@ -135,7 +135,7 @@ def read_many(
                 keys.up(store, day, "redeem"),
             )
         ]
-        script(keys=day_keys, args=[int(totals_only), " ".join(FIELDS)], client=pipe)
+        scripts.queue(pipe, script, day_keys, [int(totals_only), " ".join(FIELDS)])
     if local_cells is not None:
         for store in stores:
             cells = list(local_cells(store))
