@@ -34,14 +34,15 @@ from app.storage import keys, scripts
 TOKEN_CLAIM_TTL_S = VALID_S + 3600
 
 # Step 1, in the store's slot.
-# KEYS: 1 event claim, 2 store-day stats hash, 3 people-per-type HLL, 4 token claim ('' without)
+# KEYS: 1 event claim, 2 store-day stats hash, 3 people-per-type HLL, 4 token claim (only with a token:
+#       an empty key name would hash to another slot on a cluster)
 # ARGV: 1 claim ttl, 2 type, 3 amount ('' none), 4 person ('' none), 5 stats ttl, 6 token claim ttl
 # Returns 1 new, 0 duplicate (done), 2 duplicate still pending, -1 the token was used for this type.
 _CLAIM = """
 local claimed = redis.call('GET', KEYS[1])
 if claimed == 'pending' then return 2 end
 if claimed then return 0 end
-if KEYS[4] ~= '' and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) then return -1 end
+if #KEYS >= 4 and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[6]) then return -1 end
 redis.call('SET', KEYS[1], 'pending', 'EX', ARGV[1])
 redis.call('HINCRBY', KEYS[2], 'ev:' .. ARGV[2], 1)
 if ARGV[3] ~= '' then redis.call('HINCRBYFLOAT', KEYS[2], 'amount', ARGV[3]) end
@@ -93,7 +94,7 @@ def write_events(
                 keys.event_claim(store, ev.event_id),
                 keys.sd(store, day),
                 keys.up(store, day, ev.type),
-                keys.token_claim(store, imp.mac, ev.type) if imp is not None else "",
+                *([keys.token_claim(store, imp.mac, ev.type)] if imp is not None else []),
             ],
             [keys.DEDUPE_TTL_S, ev.type, amount, person, keys.ROLLUP_TTL_S, TOKEN_CLAIM_TTL_S],
         )

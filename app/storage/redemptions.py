@@ -22,26 +22,27 @@ import redis
 
 from app.storage import keys
 
-# KEYS: 1 claim, 2 deal's used counter ('' for an order without a deal),
-#       3 the customer's redemptions of the deal ('' without a known customer or a per-user limit)
+# KEYS: 1 claim, 2 deal's used counter (only with a deal), 3 the customer's redemptions of the deal
+#       (only with a known customer and a per-user limit). Absent keys are left out, not sent as ''
+#       (an empty name hashes to another slot on a cluster).
 # ARGV: 1 quota (-1: unlimited), 2 claim ttl, 3 per-user limit (-1: none), 4 per-user counter ttl
 # Returns {state, used}: state 1 new, 0 already recorded, -1 no quota left, -2 the customer's limit reached.
 _CLAIM = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local used = 0
-  if KEYS[2] ~= '' then used = tonumber(redis.call('GET', KEYS[2]) or '0') end
+  if #KEYS >= 2 then used = tonumber(redis.call('GET', KEYS[2]) or '0') end
   return {0, used}
 end
-if KEYS[2] == '' then
+if #KEYS < 2 then
   redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
   return {1, 0}
 end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 local quota = tonumber(ARGV[1])
 if quota >= 0 and used >= quota then return {-1, used} end
-if KEYS[3] ~= '' and tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return {-2, used} end
+if #KEYS >= 3 and tonumber(redis.call('GET', KEYS[3]) or '0') >= tonumber(ARGV[3]) then return {-2, used} end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[2])
-if KEYS[3] ~= '' then
+if #KEYS >= 3 then
   redis.call('INCR', KEYS[3])
   redis.call('EXPIRE', KEYS[3], ARGV[4])
 end
@@ -72,8 +73,8 @@ def claim(
     state, used = script(
         keys=[
             keys.redemption_claim(deal, store, f"{merchant}:{redemption_id}"),
-            keys.deal_used(deal) if deal else "",
-            keys.deal_user_redemptions(deal, user) if limited else "",
+            *([keys.deal_used(deal)] if deal else []),
+            *([keys.deal_user_redemptions(deal, user)] if limited and deal and user else []),
         ],
         args=[q, CLAIM_TTL_S, int(per_user_limit) if limited else -1, keys.USER_TTL_S],
     )
