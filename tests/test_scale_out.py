@@ -8,7 +8,6 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-import redis
 
 from app.domain.clock import local_day
 from app.storage import keys
@@ -18,6 +17,7 @@ from recommender.generator import BehaviourConfig, generate
 from recommender.served import fit_from_orders
 from scripts.bench.harness import request, start_gunicorn
 from tests.support.apps import app_config
+from tests.support.redis import connect
 from tests.support.stores import HELSINKI, hand_placed
 
 pytestmark = pytest.mark.slow  # system tier: real processes
@@ -34,7 +34,8 @@ def call(port, method, path, body=None, headers=None):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, redis_server):
-    """Instances A and B, each gunicorn with 2 workers, sharing the session's Redis."""
+    """Instances A and B, each gunicorn with 2 workers, sharing the session's Redis (a real
+    Redis Cluster with O2O_TEST_REDIS=cluster)."""
     d = tmp_path_factory.mktemp("scale")
     stores = hand_placed()
     stores.to_csv(d / "stores.csv", index=False)
@@ -49,8 +50,8 @@ def cluster(tmp_path_factory, redis_server):
         # With a second stage, so a worker forked from the master loads LightGBM on reload.
         model.second_stage = fit_from_orders(canon, b.orders, b.reviews, cfg, log=lambda m: None)
         save(model, str(d / "artifacts"), version=version)
-    r = redis.Redis.from_url(redis_server)
-    r.flushdb()
+    r = connect(redis_server)
+    r.flushall()
     r.set(keys.MODEL_CURRENT, "v1")
     env = {
         "O2O_CATALOGUE": str(d / "stores.csv"),
