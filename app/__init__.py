@@ -64,13 +64,14 @@ def register_request_guards(app: Flask) -> None:
     """The client address behind trusted proxies, shared rate limits, explicit CORS."""
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from app.http import cors, ratelimit
+    from app.http import cors, observability, ratelimit
     from app.services import services
 
     hops = app.config["TRUSTED_PROXIES"]
     if hops > 0:  # only as many X-Forwarded-For hops as there are proxies we run
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
 
+    observability.init_app(app)  # first: the request id exists before any other hook logs
     ratelimit.init_app(app)
     cors.init_app(app)
 
@@ -92,5 +93,17 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _configure_logging(app: Flask) -> None:
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """JSON lines with the request id (LOG_FORMAT=json, the default), or plain text; left
+    alone when the process already logs somewhere (pytest, an embedding program)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler()
+    if app.config["LOG_FORMAT"] == "json":
+        from app.http.observability import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)

@@ -35,6 +35,7 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("REDIS_CLUSTER", None, "1: REDIS_URL names a node of a Redis Cluster; 0: one server; unset: ask the server"),
     ("REDIS_TIMEOUT_S", 0.25, "per-call Redis timeout: a slow Redis costs a request at most this"),
     ("IMPRESSIONS", True, "log served impressions (they feed the merchant statistics)"),
+    ("LOG_FORMAT", "json", "json: one JSON object per log line, with the request id; text: plain lines"),
     ("STREAM_MAXLEN", 1_000_000, "entries kept in each of the event and impression streams (~0.3 KB each)"),
     ("REDIS_MAXMEMORY_MB", 1024, "memory cap of the embedded redis-server (noeviction: full means 503, never loss)"),
     ("EVENT_MAX_AGE_DAYS", 30, "oldest event time accepted"),

@@ -29,7 +29,7 @@ from app.storage.client import STORAGE_ERRORS
 from app.storage.ratelimit import count_hit
 
 # Liveness and the docs are never limited; everything under /v1 and the pages are.
-_EXEMPT = ("/livez", "/healthz", "/readyz", "/openapi.json", "/docs", "/static/", "/assets/")
+_EXEMPT = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/static/", "/assets/")
 #: How long a worker trusts a merchant key it verified (a revoked key keeps its own bucket
 #: this much longer; it is refused by the endpoints at once).
 _KEY_CACHE_S = 10.0

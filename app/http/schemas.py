@@ -140,6 +140,12 @@ class Live(BaseModel):
     status: Literal["ok"]
 
 
+class Ready(BaseModel):
+    status: Literal["ready", "loading"]
+    waiting_for: list[Literal["index", "model"]]
+    model_version: str | None = None
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     stores: int

@@ -38,6 +38,10 @@ class ModelHolder:
     def version(self) -> str | None:
         return self.scorer.version if self.scorer else None
 
+    def available(self) -> bool:
+        """Whether there is any model artifact this process could serve (readiness waits for one)."""
+        return bool([v for v in versions(self.root) if v not in self.failed_versions])
+
     def load_initial(self, r: redis.Redis | None) -> None:
         wanted = _read_current(r)
         available = versions(self.root)

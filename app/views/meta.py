@@ -7,7 +7,7 @@ import logging
 from flask import Blueprint, current_app, jsonify, render_template
 
 from app.http.openapi import build_spec, documented
-from app.http.schemas import Health, Live
+from app.http.schemas import Health, Live, Ready
 from app.services import services
 
 log = logging.getLogger("app")
@@ -46,6 +46,8 @@ def _redis_memory(svc) -> dict | None:
     except Exception as exc:  # noqa: BLE001 - health must answer
         svc.breaker.failed(exc, "health check")
         return None
+    if info and all(isinstance(v, dict) for v in info.values()):  # a cluster: the fullest node speaks
+        info = max(info.values(), key=lambda n: int(n.get("used_memory", 0)) / max(int(n.get("maxmemory", 0)), 1))
     used, cap = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
     near = bool(cap) and used >= MEMORY_WARNING * cap
     if near:
@@ -64,6 +66,42 @@ def _redis_state(svc) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure means down, and health must answer
         svc.breaker.failed(exc, "health check")
         return "down"
+
+
+@bp.get("/readyz")
+@documented(
+    summary="Readiness: the index and the model are loaded (503 while they are not)",
+    tags=["meta"],
+    responses={200: Ready, 503: Ready},
+)
+def readyz():
+    """For a load balancer or Kubernetes: send traffic only once this worker serves the
+    catalogue and, when there are model artifacts, a model. Redis being down does not make
+    it unready: search, the map and the fallback ranking work without it."""
+    svc = services()
+    waiting = []
+    if len(svc.index) == 0:
+        waiting.append("index")
+    if svc.models.version is None and svc.models.available():
+        waiting.append("model")
+    body = {
+        "status": "ready" if not waiting else "loading",
+        "waiting_for": waiting,
+        "model_version": svc.models.version,
+    }
+    return jsonify(body), 200 if not waiting else 503
+
+
+@bp.get("/metrics")
+@documented(
+    summary="Prometheus metrics of every worker (text exposition format)",
+    tags=["meta"],
+    responses={200: ("text/plain", "Request latency by route and status, breaker, impressions, model, index, 429s")},
+)
+def metrics():
+    from app.http.observability import metrics_text
+
+    return current_app.response_class(metrics_text(), mimetype="text/plain; version=0.0.4")
 
 
 @bp.get("/livez")
