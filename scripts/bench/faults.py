@@ -87,7 +87,8 @@ def run(phase_s: float = 5.0) -> dict:
             with lock:
                 stats["events"].append((_label(start, stats["phase"]), status))
                 if 200 <= status < 300:  # acknowledged: accepted now or already before
-                    stats["acked"] += [r["event_id"] for r in body["results"] if r["status"] != "rejected"]
+                    store = shown["stores"][-1]["id"]  # an event's claim lives in its store's slot
+                    stats["acked"] += [(store, r["event_id"]) for r in body["results"] if r["status"] != "rejected"]
             time.sleep(0.02)
 
     threads = [threading.Thread(target=searcher, args=(i,)) for i in range(4)] + [threading.Thread(target=poster)]
@@ -138,10 +139,10 @@ def _label(start: str, end: str) -> str:
     return start if start == end else "transition"
 
 
-def _exists(r, ids):
+def _exists(r, acked):
     pipe = r.pipeline(transaction=False)
-    for e in ids:
-        pipe.exists(keys.event_claim(e))
+    for store, event_id in acked:
+        pipe.exists(keys.event_claim(store, event_id))
     return pipe.execute()
 
 
