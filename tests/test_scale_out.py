@@ -127,8 +127,15 @@ def test_events_are_idempotent_across_instances_and_stats_agree(cluster):
     today = local_day(NOW, "Europe/Helsinki")  # stats are kept per store-local day
     assert today == "2026-11-26"
     q = f"/v1/merchants/m-1/stats?from={today}&to={today}&store_id=n100"
-    a = call(ports[0], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
-    b = call(ports[1], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
+    # Impressions of earlier requests reach the rollups with each worker's flush (every 2 s):
+    # the two instances agree once those have landed.
+    deadline = time.monotonic() + 8
+    while True:
+        a = call(ports[0], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
+        b = call(ports[1], "GET", q, headers={"Authorization": f"Bearer {key}"})[1]
+        if a["stores"][0]["days"] == b["stores"][0]["days"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert a["stores"][0]["days"] == b["stores"][0]["days"]
     assert sum(d["clicks"] for d in a["stores"][0]["days"]) == 2  # one per token
     assert sum(d["directions"] for d in a["stores"][0]["days"]) == 2
