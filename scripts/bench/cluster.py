@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing as mp
 import os
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from app.storage.embedded import free_port, start_cluster, start_on_port
-from scripts.bench.harness import cpu_seconds, server_pids, start_gunicorn
+from scripts.bench.harness import cpu_seconds, run_clients, server_pids, start_gunicorn
 from scripts.common import emit_json
 
 KINDS = ("click", "detail_view", "directions", "call", "website")
@@ -70,16 +69,8 @@ def _client(port, points, seconds, seed, out):
 
 
 def run(port: int, points, seconds: float, clients: int, pids: list[int]) -> dict:
-    out: mp.Queue = mp.Queue()
     cpu0 = cpu_seconds(pids)
-    procs = [mp.Process(target=_client, args=(port, points, seconds, i, out)) for i in range(clients)]
-    t0 = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    wall = time.perf_counter() - t0
+    results, wall = run_clients(_client, (port, points, seconds), clients)
     accepted = sum(r[0] for r in results)
     return {
         "events_per_s": round(accepted / wall, 1),

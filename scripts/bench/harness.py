@@ -141,6 +141,20 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def run_clients(target, args: tuple, clients: int) -> tuple[list, float]:
+    """Run ``target(*args, seed, queue)`` in ``clients`` processes at once; returns what each
+    put on the queue and the wall time. Processes, not threads: the GIL would serialise them."""
+    out: mp.Queue = mp.Queue()
+    procs = [mp.Process(target=target, args=(*args, i, out)) for i in range(clients)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return results, time.perf_counter() - t0
+
+
 def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4, pids: list[int] | None = None) -> dict:
     """Closed-loop load: ``clients`` processes for ``seconds``; returns rps, p50/p99 ms, errors,
     and with ``pids`` (``server_pids``) the server's CPU time per request in microseconds:
@@ -148,15 +162,7 @@ def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4, pids
 
     ``paths``: request paths, or (path, headers) pairs (a signed-in user's token)."""
     cpu0 = cpu_seconds(pids) if pids else 0.0
-    out = mp.Queue()
-    procs = [mp.Process(target=_client, args=(port, paths, seconds, i, out)) for i in range(clients)]
-    t0 = time.perf_counter()
-    for p in procs:
-        p.start()
-    results = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    wall = time.perf_counter() - t0
+    results, wall = run_clients(_client, (port, paths, seconds), clients)
     lat = np.concatenate([np.array(r[0]) for r in results]) * 1e3
     codes = np.concatenate([np.array(r[1]) for r in results])
     cpu = {"server_cpu_us": round((cpu_seconds(pids) - cpu0) / max(len(lat), 1) * 1e6, 1)} if pids else {}
