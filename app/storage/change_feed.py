@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 import redis
@@ -36,7 +37,10 @@ def states_of(changes: list[tuple[str, dict]]) -> dict[str, dict]:
 
 class ChangeFeed:
     def __init__(self, r: redis.Redis | None, apply: Callable[[dict[str, dict]], object], last_id: str):
-        self.redis, self.apply, self.last_id = r, apply, last_id
+        self.redis, self.last_id = r, last_id
+        # Weakly: the thread must not keep a dropped app (and its index) alive, and it ends
+        # with it (a test process makes hundreds of apps).
+        self._apply = weakref.WeakMethod(apply) if hasattr(apply, "__self__") else (lambda: apply)
         self._pid: int | None = None
         self._lock = threading.Lock()
         self._failing = False
@@ -52,7 +56,7 @@ class ChangeFeed:
             threading.Thread(target=self._run, name="change-feed", daemon=True).start()
 
     def _run(self) -> None:
-        while True:
+        while self._apply() is not None:
             time.sleep(POLL_S)
             self.poll()
 
@@ -67,8 +71,10 @@ class ChangeFeed:
                 self._failing = True
                 return 0
             self._failing = False
-            if not changes:
+            # Taken only now: a Redis error's traceback (kept by redis-py) must not hold it.
+            apply = self._apply()
+            if not changes or apply is None:  # None: the services it fed are gone
                 return 0
-            self.apply(states_of(changes))
+            apply(states_of(changes))
             self.last_id = changes[-1][0]
             return len(changes)
