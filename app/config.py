@@ -89,10 +89,16 @@ def from_environment(environ=None, prefix: str = "O2O_") -> dict:
     return found
 
 
+#: Settings whose default None means "find out", else a yes or no.
+_OPTIONAL_BOOLS = ("REDIS_CLUSTER",)
+
+
 def _convert(key: str, raw: str, default):
-    if default is None:
+    if key in _OPTIONAL_BOOLS and raw.strip() == "":
+        return None
+    if default is None and key not in _OPTIONAL_BOOLS:
         return raw
-    if isinstance(default, bool):
+    if isinstance(default, bool) or key in _OPTIONAL_BOOLS:
         try:
             return _BOOL[raw.strip().lower()]
         except KeyError:

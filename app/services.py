@@ -39,25 +39,25 @@ class Services:
     redis_server: EmbeddedRedis | None  # the embedded server this process started, if any
     breaker: Breaker
     impressions: ImpressionLog
-    deals: DealBook
+    #: Merchants' edits applied in this process, over the catalogue and the deals file.
+    edits: CatalogueEdits
     models: ModelHolder
     #: user_id -> stores they ordered at, from the base data (for "ordered_at" reasons).
     history: dict[str, set[str]] = field(default_factory=dict)
-    #: Merchants' edits applied in this process, and the follower of their change log.
-    edits: CatalogueEdits | None = None
+    #: The follower of the merchants' change log.
     changes: ChangeFeed | None = None
+
+    @property
+    def deals(self) -> DealBook:
+        """The deal book: the deals file with every merchant edit, swapped whole on a deal
+        edit (a request holding the old one finishes with it)."""
+        return self.edits.book
 
     def catch_up(self) -> None:
         """Apply every merchant change logged so far, now (one short read): a merchant's own
         pages read their writes on any worker, without waiting for the follower thread."""
         if self.changes is not None:
             self.changes.poll()
-
-    def apply_edits(self, states: dict[str, dict]) -> None:
-        """Apply merchants' edit states in this process: the index in place, and a new deal
-        book swapped in whole (a request holding the old one finishes with it)."""
-        if self.edits is not None and self.edits.apply(states):
-            self.deals = self.edits.book
 
 
 def services() -> Services:

@@ -48,12 +48,11 @@ def build_services(app: Flask) -> Services:
         impressions=ImpressionLog(
             r, breaker, index, cfg["STATS_LOCAL_RADIUS_M"], cfg["STREAM_MAXLEN"], enabled=cfg["IMPRESSIONS"]
         ),
-        deals=edits.book,
+        edits=edits,
         models=models,
         history=_base_history(cfg["BASE_ORDERS"]),
-        edits=edits,
     )
-    svc.changes = ChangeFeed(r, svc.apply_edits, last_change)
+    svc.changes = ChangeFeed(r, edits.apply, last_change)
     app.extensions[KEY] = svc
     return svc
 
@@ -105,11 +104,8 @@ def connect_redis(cfg):
             log.error("embedded Redis did not start (%s): serving without it", exc)
             return None, None
         url = server.url
-    flag = cfg["REDIS_CLUSTER"]
-    cluster = (
-        None if flag in (None, "") or server is not None else str(flag).strip().lower() in ("1", "true", "yes", "on")
-    )
-    r = client(url, cfg["REDIS_TIMEOUT_S"], cluster=False if server is not None else cluster)
+    # The embedded server is one server; REDIS_CLUSTER (a bool from the environment, None: ask) for the rest.
+    r = client(url, cfg["REDIS_TIMEOUT_S"], cluster=False if server is not None else cfg["REDIS_CLUSTER"])
     if on_cluster(r):
         try:
             scripts.preload(r)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
+
 from geo_index.hours import get_zone
 
 
@@ -37,6 +39,14 @@ def clock_from_setting(setting: Callable[[], datetime] | str | None) -> Callable
 def as_utc(instant: datetime) -> datetime:
     """``instant`` as given, or in UTC when it names no offset."""
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def iso_z(instant: datetime | np.datetime64) -> str:
+    """ISO 8601 with ``Z`` for UTC: a datetime (naive means UTC), or a naive-UTC numpy
+    datetime64 as the deal book keeps them (to the second)."""
+    if isinstance(instant, np.datetime64):
+        return str(np.datetime_as_string(instant, unit="s")) + "Z"
+    return as_utc(instant).isoformat().replace("+00:00", "Z")
 
 
 def local_day(instant: datetime, tz: str) -> str:

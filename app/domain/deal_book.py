@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from app.domain.clock import iso_z
 from geo_index import StoreIndex
 from recommender import read_table
 
@@ -98,8 +99,8 @@ class DealBook:
             "store_id": self.store_ids[i],
             "title": self.titles[i],
             "discount_pct": float(self.discount[i]),
-            "starts_at": _iso(self.starts[i]),
-            "ends_at": _iso(self.ends[i]),
+            "starts_at": iso_z(self.starts[i]),
+            "ends_at": iso_z(self.ends[i]),
             "quota": None if quota != quota else int(quota),
             "per_user_limit": None if limit != limit else int(limit),
             "valid_hours": self.valid_hours[i],
@@ -119,10 +120,6 @@ def _column(frame: pd.DataFrame, name: str, default, n: int) -> np.ndarray:
     if name not in frame:
         return np.full(n, default, dtype=object)
     return frame[name].astype(object).where(frame[name].notna(), default).to_numpy(object)
-
-
-def _iso(t: np.datetime64) -> str:
-    return str(np.datetime_as_string(t, unit="s")) + "Z"
 
 
 def _naive_utc(now: datetime):

@@ -22,8 +22,6 @@ from geo_index.hours import hours_problem
 
 log = logging.getLogger(__name__)
 
-#: What the store-details form edits; the rest of a store comes from the catalogue.
-STORE_FIELDS = ("opening_hours", "price_level", "tags", "closure", "phone", "website")
 #: Fields a merchant cannot change here, and why (the 400 says how to get them changed).
 CATALOGUE_FIELDS = ("store_id", "merchant_id", "name", "category", "lat", "lon", "timezone", "rating", "popularity")
 CATALOGUE_HINT = (
@@ -32,32 +30,25 @@ CATALOGUE_HINT = (
 )
 
 
-def hours_error(expression: str | None) -> str | None:
-    """Why an opening-hours expression does not parse (the search's own parser), or None."""
-    return None if expression is None else hours_problem(expression)
-
-
 def hours_problems(body: object, fields: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(field, message) for the hours fields of a raw request body that do not parse: asked
-    even when other fields fail their checks, so one answer names every problem."""
+    """(field, message) for the hours fields of a raw request body that do not parse (the
+    search's own opening-hours parser): asked even when other fields fail their checks, so
+    one answer names every problem."""
     if not isinstance(body, dict):
         return []
-    return [(f, p) for f in fields if isinstance(body.get(f), str) for p in [hours_error(body[f])] if p]
+    return [(f, p) for f in fields if isinstance(body.get(f), str) for p in [hours_problem(body[f])] if p]
 
 
 def deal_problems(state: dict) -> list[tuple[str, str]]:
-    """(field, message) for the rules across fields of a whole deal state."""
-    out = []
+    """(field, message) for the rules across fields of a whole deal state (its hours are
+    checked where they arrive: ``hours_problems``)."""
     if _utc(state["ends_at"]) <= _utc(state["starts_at"]):
-        out.append(("ends_at", "must be after starts_at"))
-    problem = hours_error(state.get("valid_hours"))
-    if problem:
-        out.append(("valid_hours", problem))
-    return out
+        return [("ends_at", "must be after starts_at")]
+    return []
 
 
-def store_state(index: StoreIndex, pos: int, version: int = 0) -> dict:
-    """A store's editable fields as they are now (the catalogue's, or the last edit's)."""
+def store_state(index: StoreIndex, pos: int) -> dict:
+    """A store's editable fields as the catalogue gives them (version 0: never edited)."""
     rec = index.record(pos)
     closure = None
     if rec["closed_until"]:
@@ -70,7 +61,7 @@ def store_state(index: StoreIndex, pos: int, version: int = 0) -> dict:
         "closure": closure,
         "phone": rec["phone"],
         "website": rec["website"],
-        "version": version,
+        "version": 0,
     }
 
 

@@ -3,13 +3,30 @@ applied in this worker before the answer (the others follow the change log)."""
 
 from __future__ import annotations
 
-from flask import current_app
+from flask import current_app, request
 
-from app.domain.clock import as_utc
+from app.domain.clock import as_utc, iso_z
+from app.domain.edits import hours_problems
 from app.http.auth import caller_key_id
-from app.http.errors import Problem, storage_or_503, unavailable
+from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.etags import stale
+from app.http.params import parse_body
 from app.storage import merchant_writes
+
+
+def parse_change(model, what: str, hours_field: str, hint: str):
+    """The JSON body checked against ``model``, and the errors of its opening-hours field
+    (parsed by the search's own parser). When the fields fail their checks, the 400 names
+    unparseable hours too, so one answer names every problem."""
+    body = request.get_json(silent=True)
+    hours = [field_error(f, m, hint) for f, m in hours_problems(body, (hours_field,))]
+    try:
+        parsed = parse_body(model, what)
+    except Problem as problem:
+        named = {e["field"] for e in problem.errors}
+        problem.errors += [e for e in hours if e["field"] not in named]
+        raise
+    return parsed, hours
 
 
 def record(svc, merchant_id: str, entity: str, expected: int, state: dict, action: str, fields: dict) -> int:
@@ -21,11 +38,10 @@ def record(svc, merchant_id: str, entity: str, expected: int, state: dict, actio
     state = {k: v for k, v in state.items() if k != "version"}
     change = {
         "action": action,
-        "at": now.isoformat().replace("+00:00", "Z"),
+        "at": iso_z(now),
         "merchant_id": merchant_id,
         "key_id": caller_key_id(),
         "fields": fields,
-        "state": state,
     }
     per_day = current_app.config["MERCHANT_WRITES_PER_DAY"]
     with storage_or_503("The change cannot be saved right now; retry with the same If-Match."):
@@ -41,5 +57,5 @@ def record(svc, merchant_id: str, entity: str, expected: int, state: dict, actio
         )
     if not written.ok:
         raise stale(written.version)
-    svc.apply_edits({entity: {**state, "version": written.version}})  # read-your-writes here
+    svc.edits.apply({entity: {**state, "version": written.version}})  # read-your-writes here
     return written.version

@@ -67,7 +67,7 @@ def _sample_state(app: Flask) -> None:
     if svc is None:
         return
     BREAKER_OPEN.set(0 if svc.breaker.closed else 1)
-    IMPRESSIONS_BUFFERED.set(len(svc.impressions._buffer))
+    IMPRESSIONS_BUFFERED.set(svc.impressions.buffered)
     IMPRESSIONS_DROPPED.set(svc.breaker.dropped)
     INDEX_STORES.set(len(svc.index))
     version = svc.models.version

@@ -27,14 +27,6 @@ log = logging.getLogger(__name__)
 POLL_S = 0.25
 
 
-def states_of(changes: list[tuple[str, dict]]) -> dict[str, dict]:
-    """The newest state per entity among ``changes`` (as ``domain.edits`` applies them)."""
-    out: dict[str, dict] = {}
-    for _id, change in changes:
-        out[change["entity"]] = {**change["state"], "version": change["version"]}
-    return out
-
-
 class ChangeFeed:
     def __init__(self, r: redis.Redis | None, apply: Callable[[dict[str, dict]], object], last_id: str):
         self.redis, self.last_id = r, last_id
@@ -75,6 +67,6 @@ class ChangeFeed:
             apply = self._apply()
             if not changes or apply is None:  # None: the services it fed are gone
                 return 0
-            apply(states_of(changes))
+            apply({entity: state for _id, entity, state in changes})  # the newest state per entity
             self.last_id = changes[-1][0]
             return len(changes)

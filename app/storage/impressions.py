@@ -87,6 +87,11 @@ class ImpressionLog:
         self._pid = None
         self.written = 0
 
+    @property
+    def buffered(self) -> int:
+        """Records waiting for the next flush."""
+        return len(self._buffer)
+
     def log(self, surface: str, viewer: str, lat: float, lon: float, items: list, now: datetime) -> None:
         """Queue one impression record. ``items``: [(store_id, rank, deal_id)]."""
         if not self.enabled or (not items and surface not in LOCAL_SURFACES):

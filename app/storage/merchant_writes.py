@@ -22,8 +22,9 @@ AUDIT_MAXLEN = 10_000
 
 # KEYS: 1 current hash, 2 change log, 3 the merchant's audit log, 4 the merchant's writes today
 # ARGV: 1 entity ("deal:ID" / "store:ID"), 2 expected version ('' = any, '0' = must be new),
-#       3 new state JSON, 4 change JSON, 5 audit maxlen, 6 writes allowed per day
-# The state is kept as "<version>|<json>" (the JSON untouched: Lua's cjson turns [] into {}).
+#       3 new state JSON, 4 change JSON (who, when, what), 5 audit maxlen, 6 writes allowed per day
+# The state is kept as "<version>|<json>" (the JSON untouched: Lua's cjson turns [] into {}); the
+# change log carries it for the followers, the audit log only the change.
 # Returns {1, version, id} written, {0, current version} when the expected version is stale,
 # {-1, writes today} when the merchant's daily cap is reached.
 _WRITE = """
@@ -37,7 +38,8 @@ redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], 172800)
 local version = current + 1
 redis.call('HSET', KEYS[1], ARGV[1], version .. '|' .. ARGV[3])
-local id = redis.call('XADD', KEYS[2], '*', 'entity', ARGV[1], 'version', version, 'change', ARGV[4])
+local id = redis.call('XADD', KEYS[2], '*', 'entity', ARGV[1], 'version', version, 'change', ARGV[4],
+                     'state', ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 'entity', ARGV[1], 'version', version, 'change', ARGV[4])
 return {1, version, id}
 """
@@ -47,7 +49,6 @@ return {1, version, id}
 class Written:
     ok: bool
     version: int  # the new version, or the current one when the expected version was stale
-    change_id: str | None = None
     capped: bool = False  # the merchant's writes for the day are used up (``version``: how many)
 
 
@@ -75,7 +76,7 @@ def write(
         ],
     )
     if int(res[0]) == 1:
-        return Written(True, int(res[1]), res[2].decode())
+        return Written(True, int(res[1]))
     return Written(False, int(res[1]), capped=int(res[0]) == -1)
 
 
@@ -99,16 +100,18 @@ def snapshot(r: redis.Redis) -> tuple[str, dict[str, dict]]:
     return last_id, {k.decode(): _state(v) for k, v in states.items()}
 
 
-def read_changes(r: redis.Redis, after: str, block_ms: int | None = None, count: int = 1000) -> list[tuple[str, dict]]:
-    """Changes after id ``after``: [(id, {"entity", ...change})], waiting up to ``block_ms``."""
-    got = r.xread({keys.CHANGES: after}, count=count, block=block_ms)
-    out = []
-    for _stream, entries in got or []:
-        for entry_id, fields in entries:
-            change = json.loads(fields[b"change"])
-            change.update(entity=fields[b"entity"].decode(), version=int(fields[b"version"]))
-            out.append((entry_id.decode(), change))
-    return out
+def read_changes(r: redis.Redis, after: str, count: int = 1000) -> list[tuple[str, str, dict]]:
+    """(id, entity, state with its version) of each change after id ``after``, oldest first."""
+    got = r.xread({keys.CHANGES: after}, count=count)
+    return [
+        (
+            entry_id.decode(),
+            fields[b"entity"].decode(),
+            {**json.loads(fields[b"state"]), "version": int(fields[b"version"])},
+        )
+        for _stream, entries in got or []
+        for entry_id, fields in entries
+    ]
 
 
 def audit_page(r: redis.Redis, merchant: str, before: str | None, limit: int) -> tuple[list[dict], str | None]:

@@ -8,6 +8,8 @@ all primaries and is replicated to their replicas).
 
 from __future__ import annotations
 
+from redis.cluster import ClusterPipeline
+
 
 def all_scripts() -> list[str]:
     from app.storage import events, impressions, merchant_writes, redemptions, stats
@@ -32,8 +34,6 @@ def queue(pipe, script, keys: list, args: list):
     """Queue one script call on ``pipe``. A cluster pipeline refuses redis-py's ``evalsha``
     method, so there the command goes as it is (routed by its first key; the script is
     loaded on every primary by ``preload``)."""
-    from redis.cluster import ClusterPipeline
-
     if isinstance(pipe, ClusterPipeline):
         return pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     return script(keys=keys, args=args, client=pipe)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
+from app.domain.clock import iso_z
 from app.domain.ranking import paginate, rank_deals, reasons
 from app.http import paging
 from app.http.openapi import USER_OPTIONAL, documented
@@ -102,15 +103,11 @@ def _deal_json(svc: Services, ranked, j, at, quota_used, is_open: bool | None) -
         "category": index.categories[index.column("category")[pos]],
         "title": deals.titles[r],
         "discount_pct": float(deals.discount[r]),
-        "starts_at": _iso(deals.starts[r]),
-        "ends_at": _iso(deals.ends[r]),
+        "starts_at": iso_z(deals.starts[r]),
+        "ends_at": iso_z(deals.ends[r]),
         "distance_m": round(float(ranked.distances[j]), 2),
         "score": round(float(ranked.score[j]), 6),
         "open_now": is_open,
         "opens_at": opens.isoformat() if opens else None,
         "quota_left": None if quota != quota else int(max(0, quota - quota_used.get(deals.ids[r], 0))),
     }
-
-
-def _iso(t) -> str:
-    return str(t.astype("datetime64[s]")) + "Z"

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, current_app, jsonify, request
+import numpy as np
+from flask import Blueprint, current_app, jsonify
 
 from app.domain import edits as domain_edits
-from app.domain.clock import as_utc
+from app.domain.clock import iso_z
 from app.http import changes
 from app.http.auth import require_merchant
 from app.http.errors import Problem, field_error, storage_or_503, unavailable
 from app.http.etags import IF_MATCH, etag, required_version, stale
 from app.http.openapi import documented
-from app.http.params import parse_body
 from app.http.schemas import DealIn, DealPatch, MerchantDeal, MerchantDeals, ProblemBody
 from app.services import Services, services
 from app.storage import merchant_writes
@@ -56,14 +56,11 @@ def create_deal(merchant_id: str):
     deals on every worker within about a second."""
     svc = services()
     require_merchant(svc, merchant_id)
-    deal = _parse(DealIn, "deal")
-    errors = [field_error(f, m) for f, m in _store_problems(svc, merchant_id, deal.store_id)]
+    deal, errors = changes.parse_change(DealIn, "deal", "valid_hours", _HOURS_HINT)
+    errors += [field_error(f, m) for f, m in _store_problems(svc, merchant_id, deal.store_id)]
     svc.catch_up()
     book, cap = svc.deals, current_app.config["MERCHANT_OPEN_DEALS"]
-    merchants = svc.index.column("merchant_id")
-    open_deals = sum(
-        1 for i in range(len(book)) if book.status[i] != "ended" and merchants[book.store_pos[i]] == merchant_id
-    )
+    open_deals = int(np.count_nonzero(book.status[_merchant_rows(svc, merchant_id)] != "ended"))
     if open_deals >= cap:
         raise Problem(
             409, f"Merchant {merchant_id!r} has {open_deals} deals that have not ended, the limit; end some first."
@@ -72,17 +69,16 @@ def create_deal(merchant_id: str):
         "deal_id": "dl-" + secrets.token_hex(8),
         "merchant_id": merchant_id,
         **deal.model_dump(mode="json"),
-        "starts_at": _iso(deal.starts_at),
-        "ends_at": _iso(deal.ends_at),
+        "starts_at": iso_z(deal.starts_at),
+        "ends_at": iso_z(deal.ends_at),
         "tags": list(deal.tags or []),
         "status": "active",
     }
-    errors += [
-        field_error(f, m, _HOURS_HINT if f == "valid_hours" else None) for f, m in domain_edits.deal_problems(state)
-    ]
+    errors += [field_error(f, m) for f, m in domain_edits.deal_problems(state)]
     if errors:
         raise Problem(400, "Invalid deal.", errors)
-    state, _ = _write(svc, merchant_id, state, 0, "create", {k: v for k, v in state.items() if k != "deal_id"})
+    fields = {k: v for k, v in state.items() if k != "deal_id"}
+    changes.record(svc, merchant_id, f"deal:{state['deal_id']}", 0, state, "create", fields)
     return _answer(svc, merchant_id, state["deal_id"], 201)
 
 
@@ -101,9 +97,7 @@ def list_deals(merchant_id: str):
     require_merchant(svc, merchant_id)
     svc.catch_up()
     book = svc.deals
-    merchants = svc.index.column("merchant_id")
-    rows = [i for i in range(len(book)) if merchants[book.store_pos[i]] == merchant_id]
-    rows.sort(key=lambda i: (book.ends[i], book.ids[i]), reverse=True)
+    rows = sorted(_merchant_rows(svc, merchant_id).tolist(), key=lambda i: (book.ends[i], book.ids[i]), reverse=True)
     return jsonify(merchant_id=merchant_id, deals=_rows_json(svc, book, rows))
 
 
@@ -151,26 +145,24 @@ def patch_deal(merchant_id: str, deal_id: str):
     expected = required_version()
     svc.catch_up()
     state = _own_state(svc, merchant_id, deal_id)
-    patch = _parse(DealPatch, "deal change")
+    patch, errors = changes.parse_change(DealPatch, "deal change", "valid_hours", _HOURS_HINT)
     sent = patch.model_dump(mode="json", include=patch.model_fields_set)
-    for name in ("starts_at", "ends_at"):
-        if name in sent:
-            if sent[name] is None:
-                raise Problem(400, "Invalid deal change.", [field_error(name, "cannot be null")])
-            sent[name] = _iso(getattr(patch, name))
-    for name in ("title", "discount_pct", "quota", "status"):
+    for name in ("title", "discount_pct", "starts_at", "ends_at", "quota", "status"):
         if name in sent and sent[name] is None:
             raise Problem(400, "Invalid deal change.", [field_error(name, "cannot be null")])
+    for name in ("starts_at", "ends_at"):
+        if name in sent:
+            sent[name] = iso_z(getattr(patch, name))
     if state["status"] == "ended":
         raise Problem(409, f"Deal {deal_id!r} has ended; its history stays. Start a new deal instead.")
     new = {**state, **sent, "tags": list(sent.get("tags", state.get("tags")) or [])}
-    problems = domain_edits.deal_problems(new)
-    if problems:
-        raise Problem(400, "Invalid deal change.", [field_error(f, m) for f, m in problems])
+    errors += [field_error(f, m) for f, m in domain_edits.deal_problems(new)]
+    if errors:
+        raise Problem(400, "Invalid deal change.", errors)
     action = "update"
     if set(sent) == {"status"}:
         action = {"paused": "pause", "active": "resume"}[sent["status"]]
-    _write(svc, merchant_id, new, expected, action, sent)
+    changes.record(svc, merchant_id, f"deal:{deal_id}", expected, new, action, sent)
     return _answer(svc, merchant_id, deal_id, 200)
 
 
@@ -193,26 +185,18 @@ def end_deal(merchant_id: str, deal_id: str):
     svc.catch_up()
     state = _own_state(svc, merchant_id, deal_id)
     if state["status"] != "ended":
-        _write(svc, merchant_id, {**state, "status": "ended"}, expected, "end", {"status": "ended"})
+        ended = {**state, "status": "ended"}
+        changes.record(svc, merchant_id, f"deal:{deal_id}", expected, ended, "end", {"status": "ended"})
     elif expected != state["version"]:
         raise stale(state["version"])
     return _answer(svc, merchant_id, deal_id, 200)
 
 
 # ---------------------------------------------------------------------------- helpers
-def _parse(model, what: str):
-    """The body checked field by field; when that fails, the answer also names unparseable hours."""
-    try:
-        return parse_body(model, what)
-    except Problem as problem:
-        named = {e["field"] for e in problem.errors}
-        raw = request.get_json(silent=True)
-        problem.errors += [
-            field_error(f, m, _HOURS_HINT)
-            for f, m in domain_edits.hours_problems(raw, ("valid_hours",))
-            if f not in named
-        ]
-        raise
+def _merchant_rows(svc: Services, merchant_id: str) -> np.ndarray:
+    """Rows of the deal book at the merchant's stores."""
+    book = svc.deals
+    return np.flatnonzero(svc.index.column("merchant_id")[book.store_pos] == merchant_id)
 
 
 def _store_problems(svc: Services, merchant_id: str, store_id: str) -> list[tuple[str, str]]:
@@ -244,11 +228,6 @@ def _own_state(svc: Services, merchant_id: str, deal_id: str) -> dict:
     return state
 
 
-def _write(svc: Services, merchant_id: str, state: dict, expected: int, action: str, fields: dict):
-    version = changes.record(svc, merchant_id, f"deal:{state['deal_id']}", expected, state, action, fields)
-    return state, version
-
-
 def _answer(svc: Services, merchant_id: str, deal_id: str, status: int):
     book = svc.deals
     i = book.by_id[deal_id]
@@ -277,7 +256,3 @@ def _rows_json(svc: Services, book, rows: list[int]) -> list[dict]:
         row["live"] = i in live and (row["quota_left"] is None or row["quota_left"] > 0)
         out.append(row)
     return out
-
-
-def _iso(t) -> str:
-    return as_utc(t).isoformat().replace("+00:00", "Z")
