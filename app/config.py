@@ -15,6 +15,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SETTINGS: list[tuple[str, object, str]] = [
     ("CATALOGUE", os.path.join(ROOT, "data", "stores_helsinki.csv"), "store file to serve"),
     ("CATALOGUE_STRICT", True, "refuse a catalogue with any bad row (else load the good rows and log the rest)"),
+    (
+        "INDEX_CACHE",
+        None,
+        "folder of prebuilt store indexes, memory-mapped by every worker; unset: .o2o-index beside the "
+        "catalogue; none: each process builds its own in memory",
+    ),
     ("DEFAULT_TIMEZONE", "Europe/Helsinki", "time zone of rows without one"),
     ("DEFAULT_MERCHANT_ID", None, "owner of rows without one"),
     ("ENV", "development", "production: refuse to start with a missing or weak secret (app/secrets.py)"),

@@ -21,7 +21,8 @@ from app.storage.client import STORAGE_ERRORS, Breaker, client, on_cluster
 from app.storage.embedded import EmbeddedRedis
 from app.storage.impressions import ImpressionLog
 from app.storage.model_versions import ModelHolder
-from geo_index import LoadReport, StoreIndex, load_catalogue
+from geo_index import LoadReport, StoreIndex
+from geo_index.prebuilt import load_index
 from recommender.signals import store_signals
 
 log = logging.getLogger("app")
@@ -74,20 +75,28 @@ def replay_edits(r, index: StoreIndex, book: DealBook) -> tuple[CatalogueEdits, 
 
 
 def build_store_index(cfg) -> tuple[StoreIndex, LoadReport]:
-    """Load the catalogue once per process (before gunicorn forks, with --preload)."""
+    """The catalogue's index: memory-mapped from its prebuilt folder (built and saved by the
+    first start), shared through the page cache by every worker and instance on the disk."""
     path = cfg["CATALOGUE"]
     t0 = time.perf_counter()
-    frame, report = load_catalogue(
+    loaded = load_index(
         path,
+        cache_root=cfg["INDEX_CACHE"],
         strict=cfg["CATALOGUE_STRICT"],
         default_timezone=cfg["DEFAULT_TIMEZONE"],
         default_merchant_id=cfg["DEFAULT_MERCHANT_ID"],
     )
-    if not report.ok:
-        log.warning("catalogue loaded leniently:\n%s", report.summary())
-    index = StoreIndex(frame)
-    log.info("catalogue %s: %d stores indexed in %.2f s", os.path.basename(path), len(index), time.perf_counter() - t0)
-    return index, report
+    if not loaded.report.ok:
+        log.warning("catalogue loaded leniently:\n%s", loaded.report.summary())
+    log.info(
+        "catalogue %s: %d stores, index %s in %.2f s%s",
+        os.path.basename(path),
+        len(loaded.index),
+        loaded.source,
+        time.perf_counter() - t0,
+        f" ({loaded.folder})" if loaded.folder else "",
+    )
+    return loaded.index, loaded.report
 
 
 def connect_redis(cfg):

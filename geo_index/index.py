@@ -8,8 +8,8 @@ so the tree's nearest neighbours are the true nearest neighbours on the sphere: 
 antimeridian or polar special cases. Every reported distance is haversine, and ties are
 broken by ``store_id``.
 
-Tree ids are row positions in the columns. Deleted rows stay as holes (``alive`` false)
-until the next full rebuild, so positions never move under a running query.
+Tree ids are row positions in the columns. An index is immutable once built: a new
+catalogue is a new index, so positions never move under a running query.
 """
 
 from __future__ import annotations
@@ -22,16 +22,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from rtree import index as rtree_index
 
+from . import tree
+from .columns import CodedText, SortedKeys, TextColumn, join_tags, split_tags
 from .geodesy import chord_for_distance, haversine_rad, to_unit_xyz
 from .hours import ScheduleTable
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 
-# Measured on 1M points (scripts/bench_index.py): leaves of 16 answer kNN ~30% faster
-# than rtree's default of 100, and build just as fast.
-_LEAF_CAPACITY = 16
 # Relative slack on tree-space distances: the tree sees float chords, we decide on
 # haversine metres, and a candidate must never be lost to the last bit of rounding.
 _SLACK = 1e-9
@@ -48,6 +46,79 @@ class Hits:
         return len(self.positions)
 
 
+@dataclass(frozen=True)
+class IndexData:
+    """Everything an index holds besides its tree: what ``geo_index.prebuilt`` saves.
+
+    ``columns`` maps a name to a numpy array or a text column, one row per store;
+    ``schedules`` lists the (opening hours, time zone) pair of each ``hours_code``.
+    """
+
+    columns: dict
+    categories: list[str]
+    schedules: list[tuple[str, str]]
+
+
+def index_data(df: pd.DataFrame) -> IndexData:
+    """The columns of canonical rows (see ``geo_index.catalogue``)."""
+    n = len(df)
+    lat = df["lat"].to_numpy(np.float64)
+    lon = df["lon"].to_numpy(np.float64)
+    tz = df["timezone"].astype(str).tolist()
+    hours = [h if isinstance(h, str) and h else None for h in df["opening_hours"].tolist()]
+    price = df["price_level"].to_numpy(np.float64, na_value=np.nan)
+    ids, id_codes = SortedKeys.build(df["store_id"].astype(str).tolist())
+    merchants, merchant_codes = SortedKeys.build(df["merchant_id"].astype(str).tolist())
+    categories, category_codes = _codes_of(df["category"].astype(str))
+    schedules = ScheduleTable()
+    hours_code = _schedule_codes(schedules, hours, tz)
+    cols = {
+        "store_id": CodedText(id_codes, ids),
+        # Row positions in store_id order (the inverse of the store_id codes): lookups by id.
+        "id_order": np.argsort(id_codes, kind="stable").astype(np.int64),
+        "merchant_id": CodedText(merchant_codes, merchants),
+        "name": TextColumn.of(df["name"].astype(str).tolist()),
+        "timezone": CodedText.of(tz),
+        "opening_hours": CodedText.of(hours),
+        "tags": CodedText.of([join_tags(t) for t in df["tags"].tolist()], convert=split_tags),
+        "lat": lat,
+        "lon": lon,
+        "xyz": to_unit_xyz(lat, lon) if n else np.empty((0, 3)),
+        # Cached halves of the haversine, for the hot path of every query.
+        "lat_rad": np.radians(lat),
+        "cos_lat": np.cos(np.radians(lat)),
+        "category": category_codes,
+        # 0 = unknown price level, so that integer filters stay vectorised.
+        "price": np.where(np.isnan(price), 0, price).astype(np.int8),
+        "rating": df["rating"].to_numpy(np.float64, na_value=np.nan),
+        "popularity": df["popularity"].to_numpy(np.float64, na_value=0.0),
+        "hours_code": hours_code,
+        # What a merchant may edit beyond the catalogue (none of it moves a store).
+        "phone": TextColumn.of(_optional(df, "phone", n)),
+        "website": TextColumn.of(_optional(df, "website", n)),
+        "closed_until": np.full(n, np.nan),  # epoch seconds of a temporary closure's end
+        "closure_reason": TextColumn.of([None] * n),
+    }
+    keys = [(s.expression, s.tz) for s in schedules.schedules]
+    return IndexData(cols, categories, keys)
+
+
+def _codes_of(values: pd.Series) -> tuple[list[str], np.ndarray]:
+    # factorize: one lookup per distinct value, not per store.
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return [str(u) for u in uniques], codes.astype(np.int32)
+
+
+def _schedule_codes(table: ScheduleTable, hours: list, tz: list) -> np.ndarray:
+    # Each distinct (hours, zone) pair once: factorise both, then their pair of codes.
+    h_codes, h_values = pd.factorize(pd.Series([h or "" for h in hours], dtype=object), use_na_sentinel=False)
+    z_codes, z_values = pd.factorize(pd.Series(tz, dtype=object), use_na_sentinel=False)
+    pairs, local = np.unique(h_codes.astype(np.int64) * max(len(z_values), 1) + z_codes, return_inverse=True)
+    width = max(len(z_values), 1)
+    mapping = np.array([table.code_for(h_values[p // width], z_values[p % width]) for p in pairs.tolist()], np.int32)
+    return mapping[local.reshape(-1)] if len(local) else np.empty(0, np.int32)
+
+
 class StoreIndex:
     """Stores in an R-tree, with their attributes in numpy columns beside it.
 
@@ -55,109 +126,76 @@ class StoreIndex:
     ----------
     stores : pandas.DataFrame
         Canonical rows (see ``geo_index.catalogue``), already validated.
+
+    ``StoreIndex(frame)`` builds in memory; ``geo_index.prebuilt`` saves one to disk and
+    opens it memory-mapped (``StoreIndex.from_data``), the same class either way. The
+    catalogue part is immutable: merchant edits and a model's signals are per-process
+    overlays (``update_attributes``, ``set_signal``) that never write the shared arrays.
     """
 
     def __init__(self, stores: pd.DataFrame):
+        data = index_data(stores)
+        self._setup(data, tree.MemoryTree(data.columns["xyz"]))
+
+    @classmethod
+    def from_data(cls, data: IndexData, source) -> StoreIndex:
+        """An index over columns already built (e.g. memory-mapped) and a tree source."""
+        self = cls.__new__(cls)
+        self._setup(data, source)
+        return self
+
+    def _setup(self, data: IndexData, source) -> None:
         self._lock = threading.RLock()
         self._base_signals: dict[str, np.ndarray] = {}  # catalogue values under a model's overlay
+        self.data = data
+        self._cols = dict(data.columns)
+        self.categories = list(data.categories)
+        self._category_codes = {c: i for i, c in enumerate(self.categories)}
         self.schedules = ScheduleTable()
-        self.categories: list[str] = []
-        self._category_codes: dict[str, int] = {}
-        n = len(stores)
-        self._n = n
-        self._cols = self._columns_from_frame(stores)
-        self._pos = dict(zip(self._cols["store_id"][:n].tolist(), range(n)))
-        if len(self._pos) != n:
+        for code, (expression, tz) in enumerate(data.schedules):
+            if self.schedules.code_for(expression, tz) != code:
+                raise ValueError("schedule keys must be distinct")
+        self._n = len(self._cols["lat"])
+        self._ids: CodedText = self._cols["store_id"]
+        self._merchants: CodedText = self._cols["merchant_id"]
+        self._id_keys, self._merchant_keys = self._ids.values, self._merchants.values
+        assert isinstance(self._id_keys, SortedKeys) and isinstance(self._merchant_keys, SortedKeys)
+        if len(self._id_keys) != self._n:
             raise ValueError("store_id values must be unique; validate the catalogue first")
-        self._alive_count = n
-        self._tree = self._build_tree(self._cols["xyz"][:n])
-
-    # ----------------------------------------------------------------- building
-    def _columns_from_frame(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
-        n = len(df)
-        lat = df["lat"].to_numpy(np.float64)
-        lon = df["lon"].to_numpy(np.float64)
-        tz = df["timezone"].astype(object).to_numpy()
-        hours = df["opening_hours"].astype(object).to_numpy()
-        price = df["price_level"].to_numpy(np.float64, na_value=np.nan)
-        cols = {
-            "store_id": df["store_id"].astype(str).to_numpy(dtype=object),
-            "merchant_id": df["merchant_id"].astype(str).to_numpy(dtype=object),
-            "name": df["name"].astype(str).to_numpy(dtype=object),
-            "timezone": tz,
-            "opening_hours": hours,
-            # A Series of tuples stays a 1-D object array (np.array would make it 2-D).
-            "tags": df["tags"].to_numpy(dtype=object),
-            "lat": lat,
-            "lon": lon,
-            "xyz": to_unit_xyz(lat, lon) if n else np.empty((0, 3)),
-            # Cached halves of the haversine, for the hot path of every query.
-            "lat_rad": np.radians(lat),
-            "cos_lat": np.cos(np.radians(lat)),
-            "category": self._category_codes_for(df["category"]),
-            # 0 = unknown price level, so that integer filters stay vectorised.
-            "price": np.where(np.isnan(price), 0, price).astype(np.int8),
-            "rating": df["rating"].to_numpy(np.float64, na_value=np.nan),
-            "popularity": df["popularity"].to_numpy(np.float64, na_value=0.0),
-            "hours_code": self._hours_codes_for(hours, tz),
-            "alive": np.ones(n, dtype=bool),
-            # What a merchant may edit beyond the catalogue (none of it moves a store).
-            "phone": _optional(df, "phone", n),
-            "website": _optional(df, "website", n),
-            "closed_until": np.full(n, np.nan),  # epoch seconds of a temporary closure's end
-            "closure_reason": np.full(n, None, dtype=object),
-        }
-        return cols
-
-    def _category_codes_for(self, categories: pd.Series) -> np.ndarray:
-        # factorize: one dict lookup per distinct category, not per store.
-        local, uniques = pd.factorize(categories.astype(str), use_na_sentinel=False)
-        mapping = np.empty(len(uniques), dtype=np.int32)
-        for i, cat in enumerate(uniques):
-            code = self._category_codes.get(cat)
-            if code is None:
-                code = self._category_codes[cat] = len(self.categories)
-                self.categories.append(cat)
-            mapping[i] = code
-        return mapping[local] if len(local) else np.empty(0, np.int32)
-
-    def _hours_codes_for(self, hours: np.ndarray, tz: np.ndarray) -> np.ndarray:
-        keys = pd.Series(hours).fillna("").astype(str) + "\x00" + pd.Series(tz).astype(str)
-        local, uniques = pd.factorize(keys, use_na_sentinel=False)
-        mapping = np.array([self.schedules.code_for(*u.split("\x00", 1)) for u in uniques], dtype=np.int32)
-        return mapping[local] if len(local) else np.empty(0, np.int32)
-
-    @staticmethod
-    def _build_tree(xyz: np.ndarray):
-        props = rtree_index.Property(dimension=3, leaf_capacity=_LEAF_CAPACITY, index_capacity=_LEAF_CAPACITY)
-        if len(xyz) == 0:
-            return rtree_index.Index(properties=props, interleaved=True)
-        ids = np.arange(len(xyz), dtype=np.int64)
-        # Bulk (STR) load from arrays: orders of magnitude faster than one insert per row.
-        return rtree_index.Index((ids, xyz, xyz), properties=props, interleaved=True)
+        self._tree_source = source
 
     # ---------------------------------------------------------------- accessors
     def __len__(self) -> int:
-        return self._alive_count
+        return self._n
 
     @property
     def size(self) -> int:
-        """Number of row positions, including deleted holes."""
+        """Number of row positions."""
         return self._n
 
-    def column(self, name: str) -> np.ndarray:
-        """A read-only view of one attribute column over all row positions."""
-        view = self._cols[name][: self._n].view()
+    def column(self, name: str):
+        """One attribute over all row positions: a read-only numpy view, or for text a
+        ``geo_index.columns`` reader indexed the same way (scalar or array of positions)."""
+        col = self._cols[name]
+        if not isinstance(col, np.ndarray):
+            return col
+        view = col.view()
         view.flags.writeable = False
         return view
 
     def position(self, store_id: str) -> int | None:
-        return self._pos.get(store_id)
+        code = self._id_keys.find_one(str(store_id))
+        return int(self._cols["id_order"][code]) if code >= 0 else None
 
     def positions_of(self, store_ids: list[str]) -> np.ndarray:
         """Positions of the ids, -1 for an id not in the index."""
-        get = self._pos.get
-        return np.fromiter((get(s, -1) for s in store_ids), dtype=np.int64, count=len(store_ids))
+        codes = self._id_keys.find(store_ids)
+        return np.where(codes >= 0, self._cols["id_order"][np.maximum(codes, 0)], -1).astype(np.int64)
+
+    def stores_of(self, merchant_id: str) -> np.ndarray:
+        """Positions of a merchant's stores, ascending."""
+        code = self._merchant_keys.find_one(str(merchant_id))
+        return self._merchants.rows_with(code) if code >= 0 else np.empty(0, np.int64)
 
     def category_code(self, category: str) -> int | None:
         return self._category_codes.get(category)
@@ -229,35 +267,41 @@ class StoreIndex:
         until = self._cols["closed_until"][pos]
         return until > at.timestamp()  # NaN: not closed
 
+    #: What ``update_attributes`` may change; none of it moves a store.
+    EDITABLE = ("opening_hours", "price_level", "tags", "closed_until", "phone", "website", "closure_reason")
+
     def update_attributes(self, store_id: str, changes: dict) -> bool:
-        """Change a store's editable attributes in place (its position and point stay):
-        ``opening_hours``, ``price_level``, ``tags``, ``phone``, ``website``,
-        ``closed_until`` (a datetime or None) and ``closure_reason``. False if no such store."""
+        """Change a store's editable attributes (``EDITABLE``; ``closed_until`` a datetime or
+        None) in this process; its position and point stay. False if no such store.
+
+        Numeric columns are copied on their first edit (a few bytes per store: the shared,
+        memory-mapped ones are read-only), text columns keep an overlay of edited rows."""
+        unknown = set(changes) - set(self.EDITABLE)
+        if unknown:
+            raise ValueError(f"{sorted(unknown)[0]!r} is not an editable store attribute")
         with self._lock:
-            pos = self._pos.get(store_id)
+            pos = self.position(store_id)
             if pos is None:
                 return False
             c = self._cols
-            for name in ("opening_hours", "hours_code", "price", "tags", "closed_until", "phone", "website"):
-                if not c[name].flags.writeable:  # pandas hands out read-only arrays
-                    c[name] = c[name].copy()
-            if "closure_reason" in changes and not c["closure_reason"].flags.writeable:
-                c["closure_reason"] = c["closure_reason"].copy()
             for name, value in changes.items():
                 if name == "opening_hours":
-                    c["opening_hours"][pos] = value
-                    c["hours_code"][pos] = self.schedules.code_for(value, str(c["timezone"][pos]))
+                    c["opening_hours"].set(pos, value)
+                    self._writable("hours_code")[pos] = self.schedules.code_for(value, str(c["timezone"][pos]))
                 elif name == "price_level":
-                    c["price"][pos] = value or 0
+                    self._writable("price")[pos] = value or 0
                 elif name == "tags":
-                    c["tags"][pos] = tuple(value or ())
+                    c["tags"].set(pos, tuple(value or ()))
                 elif name == "closed_until":
-                    c["closed_until"][pos] = np.nan if value is None else value.timestamp()
-                elif name in ("phone", "website", "closure_reason"):
-                    c[name][pos] = value
+                    self._writable("closed_until")[pos] = np.nan if value is None else value.timestamp()
                 else:
-                    raise ValueError(f"{name!r} is not an editable store attribute")
+                    c[name].set(pos, value)
             return True
+
+    def _writable(self, name: str) -> np.ndarray:
+        if not self._cols[name].flags.writeable:
+            self._cols[name] = self._cols[name].copy()
+        return self._cols[name]
 
     # ------------------------------------------------------------------ queries
     def nearest(
@@ -268,7 +312,7 @@ class StoreIndex:
         ``where`` takes an array of positions and returns a boolean mask; it is applied to
         candidates as they come, widening the search until ``k`` pass or none are left.
         """
-        if k <= 0 or self._alive_count == 0:
+        if k <= 0 or self._n == 0:
             return _empty()
         q = _unit_query(lat, lon)
         max_chord = None if max_distance_m is None else chord_for_distance(max_distance_m) * (1 + _SLACK) + 1e-15
@@ -276,7 +320,7 @@ class StoreIndex:
             # One more than k, so the tie check below usually passes on the first round.
             want = k + 1 if where is None else max(4 * k, 64)
             while True:
-                if want >= self._alive_count // 4 and where is not None:
+                if want >= self._n // 4 and where is not None:
                     return self._brute_nearest(lat, lon, k, max_distance_m, where)
                 pos = self._tree_nearest(q, want, max_chord)
                 d = self._distances(lat, lon, pos)
@@ -288,7 +332,7 @@ class StoreIndex:
                         keep &= d <= max_distance_m
                     kept_pos, kept_d = pos[keep], d[keep]
                 if len(kept_pos) >= k or exhausted:
-                    hits = _sorted_hits(kept_pos, kept_d, self._cols["store_id"])
+                    hits = _sorted_hits(kept_pos, kept_d, self._ids.codes)
                     if exhausted or len(hits) < k:
                         return Hits(hits.positions[:k], hits.distances_m[:k])
                     # Safe cut only if something strictly farther was seen: then nothing unseen ties.
@@ -303,34 +347,34 @@ class StoreIndex:
 
     def _tree_nearest(self, q: np.ndarray, want: int, max_chord: float | None) -> np.ndarray:
         kwargs = {} if max_chord is None else {"max_dists": np.array([max_chord])}
-        ids, _counts = self._tree.nearest_v(q, q, num_results=int(min(want, self._n)), **kwargs)
+        ids, _counts = self._tree_source.get().nearest_v(q, q, num_results=int(min(want, self._n)), **kwargs)
         return ids
 
     def _brute_nearest(self, lat, lon, k, max_distance_m, where) -> Hits:
-        pos = np.flatnonzero(self._cols["alive"][: self._n])
+        pos = np.arange(self._n, dtype=np.int64)
         pos = pos[np.asarray(where(pos), bool)]
         d = self._distances(lat, lon, pos)
         if max_distance_m is not None:
             pos, d = pos[d <= max_distance_m], d[d <= max_distance_m]
-        hits = _sorted_hits(pos, d, self._cols["store_id"])
+        hits = _sorted_hits(pos, d, self._ids.codes)
         return Hits(hits.positions[:k], hits.distances_m[:k])
 
     def within(self, lat: float, lon: float, radius_m: float, where: Predicate | None = None) -> Hits:
         """Every store within ``radius_m`` metres, nearest first."""
-        if radius_m < 0 or self._alive_count == 0:
+        if radius_m < 0 or self._n == 0:
             return _empty()
         q = to_unit_xyz([lat], [lon])[0]
         c = chord_for_distance(radius_m) * (1 + _SLACK) + 1e-15
         with self._lock:
             # The axis-aligned cube around the chord ball contains the whole spherical cap.
-            pos, _ = self._tree.intersection_v((q - c)[None], (q + c)[None])
+            pos, _ = self._tree_source.get().intersection_v((q - c)[None], (q + c)[None])
             d = self._distances(lat, lon, pos)
             keep = d <= radius_m
             pos, d = pos[keep], d[keep]
             if where is not None and len(pos):
                 keep = np.asarray(where(pos), bool)
                 pos, d = pos[keep], d[keep]
-            return _sorted_hits(pos, d, self._cols["store_id"])
+            return _sorted_hits(pos, d, self._ids.codes)
 
     def in_bbox(
         self,
@@ -356,7 +400,7 @@ class StoreIndex:
             found = []
             for lo0, lo1 in parts:
                 lo_box, hi_box = _cartesian_box(min_lat, max_lat, lo0, lo1)
-                pos, _ = self._tree.intersection_v(lo_box[None], hi_box[None])
+                pos, _ = self._tree_source.get().intersection_v(lo_box[None], hi_box[None])
                 la, lo = self._cols["lat"][pos], self._cols["lon"][pos]
                 found.append(pos[(la >= min_lat) & (la <= max_lat) & (lo >= lo0) & (lo <= lo1)])
             # The two halves of a crossing box are disjoint (a store at lon 180 is only in the
@@ -364,7 +408,7 @@ class StoreIndex:
             pos = np.concatenate(found) if found else np.empty(0, np.int64)
             if where is not None and len(pos):
                 pos = pos[np.asarray(where(pos), bool)]
-            return pos[np.argsort(self._cols["store_id"][pos], kind="stable")] if ordered else pos
+            return pos[np.argsort(self._ids.codes[pos], kind="stable")] if ordered else pos
 
     def in_polygon(self, geojson: dict, where: Predicate | None = None) -> np.ndarray:
         """Positions of stores inside a GeoJSON Polygon or MultiPolygon, ordered by ``store_id``.
@@ -388,57 +432,7 @@ class StoreIndex:
             pos = pos[np.asarray(where(pos), bool)]
         return pos
 
-    # ---------------------------------------------------------------- mutations
-    def upsert(self, row: dict) -> int:
-        """Insert a store, or replace the one with the same ``store_id``; no rebuild.
-
-        ``row`` has the canonical fields (validate it first); returns its new position.
-        """
-        frame = pd.DataFrame([row])
-        for col in ("price_level", "rating", "popularity", "opening_hours", "tags"):
-            if col not in frame:
-                default = () if col == "tags" else (0.0 if col == "popularity" else None)
-                frame[col] = pd.Series([default], dtype=object if col == "tags" else None)
-        with self._lock:
-            old = self._pos.get(str(row["store_id"]))
-            if old is not None:
-                self._remove(old)
-            new_cols = self._columns_from_frame(frame)
-            pos = self._n
-            self._reserve(pos + 1)
-            for name, values in new_cols.items():
-                self._cols[name][pos] = values[0]
-            self._n += 1
-            self._alive_count += 1
-            self._pos[str(row["store_id"])] = pos
-            self._tree.insert(pos, _point_bounds(self._cols["xyz"][pos]))
-            return pos
-
-    def delete(self, store_id: str) -> bool:
-        """Remove a store; False if there was none with that id."""
-        with self._lock:
-            pos = self._pos.get(store_id)
-            if pos is None:
-                return False
-            self._remove(pos)
-            return True
-
-    def _remove(self, pos: int) -> None:
-        self._tree.delete(pos, _point_bounds(self._cols["xyz"][pos]))
-        self._cols["alive"][pos] = False
-        del self._pos[self._cols["store_id"][pos]]
-        self._alive_count -= 1
-
-    def _reserve(self, size: int) -> None:
-        capacity = len(self._cols["lat"])
-        if size <= capacity:
-            return
-        new_cap = max(size, 2 * capacity, 16)
-        for name, arr in self._cols.items():
-            grown = np.empty((new_cap, *arr.shape[1:]), dtype=arr.dtype)
-            grown[: self._n] = arr[: self._n]
-            self._cols[name] = grown
-
+    # ------------------------------------------------------------ model signals
     #: Columns that a model's signals may overlay (``set_signal``), over the catalogue's values.
     SIGNALS = ("popularity", "rating")
 
@@ -449,24 +443,20 @@ class StoreIndex:
             raise ValueError(f"{name!r} is not a signal column; one of {self.SIGNALS}")
         vals = np.asarray(values, dtype=np.float64)
         with self._lock:
-            base = self._base_signals.setdefault(name, self._cols[name][: self._n].copy())
-            pos = np.fromiter((self._pos.get(str(s), -1) for s in store_ids), dtype=np.int64, count=len(vals))
+            base = self._base_signals.setdefault(name, self._cols[name])
+            pos = self.positions_of([str(s) for s in store_ids])
             ok = (pos >= 0) & np.isfinite(vals)
-            col = base.copy()
+            col = np.array(base)  # a private copy; the catalogue's (perhaps shared) column stays
             col[pos[ok]] = vals[ok]
             # One swap of the whole column: a concurrent query sees the old or the new one.
-            grown = self._cols[name].copy()
-            grown[: len(col)] = col
-            self._cols[name] = grown
+            self._cols[name] = col
             return int(ok.sum())
 
     def clear_signals(self) -> None:
         """Back to the catalogue's popularity and rating."""
         with self._lock:
             for name, base in self._base_signals.items():
-                grown = self._cols[name].copy()
-                grown[: len(base)] = base
-                self._cols[name] = grown
+                self._cols[name] = base
             self._base_signals.clear()
 
 
@@ -487,10 +477,6 @@ def _iso_utc(epoch: float) -> str | None:
     if epoch != epoch:  # NaN
         return None
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
-
-
-def _point_bounds(p: np.ndarray) -> tuple[float, ...]:
-    return (float(p[0]), float(p[1]), float(p[2]), float(p[0]), float(p[1]), float(p[2]))
 
 
 def _unit_query(lat: float, lon: float) -> np.ndarray:

@@ -1,11 +1,10 @@
 """The index against hand-placed stores whose distances are known by construction."""
 
-import numpy as np
 import pytest
 
 from geo_index import StoreFilter, StoreIndex, validate_stores
 from geo_index.report import LoadReport
-from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed, store
+from tests.support.stores import HELSINKI, M_PER_DEG, hand_placed
 
 
 @pytest.fixture
@@ -79,40 +78,3 @@ def test_polygon(index):
     assert ids(index, index.in_polygon(square)) == ["n100", "n250"]
     with pytest.raises(ValueError):
         index.in_polygon({"type": "Point", "coordinates": [0, 0]})
-
-
-def test_insert_update_delete_without_rebuild(index):
-    lat0, lon0 = HELSINKI
-    before = len(index)
-    index.upsert(
-        store(
-            "new50",
-            lat0 + 50 / M_PER_DEG,
-            lon0,
-            price_level=None,
-            rating=None,
-            opening_hours=None,
-            tags=(),
-            popularity=0.0,
-        )
-    )
-    assert len(index) == before + 1
-    assert ids(index, index.nearest(*HELSINKI, k=1).positions) == ["new50"]
-    # Move it 2 km away: the old position must disappear from the tree.
-    index.upsert(store("new50", lat0 + 2000 / M_PER_DEG, lon0))
-    assert len(index) == before + 1
-    assert ids(index, index.nearest(*HELSINKI, k=1).positions) == ["n100"]
-    hits = index.within(*HELSINKI, radius_m=2000.001)
-    assert ids(index, hits.positions)[-1] == "new50"
-    assert index.delete("new50") and not index.delete("new50")
-    assert "new50" not in ids(index, index.within(*HELSINKI, radius_m=1e7).positions)
-    assert len(index) == before
-
-
-def test_many_inserts_grow_the_columns():
-    idx = StoreIndex(validate_stores(hand_placed().iloc[:1], LoadReport("t")))
-    for i in range(100):
-        idx.upsert(store(f"s{i:03d}", 10 + i * 0.001, 20, rating=None))
-    hits = idx.nearest(10, 20, k=3)
-    assert ids(idx, hits.positions) == ["s000", "s001", "s002"]
-    assert np.all(np.diff(hits.distances_m) > 0)

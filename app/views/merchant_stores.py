@@ -47,7 +47,7 @@ def list_stores(merchant_id: str):
     svc = services()
     require_merchant(svc, merchant_id)
     index = svc.index
-    own = np.flatnonzero((index.column("merchant_id") == merchant_id) & index.column("alive"))
+    own = index.stores_of(merchant_id)
     svc.catch_up()
     rows = store_rows(index, own, None, svc.now(), ())
     for row in rows:

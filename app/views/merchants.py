@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import numpy as np
 from flask import Blueprint, current_app, jsonify, request
 
 from app.domain import stats
@@ -108,7 +107,7 @@ def _prepare(merchant_id: str):
     if svc.redis is None:
         raise unavailable("Statistics need Redis, which is off.")
     index = svc.index
-    own = np.flatnonzero((index.column("merchant_id") == merchant_id) & index.column("alive")).tolist()
+    own = index.stores_of(merchant_id).tolist()
     stores = [(index.column("store_id")[p], p) for p in own]
     if query.store_id is not None:
         stores = [s for s in stores if s[0] == query.store_id]
