@@ -446,10 +446,9 @@ class StoreIndex:
             base = self._base_signals.setdefault(name, self._cols[name])
             pos = self.positions_of([str(s) for s in store_ids])
             ok = (pos >= 0) & np.isfinite(vals)
-            col = np.array(base)  # a private copy; the catalogue's (perhaps shared) column stays
-            col[pos[ok]] = vals[ok]
-            # One swap of the whole column: a concurrent query sees the old or the new one.
-            self._cols[name] = col
+            # A patch over the catalogue's (perhaps shared) column, 16 bytes per store it
+            # covers; one swap, so a concurrent query sees the old or the new column.
+            self._cols[name] = Patched(base, pos[ok], vals[ok])
             return int(ok.sum())
 
     def clear_signals(self) -> None:
@@ -458,6 +457,30 @@ class StoreIndex:
             for name, base in self._base_signals.items():
                 self._cols[name] = base
             self._base_signals.clear()
+
+
+class Patched:
+    """A numeric column with some rows replaced, read like the array (by position or
+    positions); the base array is never written."""
+
+    def __init__(self, base: np.ndarray, rows: np.ndarray, values: np.ndarray):
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values[order]
+        last = np.r_[rows[1:] != rows[:-1], True] if len(rows) else np.zeros(0, bool)  # a repeated id: last wins
+        self.base, self.rows, self.values = base, rows[last].astype(np.int64), values[last]
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, pos):
+        scalar = np.ndim(pos) == 0
+        pos = np.atleast_1d(np.asarray(pos, dtype=np.int64))
+        out = np.array(self.base[pos], dtype=np.float64)
+        if len(self.rows):
+            at = np.minimum(np.searchsorted(self.rows, pos), len(self.rows) - 1)
+            hit = self.rows[at] == pos
+            out[hit] = self.values[at[hit]]
+        return out[0] if scalar else out
 
 
 def search_text(index: StoreIndex, pos: int) -> str:

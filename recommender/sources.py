@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from sklearn.neighbors import BallTree
 
 from . import kernels
 from .geo import EARTH_RADIUS_M, paired_m, unit_vectors
@@ -208,6 +207,8 @@ def near_matrix(lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
     ``NEAR_MAX`` closest: ``x_u @ near`` scores every store by nearness to the user's places."""
     if not len(lat):
         return sp.csr_matrix((0, 0), dtype=np.float32)
+    from sklearn.neighbors import BallTree  # here, not at import: serving never needs it (0.4 s of start-up)
+
     xy = np.radians(np.column_stack([lat, lon]))
     tree = BallTree(xy, metric="haversine")
     idx, dist = tree.query_radius(xy, r=NEAR_CUT * NEAR_SCALE_M / EARTH_RADIUS_M, return_distance=True)

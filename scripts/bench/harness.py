@@ -43,8 +43,10 @@ def request(port: int, method: str, path: str, body=None, headers: dict | None =
         conn.close()
 
 
-def start_gunicorn(port: int, env: dict | None = None, workers: int = 2, timeout_s: float = 180):
-    """gunicorn --preload on 127.0.0.1:port; returns (process, seconds until /healthz answered)."""
+def start_gunicorn(
+    port: int, env: dict | None = None, workers: int = 2, timeout_s: float = 180, ready_path: str = "/healthz"
+):
+    """gunicorn --preload on 127.0.0.1:port; returns (process, seconds until ``ready_path`` answered 200)."""
     cmd = [
         os.path.join(os.path.dirname(sys.executable), "gunicorn"),
         "--preload",
@@ -65,7 +67,7 @@ def start_gunicorn(port: int, env: dict | None = None, workers: int = 2, timeout
             raise RuntimeError(f"gunicorn exited with {proc.returncode}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            conn.request("GET", "/healthz")
+            conn.request("GET", ready_path)
             if conn.getresponse().status == 200:
                 return proc, time.perf_counter() - t0
         except OSError:

@@ -1,4 +1,4 @@
-"""Write a seeded synthetic catalogue (up to 1,000,000 stores) for scale tests.
+"""Write a seeded synthetic catalogue (up to 10,000,000 stores) for scale tests.
 
 python -m scripts.data.make_synthetic --n 1000000 --out data/generated/synthetic_1m.parquet
 """
@@ -19,8 +19,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="data/generated/synthetic_1m.parquet")
     args = parser.parse_args(argv)
-    if not 1 <= args.n <= 5_000_000:
-        parser.error("--n must be between 1 and 5,000,000")
+    if not 1 <= args.n <= 10_000_000:
+        parser.error("--n must be between 1 and 10,000,000")
     t0 = time.perf_counter()
     frame = synthetic_catalogue(args.n, seed=args.seed)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
