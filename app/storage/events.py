@@ -22,6 +22,7 @@ then writes them here as events).
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import redis
 
@@ -29,6 +30,7 @@ from app.domain.clock import as_utc, local_day
 from app.domain.impression_tokens import VALID_S
 from app.http.schemas import EventIn
 from app.storage import keys, scripts
+from app.storage.replicated import Batch
 
 #: A token's claims outlive the token (valid 24 h after issue, events up to 5 minutes late).
 TOKEN_CLAIM_TTL_S = VALID_S + 3600
@@ -65,18 +67,21 @@ def write_events(
     stream_maxlen: int,
     store_tz=lambda store: "UTC",
     impressions: dict | None = None,
+    replicas: int = 0,
+    wait_ms: int = 1000,
 ) -> dict:
     """Write accepted events; returns {index: NEW | DUPLICATE | TOKEN_USED}.
 
     ``impressions``: {index: Impression} of the events that proved one; each token counts
-    once per event type, and its viewer is the person behind the event. Two pipelines, each
-    command inside one slot.
+    once per event type, and its viewer is the person behind the event. Two rounds, each
+    command inside one slot; with ``replicas``, each round returns only once that many
+    replicas of every primary written to hold it (``storage.replicated``).
     """
     impressions = impressions or {}
     if not events:
         return {}
     claim = r.register_script(_CLAIM)
-    pipe = r.pipeline(transaction=False)
+    batch = Batch(r, replicas, wait_ms)
     prepared = []
     for i, ev in events:
         store = ev.store_id or deal_store(ev.deal_id) or ""
@@ -87,20 +92,17 @@ def write_events(
         else:
             person = f"u:{ev.user_id}" if ev.user_id else (f"a:{ev.anon_id}" if ev.anon_id else "")
         amount = "" if ev.amount is None or ev.type not in ("order", "redeem") else repr(float(ev.amount))
-        scripts.queue(
-            pipe,
-            claim,
-            [
-                keys.event_claim(store, ev.event_id),
-                keys.sd(store, day),
-                keys.up(store, day, ev.type),
-                *([keys.token_claim(store, imp.mac, ev.type)] if imp is not None else []),
-            ],
-            [keys.DEDUPE_TTL_S, ev.type, amount, person, keys.ROLLUP_TTL_S, TOKEN_CLAIM_TTL_S],
-        )
+        claim_keys = [
+            keys.event_claim(store, ev.event_id),
+            keys.sd(store, day),
+            keys.up(store, day, ev.type),
+            *([keys.token_claim(store, imp.mac, ev.type)] if imp is not None else []),
+        ]
+        claim_args = [keys.DEDUPE_TTL_S, ev.type, amount, person, keys.ROLLUP_TTL_S, TOKEN_CLAIM_TTL_S]
+        batch.add(claim_keys[0], partial(scripts.queue, script=claim, keys=claim_keys, args=claim_args))
         prepared.append((i, ev, store, imp))
-    claimed = [int(x) for x in pipe.execute()]
-    pipe = r.pipeline(transaction=False)
+    claimed = [int(x) for x in batch.execute()]
+    batch = Batch(r, replicas, wait_ms)
     for (_i, ev, store, imp), state in zip(prepared, claimed):
         if state not in (NEW, _PENDING):
             continue
@@ -108,25 +110,24 @@ def write_events(
         body["store_id"] = store
         if imp is not None:
             body["viewer"] = imp.viewer
-        pipe.xadd(
-            keys.EVENTS,
-            {
-                "type": ev.type,
-                "store_id": store,
-                "deal_id": ev.deal_id or "",
-                "body": json.dumps(body, separators=(",", ":")),
-            },
-            maxlen=stream_maxlen,
-            approximate=True,
-        )
+        fields = {
+            "type": ev.type,
+            "store_id": store,
+            "deal_id": ev.deal_id or "",
+            "body": json.dumps(body, separators=(",", ":")),
+        }
+        batch.add(keys.EVENTS, lambda p, f=fields: p.xadd(keys.EVENTS, f, maxlen=stream_maxlen, approximate=True))
         if ev.user_id and ev.type in ("order", "redeem"):
             if ev.type == "redeem" and ev.deal_id:
-                pipe.sadd(keys.user_redeemed(ev.user_id), ev.deal_id)
-                pipe.expire(keys.user_redeemed(ev.user_id), keys.USER_TTL_S)
-            pipe.sadd(keys.user_stores(ev.user_id), store)
-            pipe.expire(keys.user_stores(ev.user_id), keys.USER_TTL_S)
-        pipe.set(keys.event_claim(store, ev.event_id), "done", ex=keys.DEDUPE_TTL_S, xx=True)
-    pipe.execute()
+                redeemed = keys.user_redeemed(ev.user_id)
+                batch.add(redeemed, lambda p, k=redeemed, d=ev.deal_id: p.sadd(k, d))
+                batch.add(redeemed, lambda p, k=redeemed: p.expire(k, keys.USER_TTL_S))
+            visited = keys.user_stores(ev.user_id)
+            batch.add(visited, lambda p, k=visited, s=store: p.sadd(k, s))
+            batch.add(visited, lambda p, k=visited: p.expire(k, keys.USER_TTL_S))
+        claimed_key = keys.event_claim(store, ev.event_id)
+        batch.add(claimed_key, lambda p, k=claimed_key: p.set(k, "done", ex=keys.DEDUPE_TTL_S, xx=True))
+    batch.execute()
     return {i: (DUPLICATE if state == _PENDING else state) for (i, _ev, _s, _imp), state in zip(prepared, claimed)}
 
 

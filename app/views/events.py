@@ -92,6 +92,8 @@ def _write(svc: Services, good: list[Checked]) -> dict:
             current_app.config["STREAM_MAXLEN"],
             lambda s: tz[index.position(s)],
             impressions={c.index: c.impression for c in good if c.impression is not None},
+            replicas=current_app.config["REDIS_WAIT_REPLICAS"],
+            wait_ms=current_app.config["REDIS_WAIT_MS"],
         )
     except STORAGE_ERRORS as exc:
         svc.breaker.failed(exc, "events")

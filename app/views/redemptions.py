@@ -124,4 +124,13 @@ def _write_event(svc, merchant_id: str, red: RedemptionIn, ts, user: str | None,
         rank=min(shown.rank, 10_000) if shown else None,
     )
     tz = svc.index.column("timezone")[svc.index.position(red.store_id)]
-    write_events(svc.redis, [(0, event)], svc.deals.store_of, current_app.config["STREAM_MAXLEN"], lambda s: tz)
+    cfg = current_app.config
+    write_events(
+        svc.redis,
+        [(0, event)],
+        svc.deals.store_of,
+        cfg["STREAM_MAXLEN"],
+        lambda s: tz,
+        replicas=cfg["REDIS_WAIT_REPLICAS"],
+        wait_ms=cfg["REDIS_WAIT_MS"],
+    )
