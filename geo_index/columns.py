@@ -169,17 +169,28 @@ class CodedText(_Text):
     def __len__(self) -> int:
         return len(self.codes)
 
-    def _value(self, code: int):
-        value = self.values[code] if code >= 0 else None
+    def _one(self, pos: int):
+        code = int(self.codes[pos])
+        value = self.values._one(code) if code >= 0 else None
         return self.convert(value) if self.convert else value
 
-    def _one(self, pos: int):
-        return self._value(int(self.codes[pos]))
-
     def _many(self, pos: np.ndarray) -> np.ndarray:
-        # Few distinct values per request (a handful of zones): decode each once.
-        uniq, inverse = np.unique(self.codes[pos], return_inverse=True)
-        return _objects([self._value(c) for c in uniq.tolist()])[inverse.reshape(-1)]
+        codes = self.codes[pos]
+        if len(codes) > 32:  # many rows, few distinct values (zones, hours): decode each once
+            uniq, inverse = np.unique(codes, return_inverse=True)
+            return self._decode(uniq)[inverse.reshape(-1)]
+        return self._decode(codes)
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        known = codes >= 0
+        if known.all():
+            out = self.values._many(codes)
+        else:  # -1: None (and the values may be empty)
+            out = np.full(len(codes), None, dtype=object)
+            out[known] = self.values._many(codes[known])
+        if self.convert:
+            out = _objects([self.convert(v) for v in out.tolist()])
+        return out
 
     def rows_with(self, code: int) -> np.ndarray:
         """Positions whose stored code is ``code`` (edits do not change keyed columns)."""

@@ -186,7 +186,9 @@ def open_folder(folder: str, key: str | None = None) -> tuple[StoreIndex, LoadRe
     def load(name: str, part: str = "") -> np.ndarray:
         path = os.path.join(folder, f"{name}.{part}.npy" if part else f"{name}.npy")
         try:
-            return np.load(path, mmap_mode="r", allow_pickle=False)
+            # A plain ndarray over the mapping: indexing an np.memmap subclass costs tens of
+            # microseconds a call in __array_finalize__.
+            return np.load(path, mmap_mode="r", allow_pickle=False).view(np.ndarray)
         except ValueError:  # an empty array cannot be mapped
             return np.load(path, allow_pickle=False)
 
