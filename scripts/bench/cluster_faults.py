@@ -29,9 +29,8 @@ from datetime import UTC, datetime
 import numpy as np
 import redis
 
-from app.storage import keys
 from app.storage.embedded import free_port, start_cluster, start_cluster_node
-from scripts.bench.faults import _TYPES, _call
+from scripts.bench.faults import _TYPES, _call, count_missing, phase_counts
 from scripts.bench.harness import start_gunicorn
 from scripts.common import emit_json
 
@@ -154,12 +153,7 @@ def run(phase_s: float = 5.0) -> dict:
         gunicorn.wait(10)
     survivors = [p for p in ports if p != victim]
     check = redis.RedisCluster(host="127.0.0.1", port=survivors[0])
-    missing = 0
-    for i in range(0, len(stats["acked"]), 500):
-        pipe = check.pipeline()
-        for store, event_id in stats["acked"][i : i + 500]:
-            pipe.exists(keys.event_claim(store, event_id))
-        missing += sum(1 for present in pipe.execute() if not present)
+    missing = count_missing(check, stats["acked"])
     check.close()
     for proc in procs:
         if proc.poll() is None:
@@ -180,18 +174,11 @@ def _summary(stats, missing, promoted_after) -> dict:
         "phases": {},
     }
     for phase in ("normal", "transition", "primary_killed", "after_failover", "old_primary_back_as_replica"):
-        s = [st for p, st in stats["search"] if p == phase]
-        e = [st for p, st in stats["events"] if p == phase]
         secs = [x for p, x in stats["search_s"] if p == phase]
         out["phases"][phase] = {
-            "search_requests": len(s),
+            **phase_counts(stats, phase),
             "search_p50_ms": round(float(np.median(secs)) * 1e3, 1) if secs else None,
             "search_max_ms": round(max(secs) * 1e3, 1) if secs else None,
-            "search_failed": sum(1 for x in s if not 200 <= x < 300),
-            "event_batches": len(e),
-            "events_2xx": sum(1 for x in e if 200 <= x < 300),
-            "events_503": sum(1 for x in e if x == 503),
-            "events_other": sum(1 for x in e if x != 503 and not 200 <= x < 300),
         }
     return out
 

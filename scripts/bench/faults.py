@@ -122,13 +122,7 @@ def run(phase_s: float = 5.0) -> dict:
             t.join()
         gunicorn.terminate()
         gunicorn.wait(10)
-    r = redis.Redis.from_url(url)
-    missing = sum(
-        1
-        for i in range(0, len(stats["acked"]), 500)
-        for present in _exists(r, stats["acked"][i : i + 500])
-        if not present
-    )
+    missing = count_missing(redis.Redis.from_url(url), stats["acked"])
     redis_proc.terminate()
     redis_proc.wait(5)
     return _summary(stats, missing, workers_after)
@@ -139,11 +133,15 @@ def _label(start: str, end: str) -> str:
     return start if start == end else "transition"
 
 
-def _exists(r, acked):
-    pipe = r.pipeline(transaction=False)
-    for store, event_id in acked:
-        pipe.exists(keys.event_claim(store, event_id))
-    return pipe.execute()
+def count_missing(r, acked: list[tuple[str, str]]) -> int:
+    """How many acknowledged (store, event id) pairs have no claim in Redis (one server or a cluster)."""
+    missing = 0
+    for i in range(0, len(acked), 500):
+        pipe = r.pipeline(transaction=False)
+        for store, event_id in acked[i : i + 500]:
+            pipe.exists(keys.event_claim(store, event_id))
+        missing += sum(1 for present in pipe.execute() if not present)
+    return missing
 
 
 def _summary(stats, missing, workers_after) -> dict:
@@ -154,17 +152,22 @@ def _summary(stats, missing, workers_after) -> dict:
         "workers_after_kill": workers_after,
     }
     for phase in ("normal", "transition", "redis_down", "redis_restarted", "worker_killed", "normal_again"):
-        s = [st for p, st in stats["search"] if p == phase]
-        e = [st for p, st in stats["events"] if p == phase]
-        out["phases"][phase] = {
-            "search_requests": len(s),
-            "search_failed": sum(1 for x in s if not 200 <= x < 300),
-            "event_batches": len(e),
-            "events_2xx": sum(1 for x in e if 200 <= x < 300),
-            "events_503": sum(1 for x in e if x == 503),
-            "events_other": sum(1 for x in e if x not in (503,) and not 200 <= x < 300),
-        }
+        out["phases"][phase] = phase_counts(stats, phase)
     return out
+
+
+def phase_counts(stats: dict, phase: str) -> dict:
+    """Searches and event batches that started and ended in ``phase``, by outcome."""
+    s = [st for p, st in stats["search"] if p == phase]
+    e = [st for p, st in stats["events"] if p == phase]
+    return {
+        "search_requests": len(s),
+        "search_failed": sum(1 for x in s if not 200 <= x < 300),
+        "event_batches": len(e),
+        "events_2xx": sum(1 for x in e if 200 <= x < 300),
+        "events_503": sum(1 for x in e if x == 503),
+        "events_other": sum(1 for x in e if x != 503 and not 200 <= x < 300),
+    }
 
 
 def main(argv=None) -> int:

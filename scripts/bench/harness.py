@@ -109,7 +109,7 @@ def server_pids(gunicorn: subprocess.Popen, data_dir: str | None = None, workers
                 children = [int(x) for x in fh.read().split()]
         except OSError:
             children = []
-        if len([c for c in children if "gunicorn" in _cmdline(c)]) >= workers:
+        if len([c for c in children if "gunicorn" in cmdline(c)]) >= workers:
             break
         time.sleep(0.1)
     pids = [gunicorn.pid, *children]
@@ -122,7 +122,7 @@ def server_pids(gunicorn: subprocess.Popen, data_dir: str | None = None, workers
     return sorted(set(pids))  # the redis-server may be the master's child too
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline") as fh:
             return fh.read()

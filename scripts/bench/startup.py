@@ -30,12 +30,15 @@ import pandas as pd
 from app.storage.embedded import free_port
 from geo_index import StoreIndex, load_catalogue
 from geo_index.prebuilt import load_index
-from scripts.bench.harness import nearby_paths, run_load, server_pids, start_gunicorn
+from scripts.bench.harness import cmdline, nearby_paths, run_load, server_pids, start_gunicorn
 from scripts.common import emit_json
 
 
 def memory_kb(pid: int) -> dict:
-    """RSS, PSS and USS (private clean + dirty) of a process, in MB."""
+    """RSS, PSS, USS (private clean + dirty) and anonymous memory of a process, in MB.
+
+    USS counts pages of a mapped file that only this process has touched so far (clean,
+    droppable page cache); anonymous memory is what the process alone owns for good."""
     fields = {}
     with open(f"/proc/{pid}/smaps_rollup") as fh:
         for line in fh:
@@ -47,6 +50,7 @@ def memory_kb(pid: int) -> dict:
         "rss_mb": round(fields["Rss"] / 1024, 1),
         "pss_mb": round(fields["Pss"] / 1024, 1),
         "uss_mb": round(uss / 1024, 1),
+        "anonymous_mb": round(fields.get("Anonymous", 0) / 1024, 1),
     }
 
 
@@ -132,7 +136,7 @@ def servers(path: str, cache: str, requests: int) -> dict:
         proc, start_s = start_gunicorn(port, env, ready_path="/readyz", timeout_s=1200)
         try:
             pids = server_pids(proc, data_dir)
-            workers = [p for p in pids if p != proc.pid and "gunicorn" in _cmdline(p)]
+            workers = [p for p in pids if p != proc.pid and "gunicorn" in cmdline(p)]
             load = run_load(port, nearby_paths(points), seconds=max(2.0, requests / 400), clients=2)
             out[name] = {
                 "launched_to_ready_s": round(start_s, 2),
@@ -146,14 +150,6 @@ def servers(path: str, cache: str, requests: int) -> dict:
             proc.wait()
             shutil.rmtree(data_dir, ignore_errors=True)
     return out
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline") as fh:
-            return fh.read()
-    except OSError:
-        return ""
 
 
 def main(argv=None) -> int:
