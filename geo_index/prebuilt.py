@@ -2,13 +2,13 @@
 
 The first process to open a catalogue validates it, builds the index and saves it in a
 folder named by the catalogue's content hash (and the loader's settings); every later
-start, worker and instance on that disk memory-maps the columns (``.npy``) and reads the
-R-tree's pages (libspatialindex file storage), so the OS page cache holds one copy and a
+start, worker and instance on that disk memory-maps the columns and the R-tree (a packed
+STR tree in arrays, ``geo_index.packed_tree``), so the OS page cache holds one copy and a
 start is a hash of the file plus a few opens. Layout of ``<root>/<file>-<key16>/``::
 
-    meta.json            format, key, rows, categories, schedules, the load report, columns
+    meta.json             format, key, rows, categories, schedules, the load report, columns
     <column>[.<part>].npy one array per numeric column or part of a text column
-    tree.dat, tree.idx   the R-tree
+    tree.<part>.npy       the R-tree's arrays
 
 A folder is written under a temporary name and renamed into place, so readers see a
 whole index or none; two processes building at once both succeed and one folder wins.
@@ -28,19 +28,19 @@ import uuid
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import rtree
 
 from .catalogue import load_catalogue
 from .columns import CodedText, SortedKeys, TextColumn, split_tags
 from .index import IndexData, StoreIndex, index_data
+from .packed_tree import PackedTree, pack
 from .report import LoadReport, RowProblem
-from .tree import FileTree, MemoryTree, save_file_tree
+from .tree import MemoryTree
 
 log = logging.getLogger(__name__)
 
 #: Bump when the saved layout or what the loader accepts changes: old folders are then
 #: never opened (their key differs) and are removed on the next save.
-FORMAT = 1
+FORMAT = 2
 CACHE_FOLDER = ".o2o-index"
 # A Shapefile is several files; each is part of the content.
 _SIDECARS = {".shp": (".shx", ".dbf", ".prj", ".cpg")}
@@ -101,7 +101,7 @@ def load_index(
 def catalogue_key(path: str, settings: dict) -> str:
     """sha256 over the layout version, the loader's settings and the catalogue's bytes."""
     digest = hashlib.sha256()
-    header = {"format": FORMAT, "settings": settings, "rtree": rtree.__version__}
+    header = {"format": FORMAT, "settings": settings}
     digest.update(json.dumps(header, sort_keys=True).encode())
     stem, suffix = os.path.splitext(path)
     for part in (path, *(stem + ext for ext in _SIDECARS.get(suffix.lower(), ()))):
@@ -128,7 +128,11 @@ def save_folder(data: IndexData, report: LoadReport, folder: str, key: str) -> N
                 file = f"{name}.{part}.npy" if part else f"{name}.npy"
                 np.save(os.path.join(tmp, file), np.ascontiguousarray(arr), allow_pickle=False)
                 sizes[file] = os.path.getsize(os.path.join(tmp, file))
-        save_file_tree(np.asarray(data.columns["xyz"]), os.path.join(tmp, "tree"))
+        tree = pack(np.asarray(data.columns["xyz"]))
+        for part, arr in tree.items():
+            file = f"tree.{part}.npy"
+            np.save(os.path.join(tmp, file), np.ascontiguousarray(arr), allow_pickle=False)
+            sizes[file] = os.path.getsize(os.path.join(tmp, file))
         meta = {
             "format": FORMAT,
             "key": key,
@@ -137,6 +141,7 @@ def save_folder(data: IndexData, report: LoadReport, folder: str, key: str) -> N
             "categories": data.categories,
             "schedules": data.schedules,
             "columns": layout,
+            "tree": list(tree),
             "sizes": sizes,
             "report": asdict(report),
         }
@@ -200,7 +205,8 @@ def open_folder(folder: str, key: str | None = None) -> tuple[StoreIndex, LoadRe
     r = meta["report"]
     problems = [RowProblem(**p) for p in r["problems"]]
     report = LoadReport(r["file"], r["rows_read"], r["rows_loaded"], problems, r["notes"])
-    tree = FileTree(os.path.join(folder, "tree"), columns["xyz"])
+    tree = PackedTree({part: load("tree", part) for part in meta["tree"]})
+    tree.warm_up()  # compile (or load numba's cache) now, before gunicorn forks its workers
     return StoreIndex.from_data(data, tree), report
 
 

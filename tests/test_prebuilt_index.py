@@ -206,3 +206,30 @@ def test_sorted_keys_find_exact_values_only():
     assert keys.find(["a", "ab", "ä", "abc", "", "b\0", "zzzz"]).tolist()[:3] == [0, 1, 3]
     assert keys.find(["abc", "", "b\0", "zzzz"]).tolist() == [-1, -1, -1, -1]
     assert [keys.find_one(v) for v in ("a", "ä", "abc", "b\0")] == [0, 3, -1, -1]
+
+
+@pytest.mark.parametrize("n", [1, 5, 17, 300, 5000])
+def test_the_packed_tree_finds_what_a_scan_finds(n):
+    """The mapped index's tree against a brute-force scan: k nearest (with and without a
+    distance cap) and every point in a box, on random points with repeated positions."""
+    from geo_index.geodesy import to_unit_xyz
+    from geo_index.packed_tree import PackedTree, pack
+
+    rng = np.random.default_rng(n)
+    lat, lon = rng.uniform(-90, 90, n), rng.uniform(-180, 180, n)
+    lat[: n // 5], lon[: n // 5] = lat[0], lon[0]  # a fifth of them on one spot
+    xyz = to_unit_xyz(lat, lon)
+    tree = PackedTree(pack(xyz))
+    for _ in range(100):
+        q = (xyz[rng.integers(n)] + rng.normal(0, 0.02, 3))[None]
+        d2 = ((xyz - q) ** 2).sum(1)
+        k = int(rng.integers(1, 40))
+        found, _ = tree.nearest_v(q, q, num_results=k)
+        assert np.allclose(np.sort(d2[found]), np.sort(d2)[:k]) and len(set(found.tolist())) == len(found)
+        cap = float(rng.uniform(0.001, 0.1))
+        capped, _ = tree.nearest_v(q, q, num_results=k, max_dists=np.array([cap]))
+        want = np.sort(d2)[:k]
+        assert np.allclose(np.sort(d2[capped]), want[want <= cap * cap])
+        lo, hi = q - rng.uniform(0, 0.1), q + rng.uniform(0, 0.1)
+        boxed, _ = tree.intersection_v(lo, hi)
+        assert sorted(boxed.tolist()) == np.flatnonzero(((xyz >= lo) & (xyz <= hi)).all(1)).tolist()

@@ -118,11 +118,13 @@ def in_process(path: str, cache: str, n_queries: int, rounds: int) -> dict:
     }
 
 
-def servers(path: str, cache: str, requests: int) -> dict:
+def servers(path: str, cache: str, requests: int, modes: tuple[str, ...]) -> dict:
     stores = pd.read_parquet(path, columns=["lat", "lon"]) if path.endswith("parquet") else pd.read_csv(path)
     points = _query_points(stores["lat"].to_numpy(), stores["lon"].to_numpy(), 2000, seed=5)
     out = {}
     for name, setting in (("mapped", cache), ("memory", "none")):
+        if name not in modes:
+            continue
         data_dir = tempfile.mkdtemp(prefix="o2o-bench-startup-")
         env = {
             "O2O_CATALOGUE": os.path.abspath(path),
@@ -159,6 +161,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--skip-servers", action="store_true")
+    parser.add_argument("--servers", default="mapped,memory", help="which servers to start: mapped, memory or both")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     if not os.path.exists(args.catalogue):
@@ -172,7 +175,7 @@ def main(argv=None) -> int:
         print(json.dumps(result), flush=True)  # a server run that fails later must not lose these
         gc.collect()
         if not args.skip_servers:
-            result["servers"] = servers(args.catalogue, cache, args.requests)
+            result["servers"] = servers(args.catalogue, cache, args.requests, tuple(args.servers.split(",")))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     emit_json(result, args.json)
