@@ -61,9 +61,6 @@ class _Text:
         """This process's value for one row from now on (the shared arrays stay as they are)."""
         self.edits[int(pos)] = value
 
-    def tolist(self) -> list:
-        return self[np.arange(len(self))].tolist()
-
 
 class TextColumn(_Text):
     """Strings as UTF-8 in one buffer: row ``i`` is ``data[offsets[i]:offsets[i + 1]]``;
