@@ -113,3 +113,22 @@ def test_fewer_neighbours_without_a_refit_equal_a_refit(cls, seed):
         )
     with pytest.raises(ValueError, match="cannot widen"):
         wide.with_neighbours(7)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_dense_top_k_keeps_what_the_sparse_one_keeps(seed, monkeypatch):
+    """Nearly full similarity blocks are cut by partition; the result (ties to the lower
+    column, values rounded to 20 bits) must be the sparse path's, entry for entry."""
+    from recommender import neighbours
+    from recommender.neighbours import _top_per_row_dense, top_per_row
+
+    monkeypatch.setattr(neighbours, "_DENSE_SHARE", 2.0)  # top_per_row: the sparse path only
+    rng = np.random.default_rng(seed)
+    block = rng.choice([0.0, 0.25, 0.5, 0.5000001, 1.0 / 3, 0.7, -0.2], size=(40, 30)).astype(np.float32)
+    block[3] = 0.5  # a row of ties
+    block[4] = 0.0  # an empty row
+    for k in (1, 2, 5, 29):
+        sparse_path = top_per_row(sp.coo_matrix(block), k)
+        dense_path = _top_per_row_dense(block, k)
+        assert (sparse_path != dense_path).nnz == 0
+        assert (np.diff(dense_path.indptr) <= k).all()
