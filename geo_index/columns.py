@@ -39,7 +39,7 @@ class _Text:
         raise NotImplementedError
 
     def _many(self, pos: np.ndarray) -> np.ndarray:
-        return _objects([self._one(p) for p in pos.tolist()])
+        raise NotImplementedError
 
     def __getitem__(self, pos):
         if np.ndim(pos) == 0:
@@ -124,12 +124,15 @@ class SortedKeys(_Text):
     def _many(self, pos: np.ndarray) -> np.ndarray:
         return _objects([b.decode() for b in self.keys[pos].tolist()])
 
+    def _fits(self, encoded: bytes) -> bool:
+        # A value wider than every key is not one (and must not be truncated into one);
+        # numpy drops trailing NULs, so a value ending in one cannot be stored as itself.
+        return len(encoded) <= self.keys.dtype.itemsize and not encoded.endswith(b"\0")
+
     def find(self, values: Sequence[str]) -> np.ndarray:
         """Each value's code, -1 where it is not a key."""
-        width = self.keys.dtype.itemsize
         encoded = [str(v).encode() for v in values]
-        # A value wider than every key is not one (and must not be truncated into one).
-        fits = np.fromiter((len(b) <= width and not b.endswith(b"\0") for b in encoded), bool, len(encoded))
+        fits = np.fromiter((self._fits(b) for b in encoded), bool, len(encoded))
         if not len(self.keys) or not len(encoded):
             return np.full(len(encoded), -1, dtype=np.int64)
         query = np.array([b if f else b"" for b, f in zip(encoded, fits)], dtype=self.keys.dtype)
@@ -139,7 +142,7 @@ class SortedKeys(_Text):
     def find_one(self, value: str) -> int:
         """``find`` for one value, without building arrays (the per-request path)."""
         b = value.encode()
-        if len(b) > self.keys.dtype.itemsize or b.endswith(b"\0"):
+        if not self._fits(b):
             return -1
         i = bisect.bisect_left(self.keys, b)
         return i if i < len(self.keys) and self.keys[i] == b else -1

@@ -22,14 +22,17 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+from rtree import index as rtree_index
 
-from . import tree
 from .columns import CodedText, SortedKeys, TextColumn, join_tags, split_tags
 from .geodesy import chord_for_distance, haversine_rad, to_unit_xyz
 from .hours import ScheduleTable
 
 Predicate = Callable[[np.ndarray], np.ndarray]
 
+# Measured on 1M points (scripts/bench/index.py): leaves of 16 answer kNN ~30% faster
+# than rtree's default of 100, and build just as fast.
+_LEAF_CAPACITY = 16
 # Relative slack on tree-space distances: the tree sees float chords, we decide on
 # haversine metres, and a candidate must never be lost to the last bit of rounding.
 _SLACK = 1e-9
@@ -113,10 +116,23 @@ def _schedule_codes(table: ScheduleTable, hours: list, tz: list) -> np.ndarray:
     # Each distinct (hours, zone) pair once: factorise both, then their pair of codes.
     h_codes, h_values = pd.factorize(pd.Series([h or "" for h in hours], dtype=object), use_na_sentinel=False)
     z_codes, z_values = pd.factorize(pd.Series(tz, dtype=object), use_na_sentinel=False)
-    pairs, local = np.unique(h_codes.astype(np.int64) * max(len(z_values), 1) + z_codes, return_inverse=True)
     width = max(len(z_values), 1)
+    pairs, local = np.unique(h_codes.astype(np.int64) * width + z_codes, return_inverse=True)
     mapping = np.array([table.code_for(h_values[p // width], z_values[p % width]) for p in pairs.tolist()], np.int32)
     return mapping[local.reshape(-1)] if len(local) else np.empty(0, np.int32)
+
+
+def memory_tree(xyz: np.ndarray) -> rtree_index.Index:
+    """libspatialindex's R-tree of ``xyz`` in this process's memory (a saved index maps
+    ``geo_index.packed_tree`` instead)."""
+    props = rtree_index.Property(dimension=3, leaf_capacity=_LEAF_CAPACITY, index_capacity=_LEAF_CAPACITY)
+    if len(xyz) == 0:
+        return rtree_index.Index(properties=props, interleaved=True)
+    ids = np.arange(len(xyz), dtype=np.int64)
+    # Bulk (STR) load from arrays: orders of magnitude faster than one insert per row.
+    return rtree_index.Index(
+        (ids, np.ascontiguousarray(xyz), np.ascontiguousarray(xyz)), properties=props, interleaved=True
+    )
 
 
 class StoreIndex:
@@ -135,19 +151,19 @@ class StoreIndex:
 
     def __init__(self, stores: pd.DataFrame):
         data = index_data(stores)
-        self._setup(data, tree.MemoryTree(data.columns["xyz"]))
+        self._setup(data, memory_tree(data.columns["xyz"]))
 
     @classmethod
-    def from_data(cls, data: IndexData, source) -> StoreIndex:
-        """An index over columns already built (e.g. memory-mapped) and a tree source."""
+    def from_data(cls, data: IndexData, tree) -> StoreIndex:
+        """An index over columns already built (e.g. memory-mapped) and a tree answering
+        rtree's ``nearest_v`` and ``intersection_v`` (``memory_tree``, or ``PackedTree``)."""
         self = cls.__new__(cls)
-        self._setup(data, source)
+        self._setup(data, tree)
         return self
 
-    def _setup(self, data: IndexData, source) -> None:
+    def _setup(self, data: IndexData, tree) -> None:
         self._lock = threading.RLock()
         self._base_signals: dict[str, np.ndarray] = {}  # catalogue values under a model's overlay
-        self.data = data
         self._cols = dict(data.columns)
         self.categories = list(data.categories)
         self._category_codes = {c: i for i, c in enumerate(self.categories)}
@@ -162,7 +178,7 @@ class StoreIndex:
         assert isinstance(self._id_keys, SortedKeys) and isinstance(self._merchant_keys, SortedKeys)
         if len(self._id_keys) != self._n:
             raise ValueError("store_id values must be unique; validate the catalogue first")
-        self._tree_source = source
+        self._tree = tree
 
     # ---------------------------------------------------------------- accessors
     def __len__(self) -> int:
@@ -347,7 +363,7 @@ class StoreIndex:
 
     def _tree_nearest(self, q: np.ndarray, want: int, max_chord: float | None) -> np.ndarray:
         kwargs = {} if max_chord is None else {"max_dists": np.array([max_chord])}
-        ids, _counts = self._tree_source.get().nearest_v(q, q, num_results=int(min(want, self._n)), **kwargs)
+        ids, _counts = self._tree.nearest_v(q, q, num_results=int(min(want, self._n)), **kwargs)
         return ids
 
     def _brute_nearest(self, lat, lon, k, max_distance_m, where) -> Hits:
@@ -367,7 +383,7 @@ class StoreIndex:
         c = chord_for_distance(radius_m) * (1 + _SLACK) + 1e-15
         with self._lock:
             # The axis-aligned cube around the chord ball contains the whole spherical cap.
-            pos, _ = self._tree_source.get().intersection_v((q - c)[None], (q + c)[None])
+            pos, _ = self._tree.intersection_v((q - c)[None], (q + c)[None])
             d = self._distances(lat, lon, pos)
             keep = d <= radius_m
             pos, d = pos[keep], d[keep]
@@ -400,7 +416,7 @@ class StoreIndex:
             found = []
             for lo0, lo1 in parts:
                 lo_box, hi_box = _cartesian_box(min_lat, max_lat, lo0, lo1)
-                pos, _ = self._tree_source.get().intersection_v(lo_box[None], hi_box[None])
+                pos, _ = self._tree.intersection_v(lo_box[None], hi_box[None])
                 la, lo = self._cols["lat"][pos], self._cols["lon"][pos]
                 found.append(pos[(la >= min_lat) & (la <= max_lat) & (lo >= lo0) & (lo <= lo1)])
             # The two halves of a crossing box are disjoint (a store at lon 180 is only in the

@@ -25,17 +25,20 @@ _FANOUT = 16
 def pack(xyz: np.ndarray) -> dict[str, np.ndarray]:
     """The tree of ``xyz`` (n x 3) as named arrays (what ``PackedTree`` reads)."""
     n = len(xyz)
-    order = _str_order(xyz, np.arange(n, dtype=np.int64)) if n else np.empty(0, np.int64)
+    if not n:
+        none, boxes = np.empty(0, np.int64), np.empty((0, 3))
+        return {"order": none, "points": boxes, "lo": boxes, "hi": boxes, "start": none, "end": none, "level_at": none}
+    order = _str_order(xyz)
     starts = np.arange(0, n, _FANOUT, dtype=np.int64)
     ends = np.minimum(starts + _FANOUT, n)
     pts = xyz[order]
-    lo = np.minimum.reduceat(pts, starts, axis=0) if n else np.empty((0, 3))
-    hi = np.maximum.reduceat(pts, starts, axis=0) if n else np.empty((0, 3))
+    lo = np.minimum.reduceat(pts, starts, axis=0)
+    hi = np.maximum.reduceat(pts, starts, axis=0)
     levels = [(lo, hi, starts, ends)]
     while len(levels[-1][0]) > 1:
         lo, hi, s, e = levels[-1]
         # Group this level's nodes by STR on their centres: reorder them, then cut runs.
-        o = _str_order((lo + hi) / 2, np.arange(len(lo), dtype=np.int64))
+        o = _str_order((lo + hi) / 2)
         levels[-1] = (lo[o], hi[o], s[o], e[o])
         lo, hi = levels[-1][0], levels[-1][1]
         ps = np.arange(0, len(lo), _FANOUT, dtype=np.int64)
@@ -45,16 +48,17 @@ def pack(xyz: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "order": order,
         "points": np.ascontiguousarray(pts),  # the points in leaf order: a leaf reads one run
-        "lo": np.concatenate([level[0] for level in levels]) if n else np.empty((0, 3)),
-        "hi": np.concatenate([level[1] for level in levels]) if n else np.empty((0, 3)),
-        "start": np.concatenate([level[2] for level in levels]) if n else np.empty(0, np.int64),
-        "end": np.concatenate([level[3] for level in levels]) if n else np.empty(0, np.int64),
+        "lo": np.concatenate([level[0] for level in levels]),
+        "hi": np.concatenate([level[1] for level in levels]),
+        "start": np.concatenate([level[2] for level in levels]),
+        "end": np.concatenate([level[3] for level in levels]),
         "level_at": level_at,
     }
 
 
-def _str_order(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """``ids`` in sort-tile-recursive order: x slabs, y slabs within them, z within those."""
+def _str_order(points: np.ndarray) -> np.ndarray:
+    """Row numbers of ``points`` in sort-tile-recursive order: x slabs, y slabs within
+    them, z within those."""
     n = len(points)
     leaves = -(-n // _FANOUT)
     s = max(1, int(np.ceil(leaves ** (1 / 3))))
@@ -68,7 +72,7 @@ def _str_order(points: np.ndarray, ids: np.ndarray) -> np.ndarray:
     rank_in_slab[by_slab_y] = np.arange(n) - first[slab[by_slab_y]]
     per_sub = np.maximum(-(-counts // s), 1)
     sub = rank_in_slab // per_sub[slab]
-    return ids[np.lexsort((points[:, 2], sub, slab))]
+    return np.lexsort((points[:, 2], sub, slab))
 
 
 class PackedTree:
@@ -76,11 +80,8 @@ class PackedTree:
     index uses (``nearest_v``, ``intersection_v``) for one query box each."""
 
     def __init__(self, arrays: dict[str, np.ndarray]):
-        self.a = arrays
+        self._empty = not len(arrays["order"])
         self._arrays = tuple(arrays[name] for name in ("order", "points", "lo", "hi", "start", "end", "level_at"))
-
-    def get(self):  # the tree-source protocol of geo_index.tree
-        return self
 
     def warm_up(self) -> None:
         """One query of each kind, so that the compiled walks are ready (numba compiles on
@@ -92,8 +93,7 @@ class PackedTree:
     def nearest_v(self, mins, maxs, num_results: int, max_dists=None, **_):
         q = np.ascontiguousarray(np.asarray(mins, dtype=np.float64)[0])
         limit = np.inf if max_dists is None else float(np.asarray(max_dists)[0])
-        a = self.a
-        if not len(a["order"]):
+        if self._empty:
             return np.empty(0, np.int64), np.zeros(1, np.int64)
         ids = _nearest(q, int(num_results), limit * limit, *self._arrays)
         return ids, np.array([len(ids)])
@@ -101,8 +101,7 @@ class PackedTree:
     def intersection_v(self, mins, maxs):
         lo_q = np.ascontiguousarray(np.asarray(mins, dtype=np.float64)[0])
         hi_q = np.ascontiguousarray(np.asarray(maxs, dtype=np.float64)[0])
-        a = self.a
-        if not len(a["order"]):
+        if self._empty:
             return np.empty(0, np.int64), np.zeros(1, np.int64)
         ids = _within_box(lo_q, hi_q, *self._arrays)
         return ids, np.array([len(ids)])

@@ -31,10 +31,9 @@ import numpy as np
 
 from .catalogue import load_catalogue
 from .columns import CodedText, SortedKeys, TextColumn, split_tags
-from .index import IndexData, StoreIndex, index_data
+from .index import IndexData, StoreIndex, index_data, memory_tree
 from .packed_tree import PackedTree, pack
 from .report import LoadReport, RowProblem
-from .tree import MemoryTree
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ def load_index(
         return Loaded(index, report, "built", folder)
     except OSError as exc:  # e.g. a read-only data folder: serve, but each process builds its own
         log.warning("prebuilt index not saved in %s (%s): built in memory", root, exc)
-        return Loaded(StoreIndex.from_data(data, MemoryTree(data.columns["xyz"])), report, "memory", None)
+        return Loaded(StoreIndex.from_data(data, memory_tree(data.columns["xyz"])), report, "memory", None)
 
 
 def catalogue_key(path: str, settings: dict) -> str:
@@ -121,18 +120,18 @@ def save_folder(data: IndexData, report: LoadReport, folder: str, key: str) -> N
     os.makedirs(tmp)
     try:
         layout, sizes = {}, {}
-        for name, col in data.columns.items():
-            kind, parts = _parts(col)
-            layout[name] = kind
+
+        def save(name: str, parts: dict[str, np.ndarray]) -> None:
             for part, arr in parts.items():
-                file = f"{name}.{part}.npy" if part else f"{name}.npy"
+                file = _file(name, part)
                 np.save(os.path.join(tmp, file), np.ascontiguousarray(arr), allow_pickle=False)
                 sizes[file] = os.path.getsize(os.path.join(tmp, file))
+
+        for name, col in data.columns.items():
+            layout[name], parts = _parts(col)
+            save(name, parts)
         tree = pack(np.asarray(data.columns["xyz"]))
-        for part, arr in tree.items():
-            file = f"tree.{part}.npy"
-            np.save(os.path.join(tmp, file), np.ascontiguousarray(arr), allow_pickle=False)
-            sizes[file] = os.path.getsize(os.path.join(tmp, file))
+        save("tree", tree)
         meta = {
             "format": FORMAT,
             "key": key,
@@ -170,6 +169,10 @@ def _parts(col) -> tuple[str, dict[str, np.ndarray]]:
     raise TypeError(f"no saved form for {type(col).__name__}")
 
 
+def _file(name: str, part: str) -> str:
+    return f"{name}.{part}.npy" if part else f"{name}.npy"
+
+
 def _remove_older(root: str, name: str, keep: str) -> None:
     for entry in os.listdir(root):
         full = os.path.join(root, entry)
@@ -189,7 +192,7 @@ def open_folder(folder: str, key: str | None = None) -> tuple[StoreIndex, LoadRe
             raise ValueError(f"{file} is not the size it was saved with")
 
     def load(name: str, part: str = "") -> np.ndarray:
-        path = os.path.join(folder, f"{name}.{part}.npy" if part else f"{name}.npy")
+        path = os.path.join(folder, _file(name, part))
         try:
             # A plain ndarray over the mapping: indexing an np.memmap subclass costs tens of
             # microseconds a call in __array_finalize__.

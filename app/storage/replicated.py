@@ -39,25 +39,22 @@ class Batch:
         self.replicas = replicas
         self.timeout_ms = timeout_ms
         self._pipes: dict[str, redis.client.Pipeline] = {}
-        self._order: list[tuple[str, int]] = []
-        self._sizes: dict[str, int] = {}
+        self._order: list[tuple[str, int]] = []  # (pipeline, place in it) of each command
 
     def _pipe_for(self, key: str) -> tuple[str, redis.client.Pipeline]:
-        if not on_cluster(self.r):
-            name = "server"
-            if name not in self._pipes:
-                self._pipes[name] = self.r.pipeline(transaction=False)
-            return name, self._pipes[name]
-        node = self.r.get_node_from_key(key)
-        if node.name not in self._pipes:
-            self._pipes[node.name] = self.r.get_redis_connection(node).pipeline(transaction=False)
-        return node.name, self._pipes[node.name]
+        if on_cluster(self.r):
+            node = self.r.get_node_from_key(key)
+            name, server = node.name, lambda: self.r.get_redis_connection(node)
+        else:
+            name, server = "server", lambda: self.r
+        if name not in self._pipes:
+            self._pipes[name] = server().pipeline(transaction=False)
+        return name, self._pipes[name]
 
     def add(self, key: str, queue: Callable[[redis.client.Pipeline], object]) -> None:
         name, pipe = self._pipe_for(key)
+        self._order.append((name, len(pipe)))
         queue(pipe)
-        self._order.append((name, self._sizes.get(name, 0)))
-        self._sizes[name] = self._sizes.get(name, 0) + 1
 
     def execute(self) -> list:
         results: dict[str, list] = {}

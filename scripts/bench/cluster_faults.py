@@ -23,14 +23,12 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from datetime import UTC, datetime
 
 import numpy as np
 import redis
 
 from app.storage.embedded import free_port, start_cluster, start_cluster_node
-from scripts.bench.faults import _TYPES, _call, count_missing, phase_counts
+from scripts.bench.faults import _call, _label, acknowledged, count_missing, engagement_batch, phase_counts
 from scripts.bench.harness import start_gunicorn
 from scripts.common import emit_json
 
@@ -41,7 +39,7 @@ def _roles(port: int) -> dict:
     return {address.split("@")[0]: info["flags"] for address, info in nodes.items()}
 
 
-def _has_replica(ports: list[int], victim: int) -> bool:
+def _has_replica(victim: int) -> bool:
     """Whether the node that took over from ``victim`` has a replica connected again."""
     try:
         roles = redis.Redis(port=victim).execute_command("ROLE")
@@ -84,34 +82,29 @@ def run(phase_s: float = 5.0) -> dict:
 
     def searcher():
         while not stop.is_set():
-            phase, t = stats["phase"], time.perf_counter()
+            start, t = stats["phase"], time.perf_counter()
             status = _call(port, "GET", "/v1/stores/nearby?lat=60.1699&lon=24.9384")
             with lock:
-                stats["search"].append((phase if phase == stats["phase"] else "transition", status))
-                stats["search_s"].append((phase if phase == stats["phase"] else "transition", time.perf_counter() - t))
+                phase = _label(start, stats["phase"])
+                stats["search"].append((phase, status))
+                stats["search_s"].append((phase, time.perf_counter() - t))
 
     def poster(seed: int):
         rank = seed
         while not stop.is_set():
             rank = rank % 20 + 1
-            status, shown = _call(port, "GET", f"/v1/stores/nearby?lat=60.1699&lon=24.9384&limit={rank}", answer=True)
-            if status != 200:
+            shown = engagement_batch(port, rank)
+            if shown is None:
                 time.sleep(0.02)
                 continue
-            item = shown["stores"][-1]
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            token = item["impression_token"]
-            batch = [{"event_id": uuid.uuid4().hex, "type": t, "ts": now, "impression_token": token} for t in _TYPES]
-            phase = stats["phase"]
+            store, batch = shown
+            start = stats["phase"]
             status, body = _call(port, "POST", "/v1/events", {"events": batch}, answer=True)
             with lock:
-                stats["events"].append((phase if phase == stats["phase"] else "transition", status))
-                if 200 <= status < 300:
-                    stats["acked"] += [
-                        (item["id"], r["event_id"]) for r in body["results"] if r["status"] != "rejected"
-                    ]
-                    if killed_at[0] and stats["first_ack_after_kill"] is None:
-                        stats["first_ack_after_kill"] = time.monotonic() - killed_at[0]
+                stats["events"].append((_label(start, stats["phase"]), status))
+                stats["acked"] += acknowledged(store, status, body)
+                if 200 <= status < 300 and killed_at[0] and stats["first_ack_after_kill"] is None:
+                    stats["first_ack_after_kill"] = time.monotonic() - killed_at[0]
 
     threads = [threading.Thread(target=searcher) for _ in range(2)]
     threads += [threading.Thread(target=poster, args=(i,)) for i in range(3)]
@@ -141,7 +134,7 @@ def run(phase_s: float = 5.0) -> dict:
         stats["phase"] = "transition"
         procs[ports.index(victim)] = start_cluster_node(cluster_dir, victim)
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not _has_replica(ports, victim):
+        while time.monotonic() < deadline and not _has_replica(victim):
             time.sleep(0.2)
         stats["phase"] = "old_primary_back_as_replica"
         time.sleep(phase_s)

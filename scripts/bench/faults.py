@@ -46,6 +46,26 @@ def _call(port, method, path, body=None, answer=False):
 _TYPES = ("click", "detail_view", "directions", "call", "website")
 
 
+def engagement_batch(port: int, rank: int) -> tuple[str, list[dict]] | None:
+    """A fresh impression (the ``rank``-th nearest store) and one event of each engagement
+    type on its token: (store id, events); None when search did not answer."""
+    status, shown = _call(port, "GET", f"/v1/stores/nearby?lat=60.1699&lon=24.9384&limit={rank}", answer=True)
+    if status != 200:
+        return None
+    item = shown["stores"][-1]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    token = item["impression_token"]
+    return item["id"], [{"event_id": uuid.uuid4().hex, "type": t, "ts": now, "impression_token": token} for t in _TYPES]
+
+
+def acknowledged(store: str, status: int, body) -> list[tuple[str, str]]:
+    """(store, event id) of each event a 2xx answer acknowledged (accepted now or already
+    before); an event's claim lives in its store's slot."""
+    if not 200 <= status < 300:
+        return []
+    return [(store, r["event_id"]) for r in body["results"] if r["status"] != "rejected"]
+
+
 def run(phase_s: float = 5.0) -> dict:
     data_dir = tempfile.mkdtemp(prefix="o2o-faults-")
     rport = free_port()
@@ -75,20 +95,16 @@ def run(phase_s: float = 5.0) -> dict:
             # Engagement proves an impression: take a fresh one (search still answers while
             # Redis is down), and use its token once for each engagement type.
             rank = rank % 20 + 1
-            status, shown = _call(port, "GET", f"/v1/stores/nearby?lat=60.1699&lon=24.9384&limit={rank}", answer=True)
-            if status != 200:
+            shown = engagement_batch(port, rank)
+            if shown is None:
                 time.sleep(0.02)
                 continue
-            token = shown["stores"][-1]["impression_token"]
-            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            batch = [{"event_id": uuid.uuid4().hex, "type": t, "ts": now, "impression_token": token} for t in _TYPES]
+            store, batch = shown
             start = stats["phase"]
             status, body = _call(port, "POST", "/v1/events", {"events": batch}, answer=True)
             with lock:
                 stats["events"].append((_label(start, stats["phase"]), status))
-                if 200 <= status < 300:  # acknowledged: accepted now or already before
-                    store = shown["stores"][-1]["id"]  # an event's claim lives in its store's slot
-                    stats["acked"] += [(store, r["event_id"]) for r in body["results"] if r["status"] != "rejected"]
+                stats["acked"] += acknowledged(store, status, body)
             time.sleep(0.02)
 
     threads = [threading.Thread(target=searcher, args=(i,)) for i in range(4)] + [threading.Thread(target=poster)]
