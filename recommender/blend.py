@@ -47,11 +47,11 @@ class Blend:
 TUNING_USERS = 1500
 
 
-def tuning_users(val: sp.csr_matrix, seed: int) -> np.ndarray:
-    """Validation users with labels, at most ``TUNING_USERS`` of them (a seeded sample)."""
+def tuning_users(val: sp.csr_matrix, seed: int, limit: int = TUNING_USERS) -> np.ndarray:
+    """Validation users with labels, at most ``limit`` of them (a seeded sample, sorted)."""
     users = np.flatnonzero(np.diff(val.indptr) > 0)
-    if len(users) > TUNING_USERS:
-        users = np.sort(np.random.default_rng(seed).choice(users, TUNING_USERS, replace=False))
+    if len(users) > limit:
+        users = np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
     return users
 
 

@@ -29,6 +29,11 @@ import scipy.sparse as sp
 from .evaluation import evaluate
 
 _BLOCK = 2048
+#: User-KNN looks for each user's neighbours among at most this many users (a seeded
+#: sample of those with a store): a compute budget that keeps the fit linear in users
+#: (users x pool products) instead of quadratic. Every evaluation set has fewer users, so
+#: it only matters at a platform's scale, where 20,000 candidates leave plenty of close ones.
+NEIGHBOUR_POOL = 20_000
 # A block with more than this share of its cells stored is cut by partition on a dense
 # copy (users who share popular stores make nearly full user x user blocks).
 _DENSE_SHARE = 0.25
@@ -50,8 +55,7 @@ def top_per_row(block: sp.spmatrix, k: int) -> sp.csr_matrix:
     order differ in the last bits, and two similarities that are equal by arithmetic (two
     users at cosine 1/2) must tie, so the cut is decided by the column, not by round-off.
     """
-    n_rows, n_cols = block.shape
-    if k < n_cols and block.nnz > _DENSE_SHARE * n_rows * n_cols:
+    if _nearly_full(block, k):
         return _top_per_row_dense(block.toarray(), k)
     coo = sp.coo_matrix(block)
     vals = _round20(coo.data)
@@ -62,6 +66,11 @@ def top_per_row(block: sp.spmatrix, k: int) -> sp.csr_matrix:
     starts = np.searchsorted(r, np.arange(block.shape[0]))
     keep = np.arange(len(r)) - starts[r] < k
     return sp.csr_matrix((v[keep], (r[keep], c[keep])), shape=block.shape, dtype=np.float32)
+
+
+def _nearly_full(block: sp.spmatrix, k: int) -> bool:
+    n_rows, n_cols = block.shape
+    return k < n_cols and block.nnz > _DENSE_SHARE * n_rows * n_cols
 
 
 def _round20(values: np.ndarray) -> np.ndarray:
@@ -77,27 +86,73 @@ def _top_per_row_dense(dense: np.ndarray, k: int) -> sp.csr_matrix:
     vals = _round20(dense).reshape(dense.shape)
     vals = np.where(vals > 0, vals, np.float32(0))
     kth = -np.partition(-vals, k - 1, axis=1)[:, k - 1 : k]
-    above = vals > kth
+    keep = vals > kth
     tied = (vals == kth) & (vals > 0)
-    room = k - above.sum(axis=1, keepdims=True)
-    keep = (above | (tied & (np.cumsum(tied, axis=1) <= room))) & (vals > 0)
+    room = k - keep.sum(axis=1)
+    crowded = np.flatnonzero(tied.sum(axis=1) > room)  # only there do ties need the column order
+    keep |= tied
+    if len(crowded):
+        t = tied[crowded]
+        keep[crowded] &= ~t | (np.cumsum(t, axis=1, dtype=np.int32) <= room[crowded, None])
+    keep &= vals > 0
     r, c = np.nonzero(keep)
     return sp.csr_matrix((vals[r, c], (r, c)), shape=dense.shape, dtype=np.float32)
 
 
-def _cosine_top(a: sp.csr_matrix, shrink: float, k: int, exclude_self: bool = True) -> sp.csr_matrix:
-    """Row-by-row cosine similarity of the rows of ``a`` (shrunk), top ``k`` per row."""
+def _cosine_top(
+    a: sp.csr_matrix,
+    shrink: float,
+    k: int,
+    exclude_self: bool = True,
+    rows: np.ndarray | None = None,
+    pool: np.ndarray | None = None,
+) -> sp.csr_matrix:
+    """Cosine similarity (shrunk) of the rows of ``a`` to the rows in ``pool`` (sorted; all
+    by default), top ``k`` per row, in ``a``'s row numbering. ``rows``: only those rows are
+    computed (sorted; all by default); the others stay empty."""
+    n = a.shape[0]
     norms = np.sqrt(np.asarray(a.multiply(a).sum(axis=1)).ravel()).astype(np.float32)
-    at = a.T.tocsr()
-    blocks = []
-    for start in range(0, a.shape[0], _BLOCK):
-        stop = min(start + _BLOCK, a.shape[0])
-        dot = sp.coo_matrix(a[start:stop] @ at)
-        dot.data = dot.data / (norms[start + dot.row] * norms[dot.col] + shrink + 1e-12)
-        if exclude_self:
-            dot.data[dot.col == start + dot.row] = 0.0
-        blocks.append(top_per_row(dot, k))
-    return sp.vstack(blocks).tocsr()
+    rows = np.arange(n) if rows is None else np.asarray(rows, np.int64)
+    pool = np.arange(n) if pool is None else np.asarray(pool, np.int64)
+    at = a[pool].T.tocsr()
+    out_r, out_c, out_v = [], [], []
+    for start in range(0, len(rows), _BLOCK):
+        r = rows[start : start + _BLOCK]
+        dot = a[r] @ at
+        if _nearly_full(dot, k):  # users who share popular stores: divide and cut in place
+            dense = dot.toarray()
+            dense /= norms[r, None] * norms[None, pool] + np.float32(shrink + 1e-12)
+            if exclude_self:
+                hit = np.searchsorted(pool, r)
+                own = (hit < len(pool)) & (pool[np.minimum(hit, len(pool) - 1)] == r)
+                dense[np.flatnonzero(own), hit[own]] = 0.0
+            top = sp.coo_matrix(_top_per_row_dense(dense, k))
+        else:
+            dot = sp.coo_matrix(dot)
+            dot.data = dot.data / (norms[r[dot.row]] * norms[pool[dot.col]] + shrink + 1e-12)
+            if exclude_self:
+                dot.data[pool[dot.col] == r[dot.row]] = 0.0
+            top = sp.coo_matrix(top_per_row(dot, k))
+        # pool is sorted: ties still go to the lower user
+        out_r.append(r[top.row])
+        out_c.append(pool[top.col])
+        out_v.append(top.data)
+    if not out_r:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    return sp.csr_matrix(
+        (np.concatenate(out_v), (np.concatenate(out_r), np.concatenate(out_c))), shape=(n, n), dtype=np.float32
+    )
+
+
+def neighbour_pool(x: sp.csr_matrix, seed: int = 0) -> np.ndarray | None:
+    """The users user-KNN draws neighbours from (sorted), or None for all of them."""
+    size = NEIGHBOUR_POOL
+    if x.shape[0] <= size:
+        return None
+    active = np.flatnonzero(np.diff(x.indptr) > 0)
+    if len(active) <= size:
+        return active
+    return np.sort(np.random.default_rng(seed).choice(active, size, replace=False))
 
 
 def _truncate_rows(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
@@ -141,11 +196,13 @@ class _Neighbourhood:
 
 
 class UserKNN(_Neighbourhood):
-    """Users like you went here: cosine user-user neighbourhood."""
+    """Users like you went here: cosine user-user neighbourhood (neighbours from at most
+    ``NEIGHBOUR_POOL`` users)."""
 
-    def fit(self, x: sp.spmatrix) -> UserKNN:
+    def fit(self, x: sp.spmatrix, rows: np.ndarray | None = None) -> UserKNN:
+        """``rows``: only these users will be scored (sorted); the others get no neighbours."""
         self.x_ = _binary(x)
-        self.sim_ = _cosine_top(self.x_, self.shrink, self.neighbours)
+        self.sim_ = _cosine_top(self.x_, self.shrink, self.neighbours, rows=rows, pool=neighbour_pool(self.x_))
         return self
 
     def score(self, rows: np.ndarray) -> np.ndarray:
@@ -155,7 +212,8 @@ class UserKNN(_Neighbourhood):
 class ItemKNN(_Neighbourhood):
     """Places like the ones you went to: cosine item-item neighbourhood."""
 
-    def fit(self, x: sp.spmatrix) -> ItemKNN:
+    def fit(self, x: sp.spmatrix, rows: np.ndarray | None = None) -> ItemKNN:
+        """``rows`` is accepted for a common signature: item-item work does not grow with users."""
         self.x_ = _binary(x)
         self.sim_ = _cosine_top(self.x_.T.tocsr(), self.shrink, self.neighbours)
         return self
@@ -172,7 +230,8 @@ class RP3beta:
         self.beta = beta
         self.neighbours = neighbours
 
-    def fit(self, x: sp.spmatrix) -> RP3beta:
+    def fit(self, x: sp.spmatrix, rows: np.ndarray | None = None) -> RP3beta:
+        """``rows``: as ``ItemKNN.fit``."""
         self.x_ = _binary(x)
         p_ui = _row_normalised(self.x_).power(self.alpha)
         p_iu = _row_normalised(self.x_.T.tocsr()).power(self.alpha)
@@ -205,13 +264,18 @@ NEIGHBOURHOOD = {
 }
 
 
-def tune_neighbourhood(name: str, fit_m, val_m, k: int, log, exclude: bool = True) -> dict:
-    """The setting of a neighbourhood baseline with the best validation NDCG (first best on ties)."""
+def tune_neighbourhood(
+    name: str, fit_m, val_m, k: int, log, exclude: bool = True, users: np.ndarray | None = None
+) -> dict:
+    """The setting of a neighbourhood baseline with the best validation NDCG (first best on
+    ties). ``users``: judge on these validation users only (sorted; all by default)."""
     cls, grid = NEIGHBOURHOOD[name]
+    if users is not None:
+        val_m = only_rows(val_m, users)
     best, best_settings = -1.0, grid[0]
     cache: dict = {}  # one fit per setting other than neighbours, at the most neighbours asked for
     for settings in grid:
-        model = fitted(cls, settings, grid, fit_m, cache)
+        model = fitted(cls, settings, grid, fit_m, cache, users)
         ndcg = evaluate(model.score, fit_m, val_m, k, exclude_train=exclude)["ndcg"] or 0.0
         if ndcg > best + 1e-9:
             best, best_settings = ndcg, settings
@@ -219,10 +283,11 @@ def tune_neighbourhood(name: str, fit_m, val_m, k: int, log, exclude: bool = Tru
     return best_settings
 
 
-def fitted(cls, settings: dict, grid: list[dict], x, cache: dict):
-    """``cls(**settings)`` fitted on ``x``; KNN models differing only in neighbours share a fit."""
+def fitted(cls, settings: dict, grid: list[dict], x, cache: dict, rows: np.ndarray | None = None):
+    """``cls(**settings)`` fitted on ``x`` (for ``rows``); KNN models differing only in
+    neighbours share a fit."""
     if not hasattr(cls, "with_neighbours"):
-        return cls(**settings).fit(x)
+        return cls(**settings).fit(x, rows)
 
     def others(s: dict) -> tuple:
         return tuple(sorted((k, v) for k, v in s.items() if k != "neighbours"))
@@ -230,5 +295,14 @@ def fitted(cls, settings: dict, grid: list[dict], x, cache: dict):
     rest = others(settings)
     if rest not in cache:
         widest = max(g["neighbours"] for g in grid if others(g) == rest)
-        cache[rest] = cls(**{**settings, "neighbours": widest}).fit(x)
+        cache[rest] = cls(**{**settings, "neighbours": widest}).fit(x, rows)
     return cache[rest].with_neighbours(settings["neighbours"])
+
+
+def only_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``m`` with every row but ``rows`` emptied."""
+    keep = np.zeros(m.shape[0], np.float32)
+    keep[rows] = 1.0
+    out = sp.csr_matrix(sp.diags(keep) @ m)
+    out.eliminate_zeros()
+    return out

@@ -6,6 +6,9 @@ neighbourhood settings on that split, fits an early LightFM on the earlier part 
 ``lightfm`` feature, trains the ranker on the later part's stores, then refits the sources
 on every row: what ``/v1/deals/recommended`` ranks with, and what the evaluation calls
 ``served``.
+
+Tuning and the ranker's lessons use at most ``RANKER_USERS`` validation users, so the
+job grows linearly with the platform (the final sources still cover every user).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
+from .blend import tuning_users
+from .neighbours import NEIGHBOURHOOD, only_rows, tune_neighbourhood
 from .signals import with_review_ratings
 from .sources import FEATURES, Sources, StoreTable, near_matrix
 from .splits import Split, validation
@@ -25,6 +29,10 @@ from .training import TrainConfig, TrainedModel, representations, train
 from .two_stage import TwoStageRanker
 from .window import Window
 
+#: At most this many validation users (a seeded sample) choose the neighbourhood settings
+#: and teach the ranker: a compute budget. Every evaluation set has fewer; at 50,000 users,
+#: all of them made the retraining job take more than half an hour on 2 cores.
+RANKER_USERS = 10_000
 #: Columns unknown for a store the second stage never saw (the rest come from the request).
 _COLD = np.array([j for j, name in enumerate(FEATURES) if name not in ("lightfm", "point_m", "user_stores")])
 
@@ -93,9 +101,11 @@ def fit_second_stage(
     ``split.fit_pairs`` (the evaluation fits it in parallel).
     """
     split = split or validation(rows, uidx, items, cfg)
+    learners = tuning_users(split.val_m, cfg.seed, RANKER_USERS)
+    labels = only_rows(split.val_m, learners)
     if tuned is None:
         tuned = {
-            name: tune_neighbourhood(name, split.fit_m, split.val_m, cfg.k, log, exclude=False)
+            name: tune_neighbourhood(name, split.fit_m, labels, cfg.k, log, exclude=False, users=learners)
             for name in NEIGHBOURHOOD
         }
     table_stores = StoreTable.of(stores)
@@ -105,9 +115,9 @@ def fit_second_stage(
     elif lightfm:
         early = lightfm_scores(early_lightfm(stores, split.fit_pairs, cfg, log), list(uidx))
     near = near_matrix(table_stores.lat, table_stores.lon)
-    fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned, near)
-    table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, split.val_m, early)
-    ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, split.val_m, early, log, table=table)
+    fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned, near, learners)
+    table = TwoStageRanker(seed=cfg.seed).training_table(fit_sources, labels, early)
+    ranker = TwoStageRanker(seed=cfg.seed).fit(fit_sources, labels, early, log, table=table)
     sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned, near)
     return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, table, early)
 

@@ -118,10 +118,11 @@ class Sources:
         self._unit = unit_vectors(stores.lat, stores.lon)
 
     @classmethod
-    def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None) -> Sources:
-        """``near``: a ``near_matrix`` of the same stores, when the caller has one already."""
+    def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None, rows=None) -> Sources:
+        """``near``: a ``near_matrix`` of the same stores, when the caller has one already.
+        ``rows``: only these users will be asked for (sorted; all by default)."""
         settings = settings or {}
-        models = {name: m(**settings.get(name, {})).fit(window.x) for name, m in NEIGHBOURHOOD_MODELS.items()}
+        models = {name: m(**settings.get(name, {})).fit(window.x, rows) for name, m in NEIGHBOURHOOD_MODELS.items()}
         return cls(window, stores, models, near if near is not None else near_matrix(stores.lat, stores.lon))
 
     # ------------------------------------------------------------ candidates

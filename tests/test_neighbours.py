@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recommender import neighbours
 from recommender.neighbours import ItemKNN, RP3beta, UserKNN
 
 
@@ -28,9 +29,13 @@ def cosine(a, b, shrink):
     return dot / (math.sqrt(sum(p * p for p in a)) * math.sqrt(sum(q * q for q in b)) + shrink + 1e-12)
 
 
-def user_knn_reference(x, k, shrink):
+def user_knn_reference(x, k, shrink, pool=None):
     n_u, n_i = len(x), len(x[0])
-    sim = [keep_top([0.0 if u == v else cosine(x[u], x[v], shrink) for v in range(n_u)], k) for u in range(n_u)]
+    pool = range(n_u) if pool is None else pool
+    sim = [
+        keep_top([0.0 if u == v or v not in pool else cosine(x[u], x[v], shrink) for v in range(n_u)], k)
+        for u in range(n_u)
+    ]
     return [[sum(sim[u][v] * x[v][i] for v in range(n_u)) for i in range(n_i)] for u in range(n_u)]
 
 
@@ -132,3 +137,22 @@ def test_the_dense_top_k_keeps_what_the_sparse_one_keeps(seed, monkeypatch):
         dense_path = _top_per_row_dense(block, k)
         assert (sparse_path != dense_path).nnz == 0
         assert (np.diff(dense_path.indptr) <= k).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_user_knn_past_its_pool_takes_neighbours_from_the_pool_only(seed, monkeypatch):
+    """Above ``NEIGHBOUR_POOL`` users, neighbours come from a seeded sample of active users,
+    and asking for some rows only gives those rows exactly what the full fit gives them."""
+    x = tiny(seed, users=40, items=9)
+    monkeypatch.setattr(neighbours, "NEIGHBOUR_POOL", 12)
+    pool = neighbours.neighbour_pool(sp.csr_matrix(x))
+    assert pool is not None and len(pool) == 12 and 0 not in pool  # user 0 has no store
+    got = UserKNN(neighbours=3, shrink=1.0).fit(sp.csr_matrix(x)).score(np.arange(40))
+    np.testing.assert_allclose(got, user_knn_reference(x.tolist(), 3, 1.0, set(pool.tolist())), rtol=1e-5, atol=1e-6)
+    some = np.array([1, 5, 17, 33])
+    part = UserKNN(neighbours=3, shrink=1.0).fit(sp.csr_matrix(x), rows=some).score(np.arange(40))
+    np.testing.assert_allclose(part[some], got[some], rtol=1e-6)
+    assert not part[np.setdiff1d(np.arange(40), some)].any()
+    # The pool matters: with every user eligible, some user's scores differ.
+    monkeypatch.setattr(neighbours, "NEIGHBOUR_POOL", 40)
+    assert not np.allclose(UserKNN(neighbours=3, shrink=1.0).fit(sp.csr_matrix(x)).score(np.arange(40)), got)

@@ -126,3 +126,21 @@ def test_lightfm_fits_in_a_second_process_give_the_same_evaluation():
     run = partial(compare, *towns(False), k=5, models=models, config=TrainConfig(seed=1), log=lambda m: None)
     serial, parallel = run(parallel=False)["models"], run(parallel=True)["models"]
     assert {n: m["ndcg"] for n, m in serial.items()} == {n: m["ndcg"] for n, m in parallel.items()}
+
+
+def test_past_its_budget_the_ranker_learns_from_a_sample_and_serves_everyone(monkeypatch):
+    """Above ``RANKER_USERS`` validation users, a seeded sample of them tunes and teaches
+    (linear cost); the served sources still hold neighbours for every user."""
+    from recommender import served
+
+    monkeypatch.setattr(served, "RANKER_USERS", 50)
+    stores, train, _test = towns(False)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    rows = rows_at(train, items)
+    uidx = {u: i for i, u in enumerate(sorted(set(rows["user_id"])))}
+    stage = served.fit_second_stage(stores, rows, uidx, items, TrainConfig(seed=1), log=lambda m: None, lightfm=False)
+    _feats, _target, groups = stage.table
+    assert 0 < len(groups) <= 50
+    learned = np.diff(stage.fit_sources.models["user_knn"].sim_.indptr) > 0
+    assert 0 < learned.sum() <= 50
+    assert (np.diff(stage.sources.models["user_knn"].sim_.indptr) > 0).all()  # all 240 users served
