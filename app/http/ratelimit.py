@@ -26,7 +26,7 @@ from app.http.users import BadUserToken, user_of_token
 from app.services import services
 from app.storage.apikeys import digest, merchant_of
 from app.storage.client import STORAGE_ERRORS
-from app.storage.ratelimit import count_hit
+from app.storage.ratelimit import count_hits
 
 # Liveness and the docs are never limited; everything under /v1 and the pages are.
 _EXEMPT = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/static/", "/assets/")
@@ -47,12 +47,11 @@ def init_app(app: Flask) -> None:
 
 def charge(n: int) -> None:
     """Count ``n`` more hits of this request against its buckets; 429 when one is over."""
-    svc = services()
-    second = int(time.time())
-    for who, limit in getattr(g, "rate_buckets", ()):
-        if limit <= 0:
-            continue
-        count = _count(svc, who, second, n)
+    buckets = [(who, limit) for who, limit in getattr(g, "rate_buckets", ()) if limit > 0]
+    if not buckets:
+        return
+    counts = _count(services(), [who for who, _ in buckets], int(time.time()), n)
+    for (who, limit), count in zip(buckets, counts):
         if count > limit:
             kind = "key" if who.startswith("k:") else "address"
             raise Problem(
@@ -119,15 +118,16 @@ _local: dict[tuple[str, int], int] = {}
 _local_lock = threading.Lock()
 
 
-def _count(svc, who: str, second: int, n: int) -> int:
+def _count(svc, callers: list[str], second: int, n: int) -> list[int]:
     if svc.redis is not None and svc.breaker.closed:
         try:
-            return count_hit(svc.redis, who, second, n)
+            return count_hits(svc.redis, callers, second, n)
         except STORAGE_ERRORS as exc:
             svc.breaker.failed(exc, "rate limiting (a per-process limit holds meanwhile)")
     with _local_lock:  # Redis is down: each worker counts on its own
         if len(_local) > 50_000:
             for k in [k for k in _local if k[1] < second]:
                 del _local[k]
-        _local[(who, second)] = _local.get((who, second), 0) + n
-        return _local[(who, second)]
+        for who in callers:
+            _local[(who, second)] = _local.get((who, second), 0) + n
+        return [_local[(who, second)] for who in callers]

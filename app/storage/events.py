@@ -30,6 +30,7 @@ from app.domain.clock import as_utc, local_day
 from app.domain.impression_tokens import VALID_S
 from app.http.schemas import EventIn
 from app.storage import keys, scripts
+from app.storage.client import on_cluster
 from app.storage.replicated import Batch
 
 #: A token's claims outlive the token (valid 24 h after issue, events up to 5 minutes late).
@@ -137,10 +138,14 @@ def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) ->
     if user_id:
         pipe.smembers(keys.user_redeemed(user_id))
         pipe.smembers(keys.user_stores(user_id))
-    for deal in deal_ids:  # one key per deal (its own slot): pipelined, one round trip
-        pipe.get(keys.deal_used(deal))
+    counters = [keys.deal_used(deal) for deal in deal_ids]
+    if on_cluster(r):  # one key per deal, each in its own slot: one GET each, pipelined
+        for key in counters:
+            pipe.get(key)
+    elif counters:  # one MGET: a request asks about ~90 deals, and each command costs ~40 us in redis-py
+        pipe.mget(counters)
     res = pipe.execute()
-    counts = res[len(res) - len(deal_ids) :]
+    counts = res[len(res) - len(deal_ids) :] if on_cluster(r) else (res[-1] if counters else [])
     used = {d: int(v) for d, v in zip(deal_ids, counts) if v is not None}
     if user_id:
         return {x.decode() for x in res[0]}, used, {x.decode() for x in res[1]}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from app.domain.clock import iso_z
 from app.domain.ranking import paginate, rank_deals, reasons
 from app.http import paging
 from app.http.openapi import USER_OPTIONAL, documented
@@ -103,8 +102,8 @@ def _deal_json(svc: Services, ranked, j, at, quota_used, is_open: bool | None) -
         "category": index.categories[index.column("category")[pos]],
         "title": deals.titles[r],
         "discount_pct": float(deals.discount[r]),
-        "starts_at": iso_z(deals.starts[r]),
-        "ends_at": iso_z(deals.ends[r]),
+        "starts_at": deals.starts_iso[r],
+        "ends_at": deals.ends_iso[r],
         "distance_m": round(float(ranked.distances[j]), 2),
         "score": round(float(ranked.score[j]), 6),
         "open_now": is_open,

@@ -1,11 +1,13 @@
 """Time of the whole retraining job at a given number of orders (what the loop runs nightly).
 
-    python -m scripts.bench.training [--orders 1000000 5000000] [--json bench-results/training.json]
+    python -m scripts.bench.training [--orders 1000000 5000000] [--keep DIR] [--json bench-results/training.json]
 
 For each size: generated behaviour on the bundled Helsinki catalogue (seeded; 20 orders
 per user over 120 days), then ``python -m scripts.train`` as its own process, exactly as
 an operator runs it (LightFM hybrid with early stopping, then the second-stage ranker),
-with its wall time and peak memory (the child's max RSS).
+with its wall time and peak memory (the child's max RSS). ``--keep DIR`` keeps each size's
+generated behaviour in ``DIR/users-N`` and reuses it on the next run (the generator is
+seeded, so it is the same data; 5M orders take about 20 minutes to generate).
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ def _child(cmd: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, (lines or [""])[-1]
 
 
-def run(orders: int, threads: int) -> dict:
-    work = tempfile.mkdtemp(prefix="o2o-bench-training-")
+def run(orders: int, threads: int, keep: str | None = None) -> dict:
+    users = max(50, orders // 20)
+    work = os.path.join(keep, f"users-{users}") if keep else tempfile.mkdtemp(prefix="o2o-bench-training-")
     try:
-        users = max(50, orders // 20)
-        gen_s, _gen_mb, _ = _child(
-            [sys.executable, "-m", "scripts.data.generate_behaviour", "--users", str(users), "--out", work]
-        )
+        gen_s = None
+        if not os.path.exists(os.path.join(work, "orders.csv")):
+            gen_s, _gen_mb, _ = _child(
+                [sys.executable, "-m", "scripts.data.generate_behaviour", "--users", str(users), "--out", work]
+            )
         with open(os.path.join(work, "orders.csv")) as fh:
             n_orders = sum(1 for _ in fh) - 1
         train_s, train_mb, artifact = _child(
@@ -63,24 +67,25 @@ def run(orders: int, threads: int) -> dict:
         return {
             "orders": n_orders,
             "users": users,
-            "generate_s": round(gen_s, 1),
+            "generate_s": round(gen_s, 1) if gen_s is not None else "reused",
             "train_s": round(train_s, 1),
             "train_peak_rss_mb": round(train_mb),
             "artifact": os.path.basename(artifact),
         }
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(os.path.join(work, "artifacts") if keep else work, ignore_errors=True)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, nargs="+", default=[1_000_000, 5_000_000])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--keep", default=None, help="keep and reuse generated behaviour here")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     results = []
     for n in args.orders:
-        results.append(run(n, args.threads))
+        results.append(run(n, args.threads, args.keep))
         print(results[-1], flush=True)
     emit_json({"threads": args.threads, "runs": results}, args.json)
     return 0
