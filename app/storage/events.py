@@ -139,13 +139,14 @@ def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) ->
         pipe.smembers(keys.user_redeemed(user_id))
         pipe.smembers(keys.user_stores(user_id))
     counters = [keys.deal_used(deal) for deal in deal_ids]
-    if on_cluster(r):  # one key per deal, each in its own slot: one GET each, pipelined
+    cluster = on_cluster(r)
+    if cluster:  # one key per deal, each in its own slot: one GET each, pipelined
         for key in counters:
             pipe.get(key)
     elif counters:  # one MGET: a request asks about ~90 deals, and each command costs ~40 us in redis-py
         pipe.mget(counters)
     res = pipe.execute()
-    counts = res[len(res) - len(deal_ids) :] if on_cluster(r) else (res[-1] if counters else [])
+    counts = res[len(res) - len(deal_ids) :] if cluster else (res[-1] if counters else [])
     used = {d: int(v) for d, v in zip(deal_ids, counts) if v is not None}
     if user_id:
         return {x.decode() for x in res[0]}, used, {x.decode() for x in res[1]}
