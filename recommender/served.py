@@ -124,8 +124,18 @@ def fit_second_stage(
 
 def early_lightfm(stores, fit_pairs, cfg: TrainConfig, log=print) -> TrainedModel:
     """The LightFM whose raw scores are the ranker's ``lightfm`` feature: fitted on the
-    earlier part only, so it has seen none of the labels; no blend is served from it."""
-    return train(stores, fit_pairs, None, replace(cfg, tune_blend=False), log=lambda m: log("[ranker lightfm] " + m))
+    earlier part only, so it has seen none of the labels; no blend is served from it.
+
+    Its epochs are validation's choice alone: the served model's floor (``min_epochs``) is
+    there for ranking a user's own favourites, which the ranker learns from its repeat
+    features instead."""
+    return train(
+        stores,
+        fit_pairs,
+        None,
+        replace(cfg, tune_blend=False, min_epochs=1),
+        log=lambda m: log("[ranker lightfm] " + m),
+    )
 
 
 def fit_from_orders(stores: pd.DataFrame, orders: pd.DataFrame, reviews, cfg: TrainConfig, log=print) -> SecondStage:
