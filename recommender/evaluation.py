@@ -128,3 +128,12 @@ def interaction_matrix(pairs_user: np.ndarray, pairs_item: np.ndarray, shape) ->
     m = sp.csr_matrix((np.ones(len(pairs_user), dtype=np.float32), (pairs_user, pairs_item)), shape=shape)
     m.data[:] = 1.0
     return m
+
+
+def only_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``m`` with every row but ``rows`` emptied."""
+    keep = np.zeros(m.shape[0], np.float32)
+    keep[rows] = 1.0
+    out = sp.csr_matrix(sp.diags(keep) @ m)
+    out.eliminate_zeros()
+    return out

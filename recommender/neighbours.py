@@ -26,7 +26,7 @@ import copy
 import numpy as np
 import scipy.sparse as sp
 
-from .evaluation import evaluate
+from .evaluation import evaluate, only_rows
 
 _BLOCK = 2048
 #: User-KNN looks for each user's neighbours among at most this many users (a seeded
@@ -297,12 +297,3 @@ def fitted(cls, settings: dict, grid: list[dict], x, cache: dict, rows: np.ndarr
         widest = max(g["neighbours"] for g in grid if others(g) == rest)
         cache[rest] = cls(**{**settings, "neighbours": widest}).fit(x, rows)
     return cache[rest].with_neighbours(settings["neighbours"])
-
-
-def only_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """``m`` with every row but ``rows`` emptied."""
-    keep = np.zeros(m.shape[0], np.float32)
-    keep[rows] = 1.0
-    out = sp.csr_matrix(sp.diags(keep) @ m)
-    out.eliminate_zeros()
-    return out

@@ -21,7 +21,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .blend import tuning_users
-from .neighbours import NEIGHBOURHOOD, only_rows, tune_neighbourhood
+from .evaluation import only_rows
+from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .signals import with_review_ratings
 from .sources import FEATURES, Sources, StoreTable, near_matrix
 from .splits import Split, validation

@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
-from .evaluation import evaluate, interaction_matrix
+from .evaluation import evaluate, interaction_matrix, only_rows
 from .features import FeatureConfig, FeatureSpace
 from .geo import pairwise_m
 
@@ -224,10 +224,7 @@ def _fit_early_stopped(space, fit_part, val_part, cfg, log):
     val_m = interaction_matrix(val_u[ok].astype(int).to_numpy(), val_i[ok].astype(int).to_numpy(), train_m.shape)
     # Early stopping needs a stable signal, not every user: the blend's cap on the users it
     # scores per epoch (TUNING_USERS), so an epoch's check costs less than the epoch.
-    keep = np.zeros(train_m.shape[0], dtype=bool)
-    keep[tuning_users(val_m, cfg.seed)] = True
-    val_m = sp.csr_matrix(sp.diags(keep.astype(np.float32)) @ val_m)
-    val_m.eliminate_zeros()
+    val_m = only_rows(val_m, tuning_users(val_m, cfg.seed))
     best, best_epoch, best_state, curve, waited = -1.0, 1, None, [], 0
     for epoch in range(1, cfg.max_epochs + 1):
         t = time.perf_counter()
