@@ -163,6 +163,9 @@ class StoreIndex:
 
     def _setup(self, data: IndexData, tree) -> None:
         self._lock = threading.RLock()
+        #: Counts in-place attribute edits, so that what was derived from the attributes
+        #: (the deal book's ``DealWindow``) knows when it is stale.
+        self.generation = 0
         self._base_signals: dict[str, np.ndarray] = {}  # catalogue values under a model's overlay
         self._cols = dict(data.columns)
         self.categories = list(data.categories)
@@ -312,6 +315,7 @@ class StoreIndex:
                     self._writable("closed_until")[pos] = np.nan if value is None else value.timestamp()
                 else:
                     c[name].set(pos, value)
+            self.generation += 1
             return True
 
     def _writable(self, name: str) -> np.ndarray:

@@ -8,7 +8,9 @@ so a request sees one consistent book.
 from __future__ import annotations
 
 import logging
+import math
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -62,7 +64,10 @@ class DealBook:
         )
         self._schedules = index.schedules
         self.by_id = {d: i for i, d in enumerate(self.ids)}
+        #: Each deal's rank among the ids in sorted order: the last tie-break sorts integers.
+        self.id_rank = np.argsort(np.argsort(self.ids, kind="stable"), kind="stable")
         self._n_positions = index.size
+        self._windows: list[DealWindow] = []
 
     @classmethod
     def from_file(cls, path: str | None, index: StoreIndex) -> DealBook:
@@ -110,11 +115,101 @@ class DealBook:
             "version": int(self.versions[i]),
         }
 
+    def window(self, index: StoreIndex, now: datetime) -> DealWindow:
+        """The deals on offer at ``now`` (``DealWindow``), built once per span in which
+        nothing changes, not once per request."""
+        t = now.timestamp()
+        for w in self._windows:
+            if w.start <= t < w.until and w.generation == index.generation:
+                return w
+        w = DealWindow.build(self, index, now)
+        # A few spans: the current one, and the instants that cursors pinned a list to.
+        self._windows = [w, *self._windows[:3]]
+        return w
+
     def stores_with(self, rows: np.ndarray, size: int) -> np.ndarray:
         """Boolean mask over store positions that have any of the deal ``rows``."""
         mask = np.zeros(max(size, self._n_positions), dtype=bool)
         mask[self.store_pos[rows]] = True
         return mask
+
+
+@dataclass(frozen=True)
+class DealWindow:
+    """What the book offers during a span of time ``[start, until)`` in which no answer
+    changes: the deals that run, and of those the usable ones (their store opens before
+    the deal ends), grouped by store.
+
+    The span ends at the next whole minute (opening hours change state only on minutes)
+    or at the next deal start or end, whichever is first; an edit of the index (its
+    ``generation``) ends it too. The end of a temporary closure needs no boundary: before
+    it a deal is usable if the store opens (at the closure's end or later) before the deal
+    ends, after it if the store opens before the deal ends, and these agree. So a request
+    reads what computing it at its own instant would answer (``tests/test_deal_window.py``
+    sweeps every boundary), without the work.
+    """
+
+    start: float  # epoch seconds
+    until: float
+    generation: int
+    active: np.ndarray  # rows running now
+    has_deal: np.ndarray  # over store positions: a running deal there
+    _pos: np.ndarray  # store position of each usable row, ascending
+    _rows: np.ndarray  # the usable rows in that order
+
+    @classmethod
+    def build(cls, book: DealBook, index: StoreIndex, now: datetime) -> DealWindow:
+        generation = index.generation  # read first: an edit during the build makes this window stale
+        t = now.timestamp()
+        ns = np.datetime64(_naive_utc(now), "ns").astype(np.int64)  # as ``active`` compares
+        active = book.active(now)
+        usable = active[_opens_in_window(index, book, active, now)]
+        order = np.argsort(book.store_pos[usable], kind="stable")
+        pos = book.store_pos[usable][order]
+        until = math.floor(t / 60) * 60 + 60.0
+        starts, ends = book.starts.view(np.int64), book.ends.view(np.int64)
+        for later in (starts[starts > ns], ends[ends > ns]):
+            if len(later):
+                until = min(until, int(later.min()) / 1e9)
+        return cls(t, until, generation, active, book.stores_with(active, index.size), pos, usable[order])
+
+    def usable_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The usable deal rows at store ``positions``, and for each row the index into
+        ``positions`` of its store."""
+        lo = np.searchsorted(self._pos, positions, "left")
+        counts = np.searchsorted(self._pos, positions, "right") - lo
+        which = np.repeat(np.arange(len(positions)), counts)
+        offsets = np.arange(len(which)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self._rows[lo[which] + offsets], which
+
+
+def _opens_in_window(index, deals, rows, now) -> np.ndarray:
+    """Drop deals whose store, by its known hours and any temporary closure, does not open
+    before the deal ends.
+
+    Evaluated once per distinct (schedule, closure) among the candidates, not once per deal.
+    """
+    pos = deals.store_pos[rows]
+    codes = index.column("hours_code")[pos]
+    until = index.column("closed_until")[pos]
+    closed = until > now.timestamp()  # NaN: no closure
+    table = index.schedules
+    never = np.datetime64("NaT")
+    opens_by: dict[tuple, np.datetime64] = {}
+    keys = list(zip(codes.tolist(), np.where(closed, until, 0.0).tolist()))
+    for code, reopen in set(keys):
+        start = datetime.fromtimestamp(reopen, UTC) if reopen else now
+        if code < 0 or table.is_open(code, start):
+            # open then (now, or when the closure ends), or hours unknown
+            at = np.datetime64(start.replace(tzinfo=None), "ns") if reopen else np.datetime64("1970-01-01", "ns")
+            opens_by[(code, reopen)] = at
+        else:
+            nxt = table.next_open(code, start)
+            opens_by[(code, reopen)] = (
+                never if nxt is None else np.datetime64(nxt.astimezone(UTC).replace(tzinfo=None), "ns")
+            )
+    opens = np.array([opens_by[k] for k in keys], dtype="datetime64[ns]")
+    return ~np.isnat(opens) & (opens < deals.ends[rows])
 
 
 def _column(frame: pd.DataFrame, name: str, default, n: int) -> np.ndarray:

@@ -10,7 +10,7 @@ Ties go to the bigger discount, then deal_id.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 
@@ -54,8 +54,8 @@ def rank_deals(
     about the deals at candidate stores, so a request reads a handful of Redis fields.
     Returns the ranking and the redemption counts (for ``quota_left``).
     """
-    active = deals.active(now)
-    has_deal = deals.stores_with(active, index.size)
+    window = deals.window(index, now)
+    has_deal = window.has_deal
     base = StoreFilter(categories=tuple(query.category)).predicate(index)
 
     def where(pos):
@@ -66,70 +66,41 @@ def rank_deals(
         hits = index.within(query.lat, query.lon, query.radius_m, where=where)
     else:
         hits = index.nearest(query.lat, query.lon, NEAREST_STORES, where=where)
-    store_dist = dict(zip(hits.positions.tolist(), hits.distances_m.tolist()))
-    rows = active[np.isin(deals.store_pos[active], hits.positions)]
-    redeemed, quota_used = fetch_state(deals.ids[rows].tolist())
+    rows, at_hit = window.usable_at(hits.positions)
+    ids = deals.ids[rows].tolist()
+    redeemed, quota_used = fetch_state(ids)
+    keep = np.ones(len(rows), dtype=bool)
     if quota_used:
-        used = np.array([quota_used.get(deals.ids[r], 0) for r in rows], dtype=float)
-        rows = rows[~(used >= deals.quota[rows])]  # NaN quota: unlimited
+        used = np.fromiter((quota_used.get(d, 0) for d in ids), dtype=float, count=len(ids))
+        keep &= ~(used >= deals.quota[rows])  # NaN quota: unlimited
     if redeemed:
-        rows = rows[~np.isin(deals.ids[rows], list(redeemed))]
-    rows = rows[_opens_in_window(index, deals, rows, now)]
-    dist = np.array([store_dist[p] for p in deals.store_pos[rows].tolist()], dtype=float)
+        keep &= np.fromiter((d not in redeemed for d in ids), dtype=bool, count=len(ids))
+    if not keep.all():
+        rows, at_hit = rows[keep], at_hit[keep]
+    dist = hits.distances_m[at_hit]
     blend = scorer.blend if scorer else Blend(weight=1.0, scale_m=1000.0)
     stage, feats = None, None
+    # Once per store, not per deal: a store's deals share every score and feature.
+    _, first, back = np.unique(at_hit, return_index=True, return_inverse=True)
+    store_ids = deals.store_ids[rows[first]].tolist()
     if scorer is not None:
-        store_ids = deals.store_ids[rows].tolist()
-        models.ensure_items(scorer, set(store_ids))
+        models.ensure_items(scorer, store_ids)
         state = scorer.user_state(user_id, user_features)
-        pref = scorer.score_rows(state, scorer.rows_for(store_ids)).astype(float)
-        kind = state.kind
-        stage = scorer.second_stage
+        store_pref = scorer.score_rows(state, scorer.rows_for(store_ids)).astype(float)
+        kind, stage = state.kind, scorer.second_stage
     else:
-        pref, kind = np.zeros(len(rows)), "no_model"
-    dterm = blend.distance_term(dist)
-    if stage is not None:
-        # Once per store, not per deal: a store's deals share every feature.
-        uniq, first, back = np.unique(np.asarray(store_ids, dtype=object), return_index=True, return_inverse=True)
-        per_store = stage.features(user_id, uniq.tolist(), pref[first], query.lat, query.lon)
-        score = stage.score(per_store)[back] if len(rows) else np.zeros(0)
-        feats = per_store[back]
+        store_pref, kind = np.zeros(len(first)), "no_model"
+    pref, dterm = store_pref[back], blend.distance_term(dist)
+    if stage is not None and len(rows):
+        per_store = stage.features(user_id, store_ids, store_pref, query.lat, query.lon)
+        score, feats = stage.score(per_store)[back], per_store[back]
     else:
         score = blend.preference_term(pref) + blend.weight * dterm
-    order = np.lexsort((deals.ids[rows], -deals.discount[rows], -np.round(score, 9)))
+    order = np.lexsort((deals.id_rank[rows], -deals.discount[rows], -np.round(score, 9)))
     ranked = Ranked(rows[order], dist[order], pref[order], dterm[order], score[order], blend, kind, stage)
     if feats is not None:
         ranked.features = feats[order]
     return ranked, quota_used
-
-
-def _opens_in_window(index, deals, rows, now) -> np.ndarray:
-    """Drop deals whose store, by its known hours and any temporary closure, does not open
-    before the deal ends.
-
-    Evaluated once per distinct (schedule, closure) among the candidates, not once per deal.
-    """
-    pos = deals.store_pos[rows]
-    codes = index.column("hours_code")[pos]
-    until = index.column("closed_until")[pos]
-    closed = until > now.timestamp()  # NaN: no closure
-    table = index.schedules
-    never = np.datetime64("NaT")
-    opens_by: dict[tuple, np.datetime64] = {}
-    keys = list(zip(codes.tolist(), np.where(closed, until, 0.0).tolist()))
-    for code, reopen in set(keys):
-        start = datetime.fromtimestamp(reopen, UTC) if reopen else now
-        if code < 0 or table.is_open(code, start):
-            # open then (now, or when the closure ends), or hours unknown
-            at = np.datetime64(start.replace(tzinfo=None), "ns") if reopen else np.datetime64("1970-01-01", "ns")
-            opens_by[(code, reopen)] = at
-        else:
-            nxt = table.next_open(code, start)
-            opens_by[(code, reopen)] = (
-                never if nxt is None else np.datetime64(nxt.astimezone(UTC).replace(tzinfo=None), "ns")
-            )
-    opens = np.array([opens_by[k] for k in keys], dtype="datetime64[ns]")
-    return ~np.isnat(opens) & (opens < deals.ends[rows])
 
 
 def paginate(

@@ -130,7 +130,7 @@ def _filtered(svc, query: MapQuery, at, has_deal: np.ndarray) -> np.ndarray:
 
 
 def _deal_mask(svc, at) -> np.ndarray:
-    return svc.deals.stores_with(svc.deals.active(at), svc.index.size)
+    return svc.deals.window(svc.index, at).has_deal
 
 
 def _filter_params() -> dict:
