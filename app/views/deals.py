@@ -57,7 +57,7 @@ def recommended():
         ranked, svc.deals, svc.index, query.limit, page, cfg["DEALS_PER_STORE"], cfg["DEALS_PER_CATEGORY"]
     )
     opened = svc.index.open_now(svc.deals.store_pos[ranked.rows[picked]], evaluated_at)  # the page at once
-    out = [_deal_json(svc, ranked, j, evaluated_at, quota_used, o) for j, o in zip(picked, opened)]
+    out = _deals_json(svc, ranked, picked, evaluated_at, quota_used, opened)
     if query.explain:
         taste = scorer.category_shares(user) if scorer is not None else {}
         for row, j in zip(out, picked):
@@ -88,25 +88,35 @@ def _user_state(svc: Services, user_id: str | None, deal_ids: list[str]):
     return redeemed, used, ordered | stores
 
 
-def _deal_json(svc: Services, ranked, j, at, quota_used, is_open: bool | None) -> dict:
+def _deals_json(svc: Services, ranked, picked, at, quota_used, opened: list) -> list[dict]:
+    """The page's deals as JSON objects; each column is read once for the page."""
     deals, index = svc.deals, svc.index
-    r = ranked.rows[j]
-    pos = int(deals.store_pos[r])
-    code = int(index.column("hours_code")[pos])
-    opens = index.schedules.next_open(code, at) if is_open is False else None
-    quota = deals.quota[r]
-    return {
-        "deal_id": deals.ids[r],
-        "store_id": deals.store_ids[r],
-        "store_name": index.column("name")[pos],
-        "category": index.categories[index.column("category")[pos]],
-        "title": deals.titles[r],
-        "discount_pct": float(deals.discount[r]),
-        "starts_at": deals.starts_iso[r],
-        "ends_at": deals.ends_iso[r],
-        "distance_m": round(float(ranked.distances[j]), 2),
-        "score": round(float(ranked.score[j]), 6),
-        "open_now": is_open,
-        "opens_at": opens.isoformat() if opens else None,
-        "quota_left": None if quota != quota else int(max(0, quota - quota_used.get(deals.ids[r], 0))),
-    }
+    rows = ranked.rows[picked]
+    pos = deals.store_pos[rows]
+    codes = index.column("hours_code")[pos].tolist()
+    names = index.column("name")[pos]
+    categories = [index.categories[c] for c in index.column("category")[pos].tolist()]
+    ids = deals.ids[rows]
+    quota = deals.quota[rows].tolist()
+    out = []
+    for i, r in enumerate(rows.tolist()):
+        is_open, q = opened[i], quota[i]
+        opens = index.schedules.next_open(codes[i], at) if is_open is False else None
+        out.append(
+            {
+                "deal_id": ids[i],
+                "store_id": deals.store_ids[r],
+                "store_name": names[i],
+                "category": categories[i],
+                "title": deals.titles[r],
+                "discount_pct": float(deals.discount[r]),
+                "starts_at": deals.starts_iso[r],
+                "ends_at": deals.ends_iso[r],
+                "distance_m": round(float(ranked.distances[picked[i]]), 2),
+                "score": round(float(ranked.score[picked[i]]), 6),
+                "open_now": is_open,
+                "opens_at": opens.isoformat() if opens else None,
+                "quota_left": None if q != q else int(max(0, q - quota_used.get(ids[i], 0))),
+            }
+        )
+    return out
