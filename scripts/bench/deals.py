@@ -73,9 +73,9 @@ def main(argv=None) -> int:
         on, off = servers["1"][1], servers["0"][1]
         pids_on, pids_off = (server_pids(servers[f][0], servers[f][2]) for f in ("1", "0"))
         for _ in range(args.rounds):
-            runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients))
-            runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients))
-            runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients))
+            runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients, pids_on))
+            runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients, pids_on))
+            runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients, pids_on))
             runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients, pids_on))
             runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
             runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients, pids_off))
@@ -92,6 +92,11 @@ def main(argv=None) -> int:
         "errors": sum(r["errors"] for v in runs.values() for r in v),
         "ratio_deals_known_to_trivial": round(med["deals_known_user"]["rps"] / med["trivial"]["rps"], 2),
         "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
+        # Server CPU per request (workers and redis-server) against the trivial endpoint's:
+        # the cost ratio without the clients' share of the cores.
+        "cpu_ratio_trivial_to_deals_known": round(
+            med["trivial"]["server_cpu_us"] / med["deals_known_user"]["server_cpu_us"], 2
+        ),
         "impressions_cost_pct": round(
             100 * (1 - med["nearby_impressions_on"]["rps"] / med["nearby_impressions_off"]["rps"]), 1
         ),
