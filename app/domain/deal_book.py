@@ -171,7 +171,10 @@ class DealWindow:
         for later in (starts[starts > ns], ends[ends > ns]):
             if len(later):
                 until = min(until, int(later.min()) / 1e9)
-        return cls(t, until, generation, active, book.stores_with(active, index.size), pos, usable[order])
+        arrays = (active, book.stores_with(active, index.size), pos, usable[order])
+        for a in arrays:  # shared by every request in the span
+            a.flags.writeable = False
+        return cls(t, until, generation, *arrays)
 
     def usable_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The usable deal rows at store ``positions``, and for each row the index into
