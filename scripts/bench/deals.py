@@ -3,9 +3,11 @@
     python -m scripts.bench.deals [--seconds 8] [--rounds 2] [--json bench-results/deals.json]
 
 gunicorn (2 workers, --preload, 127.0.0.1) on the bundled data with the newest model and
-a fresh embedded Redis. Interleaved closed-loop runs: the trivial endpoint (/healthz),
+a fresh embedded Redis. Interleaved closed-loop runs: the trivial endpoint (/livez),
 recommended deals (known and anonymous users), and /v1/stores/nearby with impression
-logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians.
+logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians, and the
+server's CPU per request (workers and redis-server) for every run but the second server's
+trivial one.
 """
 
 from __future__ import annotations
