@@ -220,6 +220,43 @@ def test_a_valid_token_is_checked_against_the_service_clock(shop):
     assert ok.status_code == 200
 
 
+def test_a_remembered_token_still_expires_and_never_crosses_keys(tmp_path, redis_url):
+    """Tokens that verified are remembered across requests (``users._VERIFIED``): each use
+    still compares ``exp`` with the service's clock, another key never accepts them, and a
+    token that does not verify is never remembered."""
+    from app.http import users
+
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    clock = [FIXED_NOW]
+
+    def app_with(name, secret):
+        return create_app(
+            app_config(
+                tmp_path / name,
+                redis_url,
+                CATALOGUE=str(tmp_path / "stores.csv"),
+                USER_TOKEN_SECRET=secret,
+                NOW=lambda: clock[0],
+            )
+        )
+
+    a, b = app_with("a", "a" * 40), app_with("b", "b" * 40)
+    token = _token(a, "u1", ttl_s=60)
+    q = {"lat": LAT0, "lon": LON0}
+    assert a.test_client().get("/v1/deals/recommended", query_string=q, headers=token).status_code == 200
+    assert a.test_client().get("/v1/deals/recommended", query_string=q, headers=token).status_code == 200
+    remembered = len(users._VERIFIED)
+    assert remembered >= 1
+    assert "does not verify" in str(
+        _problem(b.test_client().get("/v1/deals/recommended", query_string=q, headers=token), 401)
+    )
+    forged = _token(a, "u1", secret="c" * 40)
+    _problem(a.test_client().get("/v1/deals/recommended", query_string=q, headers=forged), 401)
+    assert len(users._VERIFIED) == remembered
+    clock[0] = FIXED_NOW + pd.Timedelta(minutes=10)
+    assert "expired" in str(_problem(a.test_client().get("/v1/deals/recommended", query_string=q, headers=token), 401))
+
+
 def test_scripts_users_mints_a_token_the_service_accepts(tmp_path, redis_url, capsys, monkeypatch):
     from scripts import users
 

@@ -73,24 +73,42 @@ def user_of_token(token: str, now: datetime) -> str:
     return sub
 
 
+#: Verified claims per (key, token), across requests: an app sends one token with every
+#: request until it expires, and checking its signature cost ~0.2 ms of a deal list's ~6 ms.
+#: Only tokens that verified are kept, so made-up ones cannot fill it; ``exp`` and ``nbf``
+#: are still compared with the clock on every use (``user_of_token``). Bounded: cleared
+#: when full.
+_VERIFIED: dict[tuple, dict] = {}
+VERIFIED_MAX = 20_000
+
+
 def _verified_claims(token: str) -> dict:
-    """The token's claims once its signature verifies. Kept for the request: the rate limiter
-    and the view both ask, and the signature is checked once."""
+    """The token's claims once its signature verifies (checked once per token and key).
+    Within a request, a token that does not verify is remembered too: the rate limiter and
+    the view both ask."""
     seen = g.setdefault("_user_claims", {}) if has_request_context() else {}
-    if token not in seen:
-        key, algorithms = _key()
-        try:
-            seen[token] = jwt.decode(
-                token,
-                key,
-                algorithms=algorithms,
-                options={"require": ["sub", "exp"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
-            )
-        except jwt.InvalidTokenError as exc:
-            seen[token] = BadUserToken(f"the user token does not verify ({exc})")
-    if isinstance(seen[token], BadUserToken):
-        raise seen[token]
-    return seen[token]
+    if token in seen:
+        if isinstance(seen[token], BadUserToken):
+            raise seen[token]
+        return seen[token]
+    key, algorithms = _key()
+    known = _VERIFIED.get((key, token))
+    if known is not None:
+        return known
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            options={"require": ["sub", "exp"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
+        )
+    except jwt.InvalidTokenError as exc:
+        seen[token] = BadUserToken(f"the user token does not verify ({exc})")
+        raise seen[token] from None
+    if len(_VERIFIED) >= VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(key, token)] = claims
+    return claims
 
 
 def _key():
