@@ -113,16 +113,15 @@ def paginate(
     walk is deterministic, so a page number is a stable cursor.
     """
     remaining = list(range(len(ranked.rows)))
-    cats = index.column("category")
+    pos = deals.store_pos[ranked.rows]
+    store_of, cat_of = pos.tolist(), index.column("category")[pos].tolist()  # lists: the walk is per deal
     for p in range(page + 1):
         taken: list[int] = []
         deferred: list[int] = []
         by_store: dict[int, int] = {}
         by_cat: dict[int, int] = {}
         for j in remaining:
-            r = ranked.rows[j]
-            s = deals.store_pos[r]
-            c = int(cats[s])
+            s, c = store_of[j], cat_of[j]
             if len(taken) < limit and by_store.get(s, 0) < per_store and by_cat.get(c, 0) < per_category:
                 taken.append(j)
                 by_store[s] = by_store.get(s, 0) + 1

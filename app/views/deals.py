@@ -89,34 +89,46 @@ def _user_state(svc: Services, user_id: str | None, deal_ids: list[str]):
 
 
 def _deals_json(svc: Services, ranked, picked, at, quota_used, opened: list) -> list[dict]:
-    """The page's deals as JSON objects; each column is read once for the page."""
+    """The page's deals as JSON objects; each column is read once for the page, as a list."""
     deals, index = svc.deals, svc.index
     rows = ranked.rows[picked]
     pos = deals.store_pos[rows]
     codes = index.column("hours_code")[pos].tolist()
-    names = index.column("name")[pos]
     categories = [index.categories[c] for c in index.column("category")[pos].tolist()]
-    ids = deals.ids[rows]
-    quota = deals.quota[rows].tolist()
+    ids = deals.ids[rows].tolist()
+    columns = zip(
+        ids,
+        deals.store_ids[rows].tolist(),
+        index.column("name")[pos].tolist(),
+        categories,
+        deals.titles[rows].tolist(),
+        deals.discount[rows].tolist(),
+        deals.starts_iso[rows].tolist(),
+        deals.ends_iso[rows].tolist(),
+        ranked.distances[picked].tolist(),
+        ranked.score[picked].tolist(),
+        opened,
+        codes,
+        deals.quota[rows].tolist(),
+    )
     out = []
-    for i, r in enumerate(rows.tolist()):
-        is_open, q = opened[i], quota[i]
-        opens = index.schedules.next_open(codes[i], at) if is_open is False else None
+    for deal, store, name, category, title, discount, starts, ends, dist, score, is_open, code, q in columns:
+        opens = index.schedules.next_open(code, at) if is_open is False else None
         out.append(
             {
-                "deal_id": ids[i],
-                "store_id": deals.store_ids[r],
-                "store_name": names[i],
-                "category": categories[i],
-                "title": deals.titles[r],
-                "discount_pct": float(deals.discount[r]),
-                "starts_at": deals.starts_iso[r],
-                "ends_at": deals.ends_iso[r],
-                "distance_m": round(float(ranked.distances[picked[i]]), 2),
-                "score": round(float(ranked.score[picked[i]]), 6),
+                "deal_id": deal,
+                "store_id": store,
+                "store_name": name,
+                "category": category,
+                "title": title,
+                "discount_pct": discount,
+                "starts_at": starts,
+                "ends_at": ends,
+                "distance_m": round(dist, 2),
+                "score": round(score, 6),
                 "open_now": is_open,
                 "opens_at": opens.isoformat() if opens else None,
-                "quota_left": None if q != q else int(max(0, q - quota_used.get(ids[i], 0))),
+                "quota_left": None if q != q else int(max(0, q - quota_used.get(deal, 0))),
             }
         )
     return out
