@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 VALID_S = 24 * 3600
@@ -86,8 +87,10 @@ def verify(secret: str, token: str, now_s: float) -> Impression | str:
     return Impression(_CODE_SURFACE[code], store, deal or None, viewer, int(rank), int(issued), sig)
 
 
+@lru_cache(maxsize=8)
 def _token_key(secret: str) -> bytes:
-    # A key of its own: a token can never be replayed as a cursor or a cluster id.
+    # A key of its own: a token can never be replayed as a cursor or a cluster id. Derived
+    # once per secret, not twice per response.
     return hmac.new(secret.encode(), b"o2o impression tokens", hashlib.sha256).digest()
 
 
