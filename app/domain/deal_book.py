@@ -137,8 +137,8 @@ class DealBook:
 @dataclass(frozen=True)
 class DealWindow:
     """What the book offers during a span of time ``[start, until)`` in which no answer
-    changes: the deals that run, and of those the usable ones (their store opens before
-    the deal ends), grouped by store.
+    changes: the stores with a running deal, and the usable deals (running, and their store
+    opens before the deal ends), grouped by store.
 
     The span ends at the next whole minute (opening hours change state only on minutes)
     or at the next deal start or end, whichever is first; an edit of the index (its
@@ -152,7 +152,6 @@ class DealWindow:
     start: float  # epoch seconds
     until: float
     generation: int
-    active: np.ndarray  # rows running now
     has_deal: np.ndarray  # over store positions: a running deal there
     _pos: np.ndarray  # store position of each usable row, ascending
     _rows: np.ndarray  # the usable rows in that order
@@ -164,14 +163,15 @@ class DealWindow:
         ns = np.datetime64(_naive_utc(now), "ns").astype(np.int64)  # as ``active`` compares
         active = book.active(now)
         usable = active[_opens_in_window(index, book, active, now)]
-        order = np.argsort(book.store_pos[usable], kind="stable")
-        pos = book.store_pos[usable][order]
+        at = book.store_pos[usable]
+        order = np.argsort(at, kind="stable")
+        pos = at[order]
         until = math.floor(t / 60) * 60 + 60.0
         starts, ends = book.starts.view(np.int64), book.ends.view(np.int64)
         for later in (starts[starts > ns], ends[ends > ns]):
             if len(later):
                 until = min(until, int(later.min()) / 1e9)
-        arrays = (active, book.stores_with(active, index.size), pos, usable[order])
+        arrays = (book.stores_with(active, index.size), pos, usable[order])
         for a in arrays:  # shared by every request in the span
             a.flags.writeable = False
         return cls(t, until, generation, *arrays)
