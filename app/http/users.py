@@ -86,11 +86,9 @@ def _verified_claims(token: str) -> dict:
     """The token's claims once its signature verifies (checked once per token and key).
     Within a request, a token that does not verify is remembered too: the rate limiter and
     the view both ask."""
-    seen = g.setdefault("_user_claims", {}) if has_request_context() else {}
-    if token in seen:
-        if isinstance(seen[token], BadUserToken):
-            raise seen[token]
-        return seen[token]
+    failed = g.setdefault("_user_token_failures", {}) if has_request_context() else {}
+    if token in failed:
+        raise failed[token]
     key, algorithms = _key()
     known = _VERIFIED.get((key, token))
     if known is not None:
@@ -103,8 +101,8 @@ def _verified_claims(token: str) -> dict:
             options={"require": ["sub", "exp"], "verify_exp": False, "verify_nbf": False, "verify_iat": False},
         )
     except jwt.InvalidTokenError as exc:
-        seen[token] = BadUserToken(f"the user token does not verify ({exc})")
-        raise seen[token] from None
+        failed[token] = BadUserToken(f"the user token does not verify ({exc})")
+        raise failed[token] from None
     if len(_VERIFIED) >= VERIFIED_MAX:
         _VERIFIED.clear()
     _VERIFIED[(key, token)] = claims
