@@ -48,7 +48,8 @@ def pair_history(
     """Into ``out`` (pairs x features, float32), per pair (users[j], items[j]), what the
     user's own past says about the store (see ``sources.pair_features``). ``cols`` names the
     output columns: the densities at ``scales`` metres, then nearest past store, category
-    share, visits, visit share, visit rank, days since, due, user stores.
+    share, visits, visit share, visit rank, days since, due, user stores, then the days
+    since the user's last visit to any store of the category, and the same over its interval.
 
     ``x``, ``visits``, ``days``: (indptr, indices, data) of users x stores CSR matrices with
     sorted indices (``days`` may be empty: no times). ``unit``: stores x 3 unit vectors; the
@@ -57,6 +58,7 @@ def pair_history(
     n_s = len(scales)
     c_near, c_share, c_visits, c_vshare, c_vrank = cols[n_s], cols[n_s + 1], cols[n_s + 2], cols[n_s + 3], cols[n_s + 4]
     c_days, c_due, c_ustores = cols[n_s + 5], cols[n_s + 6], cols[n_s + 7]
+    c_cdays, c_cdue = cols[n_s + 8], cols[n_s + 9]
     x_ptr, x_idx = x[0], x[1]
     v_ptr, v_idx, v_dat = visits
     d_ptr, d_idx, d_dat = days
@@ -107,6 +109,14 @@ def pair_history(
             if since > 0:
                 out[j, c_days] = since
                 out[j, c_due] = since / interval[category[it]]
+            # A category the user bought from lately is not due, whichever of its stores it was.
+            cat, cat_since = category[it], np.inf
+            for p in range(d_ptr[u], d_ptr[u + 1]):
+                if category[d_idx[p]] == cat:
+                    cat_since = min(cat_since, d_dat[p])
+            if cat_since < np.inf:
+                out[j, c_cdays] = cat_since
+                out[j, c_cdue] = cat_since / interval[cat]
 
 
 @njit(cache=True, nogil=True)

@@ -50,6 +50,8 @@ FEATURES = (
     "days_since",
     "due",
     "user_stores",
+    "category_days_since",
+    "category_due",
 )
 _COLUMN = {name: j for j, name in enumerate(FEATURES)}
 #: The columns ``kernels.pair_history`` fills, in its order (FEATURES' order): all but these.

@@ -32,7 +32,7 @@ FEATURE_GROUPS = {
     "popularity": ("popularity",),
     "rating": ("rating",),
     "category": ("category_share",),
-    "repeat": ("visits", "visit_share", "visit_rank", "days_since", "due"),
+    "repeat": ("visits", "visit_share", "visit_rank", "days_since", "due", "category_days_since", "category_due"),
     "activity": ("user_stores",),
 }
 LightfmFn = Callable[[np.ndarray], np.ndarray]  # user rows -> dense users x stores

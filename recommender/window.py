@@ -2,8 +2,15 @@
 
 A ``Window`` is built from raw interaction rows (one per visit or order when the data has
 them; ``user_id``, ``store_id``, optional ``weight`` and ``ts``) in a fixed user and item
-order. It keeps who went where (binary), how often (rows), how long ago (days before the
-window's end, when there are times) and each store's time-decayed popularity.
+order. It keeps who went where (binary), how often (rows), how long ago (when there are
+times) and each store's time-decayed popularity.
+
+"How long ago" runs on each user's own clock: days before the user's latest visit in the
+window, not before the window's end. The ranker learns from per-user time splits, where
+each user's history ends at a different time (their own cut); measured from the common
+end, a user whose history ended a month earlier would look a month away from every store
+and every category, and recency would mostly say where the cut fell. On its own clock a
+store is "1 day ago" when the user's latest visit was there, in training and in serving.
 
 Popularity decays with a half-life of a quarter of the window's own span, so a two-week
 data set and a two-year one are both weighed by their own recent past; without times every
@@ -27,7 +34,7 @@ HALF_LIFE_SHARE = 0.25
 class Window:
     x: sp.csr_matrix  # users x items, 1 where the user went
     visits: sp.csr_matrix  # users x items, number of rows (visits, orders)
-    days_since: sp.csr_matrix | None  # users x items, 1 + days from the last visit to the end
+    days_since: sp.csr_matrix | None  # users x items, 1 + days from the last visit to the user's latest
     popularity: np.ndarray  # per item, log1p of the decayed weight
     end: pd.Timestamp | None
     #: Per item, the sum of log(1 + days) over the gaps between a user's consecutive visits
@@ -53,8 +60,10 @@ class Window:
             age = ((end - t).dt.total_seconds() / DAY_S).to_numpy(np.float64)
             span = max(float(age.max()), 1.0)
             weight = weight * 0.5 ** (age / (HALF_LIFE_SHARE * span))
-            # The newest visit of each pair; +1 keeps "today" a stored non-zero.
-            newest = pd.DataFrame({"r": r, "c": c, "a": age}).groupby(["r", "c"], sort=False)["a"].min()
+            # The newest visit of each pair, on the user's own clock (see the module docstring);
+            # +1 keeps "at the latest visit" a stored non-zero.
+            own = age - pd.Series(age).groupby(r).transform("min").to_numpy()
+            newest = pd.DataFrame({"r": r, "c": c, "a": own}).groupby(["r", "c"], sort=False)["a"].min()
             rr, cc = (newest.index.get_level_values(i).to_numpy() for i in (0, 1))
             days_since = sp.csr_matrix((newest.to_numpy() + 1.0, (rr, cc)), shape=shape, dtype=np.float32)
             gap_sum, gap_n = _return_gaps(r, c, age, shape[1])

@@ -61,7 +61,14 @@ def test_history_features_equal_a_pair_by_pair_reference():
     pairs_items = rng.integers(0, n_stores, len(users))
     got = src.pair_features(users, pairs_items, {})
     col = {name: got[:, j] for j, name in enumerate(FEATURES)}
-    visits, days = window.visits.toarray(), window.days_since.toarray()
+    visits = window.visits.toarray()
+    # Days on each user's own clock: 1 + days from the pair's last visit to the user's last visit.
+    last = rows.assign(u=rows["user_id"].map(uidx), i=rows["store_id"].map(items))
+    latest_pair = last.groupby(["u", "i"])["ts"].max()
+    latest_user = last.groupby("u")["ts"].max()
+    days = np.zeros((n_users, n_stores))
+    for (u, i), t in latest_pair.items():
+        days[u, i] = 1 + (latest_user[u] - t).total_seconds() / 86400
     interval = {}
     for c in range(table.category.max() + 1):
         of = table.category == c
@@ -83,12 +90,21 @@ def test_history_features_equal_a_pair_by_pair_reference():
         if count:
             assert col["visit_share"][j] == pytest.approx(count / visits[u].sum())
             assert col["visit_rank"][j] == 1 + np.sum(visits[u] > count)
-            assert col["days_since"][j] == pytest.approx(days[u, i])
+            assert col["days_since"][j] == pytest.approx(days[u, i], rel=1e-5)
             assert col["due"][j] == pytest.approx(days[u, i] / interval[table.category[i]], nan_ok=True)
         else:
             assert col["visit_share"][j] == 0
             assert np.isnan(col["visit_rank"][j]) and np.isnan(col["days_since"][j]) and np.isnan(col["due"][j])
+        same = np.flatnonzero((visits[u] > 0) & (table.category == table.category[i])) if u >= 0 else []
+        if len(same):
+            assert col["category_days_since"][j] == pytest.approx(days[u, same].min(), rel=1e-5)
+            due = days[u, same].min() / interval[table.category[i]]
+            assert col["category_due"][j] == pytest.approx(due, rel=1e-5, nan_ok=True)
+        else:
+            assert np.isnan(col["category_days_since"][j]) and np.isnan(col["category_due"][j])
     assert (col["visits"] > 1).sum() > 10  # the draw hit returns, not only unseen stores
+    # Stores the user never went to, in a category the user went to: the category's own recency.
+    assert ((col["visits"] == 0) & np.isfinite(col["category_days_since"])).sum() > 10
 
 
 def test_near_matrix_is_the_gaussian_kernel_within_its_cut():
@@ -112,7 +128,24 @@ def test_popularity_decays_with_a_quarter_of_the_window_s_span():
     w = Window.of(rows, {"a": 0, "b": 1, "c": 2}, {"old": 0, "new": 1})
     # Span 40 days, half-life 10: two 40-day-old orders weigh 2/16; one today weighs 1.
     np.testing.assert_allclose(w.popularity, np.log1p([2 / 16, 1.0]), rtol=1e-6)
-    assert w.days_since[0, 0] == pytest.approx(41) and w.days_since[2, 1] == pytest.approx(1)
+
+
+def test_recency_runs_on_each_user_s_own_clock():
+    """Days since a visit count back from the user's own latest visit, not the window's end:
+    a user whose history stops early (a per-user time split cuts each user apart) is not a
+    month away from everything."""
+    day = pd.Timestamp("2026-01-01", tz="UTC")
+    rows = pd.DataFrame(
+        {
+            "user_id": ["a", "a", "b", "c"],
+            "store_id": ["old", "new", "old", "new"],
+            "ts": [day, day + pd.Timedelta(days=40), day, day + pd.Timedelta(days=40)],
+        }
+    )
+    w = Window.of(rows, {"a": 0, "b": 1, "c": 2}, {"old": 0, "new": 1})
+    assert w.days_since[0, 0] == pytest.approx(41) and w.days_since[0, 1] == pytest.approx(1)
+    assert w.days_since[1, 0] == pytest.approx(1)  # b's only visit is b's latest: 41 on the window's clock
+    assert w.days_since[2, 1] == pytest.approx(1)
 
 
 def test_ratings_are_shrunk_toward_the_mean_by_the_median_count():
@@ -129,9 +162,13 @@ def test_return_gaps_give_each_category_its_usual_interval_and_a_due_feature():
     day = pd.Timestamp("2026-03-01", tz="UTC")
     rows = pd.DataFrame(
         {
-            "user_id": ["a", "a", "a", "b", "b"],
-            "store_id": ["cafe1", "cafe1", "cafe1", "shop", "cafe2"],
-            "ts": [day, day + pd.Timedelta(days=4), day + pd.Timedelta(days=10), day, day + pd.Timedelta(days=20)],
+            "user_id": ["a", "a", "a", "a", "b", "b"],
+            "store_id": ["cafe1", "cafe1", "cafe1", "shop", "shop", "cafe2"],
+            "ts": [
+                *(day + pd.Timedelta(days=d) for d in (0, 4, 10, 21)),
+                day,
+                day + pd.Timedelta(days=20),
+            ],
         }
     )
     items = {"cafe1": 0, "cafe2": 1, "shop": 2}
@@ -147,8 +184,12 @@ def test_return_gaps_give_each_category_its_usual_interval_and_a_due_feature():
         }
     )
     src = Sources.fit(w, StoreTable.of(stores))
-    feats = src.pair_features(np.array([0, 1]), np.array([0, 1]), {})
+    feats = src.pair_features(np.array([0, 1, 0]), np.array([0, 1, 1]), {})
+    col = {name: feats[:, j] for j, name in enumerate(FEATURES)}
     interval = np.sqrt(35) - 1  # the geometric mean of 1 + 4 and 1 + 6 days, minus one
-    # User a was last at cafe1 on day 10 (the window's last day is 20): 11 days since, with the +1.
-    assert feats[0, FEATURES.index("due")] == pytest.approx(11 / interval, rel=1e-5)
-    assert feats[1, FEATURES.index("due")] == pytest.approx(1 / interval, rel=1e-5)
+    # User a was last at cafe1 on day 10 and last anywhere on day 21: 12 days since, with the +1.
+    assert col["due"][0] == pytest.approx(12 / interval, rel=1e-5)
+    assert col["due"][1] == pytest.approx(1 / interval, rel=1e-5)  # b's latest visit was cafe2
+    # a never went to cafe2, but to its category 12 days before a's latest visit.
+    assert np.isnan(col["due"][2])
+    assert col["category_days_since"][2] == pytest.approx(12) and col["category_due"][2] == pytest.approx(12 / interval)
