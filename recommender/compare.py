@@ -248,7 +248,10 @@ class _MemoRows:
 
 def _repeat_baselines(train_pairs, known: sp.csr_matrix, uidx, items, pop, log) -> dict:
     """most_frequent and most_recent: the user's own stores (``known``) first, by summed
-    weight or by last visit, then every other store by popularity."""
+    weight or by last visit, then every other store by popularity. Known stores that tie
+    (most users have several stores of one visit each) go by popularity too, not by their
+    place in the catalogue: an arbitrary tie-break made most_frequent 5 % weaker on the
+    Helsinki orders than the same rule tied by popularity."""
     r, c = train_pairs["user_id"].map(uidx).to_numpy(), train_pairs["store_id"].map(items).to_numpy()
     shape = known.shape
     weight = sp.csr_matrix((train_pairs["weight"].to_numpy(np.float64), (r, c)), shape=shape)
@@ -257,7 +260,7 @@ def _repeat_baselines(train_pairs, known: sp.csr_matrix, uidx, items, pop, log) 
     def ranker(own: sp.csr_matrix):
         def score(rows):
             mine = known[rows].toarray()
-            return mine * (1.0 + own[rows].toarray()) + (1.0 - mine) * after[None, :]
+            return mine * (1.0 + own[rows].toarray() + 1e-6 * after[None, :]) + (1.0 - mine) * after[None, :]
 
         return score
 

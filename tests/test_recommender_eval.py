@@ -109,6 +109,29 @@ def test_repeat_protocol_baselines_find_the_favourite_and_not_when_shuffled():
     assert shuffled["most_frequent"]["ndcg"] < 0.2 and shuffled["most_recent"]["ndcg"] < 0.2
 
 
+def test_most_frequent_breaks_ties_between_known_stores_by_popularity():
+    """Two stores of one visit each: the one everybody goes to first, not the one that comes
+    first in the catalogue."""
+    import pandas as pd
+
+    from recommender.compare import compare
+
+    stores = pd.DataFrame({"store_id": [f"s{i:02d}" for i in range(30)], "lat": 60.0, "lon": 25.0})
+    train = [(f"u{u}", f"s{u:02d}", 1.0) for u in range(20)]  # each user's own obscure store, early in the catalogue
+    train += [(f"u{u}", "s29", 1.0) for u in range(20)]  # and the popular one, last
+    test = [(f"u{u}", "s29") for u in range(20)]
+    got = compare(
+        stores,
+        pd.DataFrame(train, columns=["user_id", "store_id", "weight"]),
+        pd.DataFrame(test, columns=["user_id", "store_id"]),
+        k=1,
+        protocol="repeat",
+        models=("most_frequent",),
+        log=lambda m: None,
+    )
+    assert got["models"]["most_frequent"]["ndcg"] == 1.0
+
+
 def test_the_new_protocol_has_no_repeat_baselines():
     from recommender.compare import compare
 

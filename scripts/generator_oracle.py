@@ -1,0 +1,150 @@
+"""How high can a ranker go on generated behaviour? A Monte Carlo oracle for `repeat`.
+
+    python -m scripts.generator_oracle [--users 1000] [--runs 50] [--no-deals] [--json FILE]
+
+The bundled Helsinki orders come from ``recommender.generator`` with a known seed, so its
+hidden world (each user's tastes, home, workplace, price level and walking scale, each
+store's quality, each deal's lift) can be rebuilt exactly. For every user, the oracle
+simulates the generator forward from the user's TRAIN history (the evaluate command's
+``--split per-user-time:0.8``) as many times as ``--runs``: as many orders as the user's
+TEST holds, at times drawn as the generator draws them after the last TRAIN order. It
+ranks stores by the share of runs in which they appear, and scores NDCG@10 against TEST
+as ``--protocol repeat`` does, beside ``most_frequent`` on the same users, the oracle's
+order of the user's known stores alone (new stores after them, by popularity), and the
+known stores' visits weighted by how due their category is (the generator's true
+repurchase intervals, with 0, 5 or 10 days to the next order): a ranker that knew recency
+perfectly and nothing else.
+
+Not a model: it knows what no ranker can. It says how much room the data leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from geo_index import load_catalogue
+from recommender.data import read_table
+from recommender.generator import BehaviourConfig, _World
+from recommender.training import split_per_user
+from scripts.common import emit_json
+
+STORES = "data/stores_helsinki.csv"
+ORDERS = "data/generated/helsinki/orders.csv"
+HIDDEN_USERS = "data/generated/helsinki/hidden/users.csv"
+_DISCOUNT = 1 / np.log2(np.arange(2, 12))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000, help="the first N users with TEST orders")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--no-deals", action="store_true", help="simulate as if no deal ran")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+
+    stores, _ = load_catalogue(STORES, strict=False, default_timezone="UTC")
+    orders = pd.read_csv(ORDERS, usecols=["ts"])
+    cfg = BehaviourConfig(start=pd.Timestamp(orders["ts"].min()).normalize().date().isoformat())
+    world = _World(stores.reset_index(drop=True), cfg, np.random.default_rng(cfg.seed))
+    hidden = pd.read_csv(HIDDEN_USERS)
+    if not np.allclose(hidden["home_lat"], world._users["home"][:, 0]):
+        print("the rebuilt world is not the one that made the orders (other seed or size?)", file=sys.stderr)
+        return 2
+    deal_days = world._deal_index(world.make_deals())
+    if args.no_deals:
+        deal_days = [(np.zeros_like(lift), ids) for lift, ids in deal_days]
+
+    rows, _ = read_table(ORDERS, "interactions", strict=False, known_stores=set(stores["store_id"]))
+    train, test = split_per_user(rows, 0.2, seed=0, min_items=2)
+    pos = {s: i for i, s in enumerate(world.store_ids)}
+    popularity = np.bincount(train["store_id"].map(pos), minlength=len(pos)).astype(float)
+    after = 0.999 * np.log1p(popularity) / np.log1p(popularity).max()  # below any known store
+    rng = np.random.default_rng(args.seed)
+    history = dict(tuple(train.groupby("user_id")))
+    scores: dict[str, list[float]] = {"oracle": [], "oracle_known_stores_only": [], "most_frequent": []}
+    days_gaps = (0, 5, 10)
+    t0 = time.perf_counter()
+    for n, (user, held) in enumerate(test.groupby("user_id")):
+        if n >= args.users:
+            break
+        past = history[user]
+        stores_past, days_past = past["store_id"].map(pos).to_numpy(), _days(past["ts"], world.t0)
+        hits = _simulate(world, int(user[1:]), stores_past, days_past, len(held), deal_days, args.runs, rng)
+        relevant = {pos[s] for s in held["store_id"]}
+        visits = np.bincount(stores_past, minlength=len(pos)).astype(float)
+        scores["oracle"].append(_ndcg(hits + 1e-6 * after, relevant))
+        scores["oracle_known_stores_only"].append(_ndcg(np.where(visits > 0, 1 + hits, after), relevant))
+        scores["most_frequent"].append(_ndcg(visits + after, relevant))
+        for gap in days_gaps:
+            due = _due(world, stores_past, days_past, gap)
+            scores.setdefault(f"visits_times_due_{gap}d", []).append(
+                _ndcg(np.where(visits > 0, 1 + visits * due + 1e-6 * after, after), relevant)
+            )
+    out = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
+    result = {"users": len(scores["oracle"]), "runs": args.runs, "deals": not args.no_deals, **out}
+    emit_json({**result, "seconds": round(time.perf_counter() - t0, 1)}, args.json)
+    return 0
+
+
+def _days(ts: pd.Series, t0: pd.Timestamp) -> np.ndarray:
+    return ((pd.to_datetime(ts, utc=True) - t0).dt.total_seconds() / 86400).to_numpy()
+
+
+def _due(world, stores_past, days_past, gap: float) -> np.ndarray:
+    """Per store, how due its category is ``gap`` days after the last order (the generator's
+    rule: days since the category's last order over its interval, clipped to [0.05, 1])."""
+    last = np.full(len(world.cats), -1e9)
+    np.maximum.at(last, world.cat_of[stores_past], days_past)
+    per_cat = np.clip((days_past.max() + gap - last) / world.interval, 0.05, 1.0)
+    return per_cat[world.cat_of]
+
+
+def _simulate(world, u, stores_past, days_past, n_orders, deal_days, runs, rng) -> np.ndarray:
+    """Per store, the share of ``runs`` in which the user orders there at least once in
+    ``n_orders`` orders after the history, chosen by the generator's own rules."""
+    favourites0, last0 = {}, np.full(len(world.cats), -1e9)
+    for s, day in sorted(zip(stores_past.tolist(), days_past.tolist()), key=lambda x: x[1]):
+        c = int(world.cat_of[s])
+        favourites0.setdefault(c, {})
+        favourites0[c][s] = favourites0[c].get(s, 0) + 1
+        last0[c] = day
+    base = {a: world._utility(u, world._users[a][u]) for a in ("home", "work")}
+    first_weekday = world.t0.weekday()
+    world.rng = rng  # the generator's choices, drawn from the oracle's stream
+    hits = np.zeros(len(world.store_ids))
+    for _ in range(runs):
+        day = np.floor(rng.uniform(days_past.max(), world.cfg.days, n_orders))
+        whens = np.sort(day + rng.choice(np.arange(7, 23), n_orders) / 24 + rng.uniform(0, 1 / 24, n_orders))
+        favourites = {c: dict(d) for c, d in favourites0.items()}
+        last, seen = last0.copy(), set()
+        for when in whens:
+            # As in _World.simulate_user: at work on weekday office hours, mostly.
+            weekday = (first_weekday + int(when)) % 7 < 5
+            anchor = "work" if weekday and 9 <= (when % 1) * 24 < 17 and rng.random() < 0.7 else "home"
+            cat = world._pick_category(u, when, last)
+            s, _deal = world._pick_store(u, cat, when, base[anchor], favourites, deal_days)
+            if s < 0:
+                continue
+            last[cat] = when
+            favourites.setdefault(cat, {})
+            favourites[cat][s] = favourites[cat].get(s, 0) + 1
+            seen.add(s)
+        for s in seen:
+            hits[s] += 1
+    return hits / runs
+
+
+def _ndcg(score: np.ndarray, relevant: set) -> float:
+    top = np.argsort(-score, kind="stable")[:10]
+    hit = np.isin(top, list(relevant))
+    return float((hit * _DISCOUNT).sum() / _DISCOUNT[: min(10, len(relevant))].sum())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
