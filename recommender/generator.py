@@ -196,23 +196,30 @@ class _World:
         last_buy = np.full(len(self.cats), -1e9)
         favourites: dict[int, dict[int, int]] = {}
         orders, reviews = [], []
-        first_weekday = self.t0.weekday()
         for when in t:
-            weekday = (first_weekday + int(when)) % 7 < 5
-            hour = (when % 1) * 24
-            anchor = "work" if weekday and 9 <= hour < 17 and rng.random() < 0.7 else "home"
-            cat = self._pick_category(u, when, last_buy)
-            s, deal = self._pick_store(u, cat, when, base[anchor], favourites, deal_days)
+            s, deal = self.next_order(u, when, base, last_buy, favourites, deal_days)
             if s < 0:
                 continue
-            last_buy[cat] = when
-            favourites.setdefault(cat, {})
-            favourites[cat][s] = favourites[cat].get(s, 0) + 1
             amount = round(float(_AMOUNT[int(self.price[s])] * rng.lognormal(0, 0.35)), 2)
             orders.append((self.user_ids[u], self.store_ids[s], deal, when, amount))
             if rng.random() < cfg.review_rate:
                 reviews.append(self._review(u, s, when + float(rng.uniform(1, 48)) / 24))
         return orders, reviews
+
+    def next_order(self, u, when, base, last_buy, favourites, deal_days):
+        """Where user ``u`` orders at ``when`` (store, deal or None; store -1: nowhere), with
+        the user's ``last_buy`` per category and ``favourites`` updated. ``base``: the user's
+        utility of every store from home and from work (``_utility``)."""
+        weekday = (self.t0.weekday() + int(when)) % 7 < 5
+        hour = (when % 1) * 24
+        anchor = "work" if weekday and 9 <= hour < 17 and self.rng.random() < 0.7 else "home"
+        cat = self._pick_category(u, when, last_buy)
+        s, deal = self._pick_store(u, cat, when, base[anchor], favourites, deal_days)
+        if s >= 0:
+            last_buy[cat] = when
+            favourites.setdefault(cat, {})
+            favourites[cat][s] = favourites[cat].get(s, 0) + 1
+        return s, deal
 
     def _utility(self, u: int, where) -> np.ndarray:
         p = self._users

@@ -115,7 +115,6 @@ def _simulate(world, u, stores_past, days_past, n_orders, deal_days, runs, rng) 
         favourites0[c][s] = favourites0[c].get(s, 0) + 1
         last0[c] = day
     base = {a: world._utility(u, world._users[a][u]) for a in ("home", "work")}
-    first_weekday = world.t0.weekday()
     world.rng = rng  # the generator's choices, drawn from the oracle's stream
     hits = np.zeros(len(world.store_ids))
     for _ in range(runs):
@@ -124,17 +123,9 @@ def _simulate(world, u, stores_past, days_past, n_orders, deal_days, runs, rng) 
         favourites = {c: dict(d) for c, d in favourites0.items()}
         last, seen = last0.copy(), set()
         for when in whens:
-            # As in _World.simulate_user: at work on weekday office hours, mostly.
-            weekday = (first_weekday + int(when)) % 7 < 5
-            anchor = "work" if weekday and 9 <= (when % 1) * 24 < 17 and rng.random() < 0.7 else "home"
-            cat = world._pick_category(u, when, last)
-            s, _deal = world._pick_store(u, cat, when, base[anchor], favourites, deal_days)
-            if s < 0:
-                continue
-            last[cat] = when
-            favourites.setdefault(cat, {})
-            favourites[cat][s] = favourites[cat].get(s, 0) + 1
-            seen.add(s)
+            s, _deal = world.next_order(u, when, base, last, favourites, deal_days)
+            if s >= 0:
+                seen.add(s)
         for s in seen:
             hits[s] += 1
     return hits / runs
