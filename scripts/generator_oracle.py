@@ -1,10 +1,14 @@
 """How high can a ranker go on generated behaviour? A Monte Carlo oracle for `repeat`.
 
     python -m scripts.generator_oracle [--users 1000] [--runs 50] [--no-deals] [--json FILE]
+        [--generated data/generated/helsinki] [--stores data/stores_helsinki.csv]
+        [--days 120] [--orders-per-month 5] [--world-seed 0] [--start FIRST_DAY]
 
-The bundled Helsinki orders come from ``recommender.generator`` with a known seed, so its
-hidden world (each user's tastes, home, workplace, price level and walking scale, each
-store's quality, each deal's lift) can be rebuilt exactly. For every user, the oracle
+The Helsinki orders that set-up writes come from ``recommender.generator``
+(``scripts.data.generate_behaviour``, whose defaults these flags repeat), so its hidden
+world (each user's tastes, home, workplace, price level and walking scale, each store's
+quality, each deal's lift) can be rebuilt exactly: the same catalogue, size and seed. The
+first day is the first order's unless ``--start`` says otherwise. For every user, the oracle
 simulates the generator forward from the user's TRAIN history (the evaluate command's
 ``--split per-user-time:0.8``) as many times as ``--runs``: as many orders as the user's
 TEST holds, at times drawn as the generator draws them after the last TRAIN order. It
@@ -21,6 +25,7 @@ Not a model: it knows what no ranker can. It says how much room the data leaves.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -33,9 +38,6 @@ from recommender.generator import BehaviourConfig, _World
 from recommender.training import split_per_user
 from scripts.common import emit_json
 
-STORES = "data/stores_helsinki.csv"
-ORDERS = "data/generated/helsinki/orders.csv"
-HIDDEN_USERS = "data/generated/helsinki/hidden/users.csv"
 _DISCOUNT = 1 / np.log2(np.arange(2, 12))
 
 
@@ -46,21 +48,44 @@ def main(argv=None) -> int:
     parser.add_argument("--no-deals", action="store_true", help="simulate as if no deal ran")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the result here")
+    parser.add_argument("--generated", default="data/generated/helsinki", help="generate_behaviour's --out")
+    parser.add_argument("--stores", default="data/stores_helsinki.csv")
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--orders-per-month", type=float, default=5.0)
+    parser.add_argument("--world-seed", type=int, default=0)
+    parser.add_argument("--start", default=None)
     args = parser.parse_args(argv)
 
-    stores, _ = load_catalogue(STORES, strict=False, default_timezone="UTC")
-    orders = pd.read_csv(ORDERS, usecols=["ts"])
-    cfg = BehaviourConfig(start=pd.Timestamp(orders["ts"].min()).normalize().date().isoformat())
-    world = _World(stores.reset_index(drop=True), cfg, np.random.default_rng(cfg.seed))
-    hidden = pd.read_csv(HIDDEN_USERS)
-    if not np.allclose(hidden["home_lat"], world._users["home"][:, 0]):
-        print("the rebuilt world is not the one that made the orders (other seed or size?)", file=sys.stderr)
+    orders_path = os.path.join(args.generated, "orders.csv")
+    hidden_path = os.path.join(args.generated, "hidden", "users.csv")
+    if not os.path.exists(hidden_path):
+        print(f"{hidden_path} is missing: run python -m scripts.data.generate_behaviour first", file=sys.stderr)
         return 2
-    deal_days = world._deal_index(world.make_deals())
+    stores, _ = load_catalogue(args.stores, strict=False, default_timezone="UTC")
+    hidden = pd.read_csv(hidden_path)
+    start = args.start or pd.Timestamp(pd.read_csv(orders_path, usecols=["ts"])["ts"].min()).date().isoformat()
+    cfg = BehaviourConfig(
+        n_users=len(hidden),
+        days=args.days,
+        start=start,
+        orders_per_user_month=args.orders_per_month,
+        seed=args.world_seed,
+    )
+    world = _World(stores.reset_index(drop=True), cfg, np.random.default_rng(cfg.seed))
+    if not np.allclose(hidden["home_lat"], world._users["home"][:, 0]):
+        print("the rebuilt world is not the one that made the orders (other --world-seed?)", file=sys.stderr)
+        return 2
+    deals = world.make_deals()
+    written = pd.read_csv(os.path.join(args.generated, "deals.csv"), usecols=["deal_id", "starts_at"])
+    starts = deals["starts_at"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").tolist()
+    if deals["deal_id"].tolist() != written["deal_id"].tolist() or starts != written["starts_at"].tolist():
+        print("the rebuilt deals are not the ones written (other --days or --start?)", file=sys.stderr)
+        return 2
+    deal_days = world._deal_index(deals)
     if args.no_deals:
         deal_days = [(np.zeros_like(lift), ids) for lift, ids in deal_days]
 
-    rows, _ = read_table(ORDERS, "interactions", strict=False, known_stores=set(stores["store_id"]))
+    rows, _ = read_table(orders_path, "interactions", strict=False, known_stores=set(stores["store_id"]))
     train, test = split_per_user(rows, 0.2, seed=0, min_items=2)
     pos = {s: i for i, s in enumerate(world.store_ids)}
     popularity = np.bincount(train["store_id"].map(pos), minlength=len(pos)).astype(float)

@@ -1,33 +1,43 @@
-"""The oracle rebuilds the generator's hidden world from its seed; if the bundled orders came
-from another world (a changed generator, a regenerated file), it must say so, not report."""
+"""The oracle rebuilds the generator's hidden world from its settings; for any other world
+(a changed generator, other settings) it must say so, not report."""
 
 import json
+import pathlib
 
 import pytest
 
 from scripts import generator_oracle
+from scripts.data import generate_behaviour
+
+STORES = str(pathlib.Path(__file__).resolve().parents[1] / "data" / "stores_helsinki.csv")
+SMALL = ["--stores", STORES, "--users", "60", "--days", "40", "--start", "2026-01-05"]
 
 
-def test_the_oracle_rebuilds_the_world_that_made_the_bundled_orders(capsys):
-    assert generator_oracle.main(["--users", "30", "--runs", "20"]) == 0
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("generated")
+    assert generate_behaviour.main([*SMALL, "--out", str(out)]) == 0
+    return str(out)
+
+
+def test_the_oracle_rebuilds_the_world_that_made_the_orders(generated, capsys):
+    capsys.readouterr()
+    args = ["--generated", generated, "--stores", STORES, "--days", "40", "--start", "2026-01-05", "--runs", "20"]
+    assert generator_oracle.main(args) == 0
     got = json.loads(capsys.readouterr().out)
-    assert got["users"] == 30 and 0 < got["most_frequent"] < 1 and 0 < got["oracle"] <= 1
+    assert got["users"] > 20 and 0 < got["most_frequent"] < 1 and 0 < got["oracle"] <= 1
 
 
-def test_the_oracle_refuses_a_world_that_is_not_the_generator_s(monkeypatch, capsys):
-    monkeypatch.setattr(generator_oracle, "BehaviourConfig", lambda start: _other_seed(start))
-    assert generator_oracle.main(["--users", "5", "--runs", "1"]) == 2
-    assert "not the one that made the orders" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "other, says",
+    [(["--world-seed", "1"], "not the one that made the orders"), (["--days", "41"], "rebuilt deals")],
+)
+def test_the_oracle_refuses_another_world(generated, capsys, other, says):
+    base = ["--generated", generated, "--stores", STORES, "--days", "40", "--start", "2026-01-05"]
+    assert generator_oracle.main([*base, *other]) == 2
+    assert says in capsys.readouterr().err
 
 
-def _other_seed(start):
-    from recommender.generator import BehaviourConfig
-
-    return BehaviourConfig(start=start, seed=1)
-
-
-@pytest.fixture(autouse=True)
-def _at_the_root(monkeypatch):
-    import pathlib
-
-    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+def test_without_generated_data_it_says_what_to_run(tmp_path, capsys):
+    assert generator_oracle.main(["--generated", str(tmp_path)]) == 2
+    assert "generate_behaviour" in capsys.readouterr().err
