@@ -189,8 +189,7 @@ class _World:
         n_events = rng.poisson(p["activity"][u] * cfg.days / 30)
         if n_events == 0:
             return [], []
-        t = np.sort(rng.uniform(0, cfg.days, n_events))
-        t = np.floor(t) + rng.choice(np.arange(7, 23), n_events) / 24 + rng.uniform(0, 1 / 24, n_events)
+        t = self.order_times(n_events)
         base = {a: self._utility(u, p[a][u]) for a in ("home", "work")}
         deal_days = self._deal_index(deals)
         last_buy = np.full(len(self.cats), -1e9)
@@ -205,6 +204,13 @@ class _World:
             if rng.random() < cfg.review_rate:
                 reviews.append(self._review(u, s, when + float(rng.uniform(1, 48)) / 24))
         return orders, reviews
+
+    def order_times(self, n: int, after: float = 0.0) -> np.ndarray:
+        """``n`` order times (simulated days) from ``after`` to the end: days in ascending
+        order, each at a whole hour from 7 to 22 plus up to an hour."""
+        rng = self.rng
+        t = np.sort(rng.uniform(after, self.cfg.days, n))
+        return np.floor(t) + rng.choice(np.arange(7, 23), n) / 24 + rng.uniform(0, 1 / 24, n)
 
     def next_order(self, u, when, base, last_buy, favourites, deal_days):
         """Where user ``u`` orders at ``when`` (store, deal or None; store -1: nowhere), with

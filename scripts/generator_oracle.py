@@ -31,14 +31,14 @@ import time
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from geo_index import load_catalogue
 from recommender.data import read_table
+from recommender.evaluation import evaluate
 from recommender.generator import BehaviourConfig, _World
 from recommender.training import split_per_user
 from scripts.common import emit_json
-
-_DISCOUNT = 1 / np.log2(np.arange(2, 12))
 
 
 def main(argv=None) -> int:
@@ -90,29 +90,38 @@ def main(argv=None) -> int:
     pos = {s: i for i, s in enumerate(world.store_ids)}
     popularity = np.bincount(train["store_id"].map(pos), minlength=len(pos)).astype(float)
     after = 0.999 * np.log1p(popularity) / np.log1p(popularity).max()  # below any known store
-    rng = np.random.default_rng(args.seed)
+    world.rng = np.random.default_rng(args.seed)  # the simulations draw from the oracle's own stream
     history = dict(tuple(train.groupby("user_id")))
-    scores: dict[str, list[float]] = {"oracle": [], "oracle_known_stores_only": [], "most_frequent": []}
-    days_gaps = (0, 5, 10)
+    held_out = list(test.groupby("user_id"))[: args.users]
+    # One row of scores per user and ranking, scored by the evaluation's own metric.
+    scores: dict[str, np.ndarray] = {}
+    known, relevant = sp.lil_matrix((len(held_out), len(pos))), sp.lil_matrix((len(held_out), len(pos)))
     t0 = time.perf_counter()
-    for n, (user, held) in enumerate(test.groupby("user_id")):
-        if n >= args.users:
-            break
+    for n, (user, held) in enumerate(held_out):
         past = history[user]
         stores_past, days_past = past["store_id"].map(pos).to_numpy(), _days(past["ts"], world.t0)
-        hits = _simulate(world, int(user[1:]), stores_past, days_past, len(held), deal_days, args.runs, rng)
-        relevant = {pos[s] for s in held["store_id"]}
+        favourites, last = _state(world, stores_past, days_past)
+        hits = _simulate(world, int(user[1:]), favourites, last, days_past.max(), len(held), deal_days, args.runs)
         visits = np.bincount(stores_past, minlength=len(pos)).astype(float)
-        scores["oracle"].append(_ndcg(hits + 1e-6 * after, relevant))
-        scores["oracle_known_stores_only"].append(_ndcg(np.where(visits > 0, 1 + hits, after), relevant))
-        scores["most_frequent"].append(_ndcg(visits + after, relevant))
-        for gap in days_gaps:
-            due = _due(world, stores_past, days_past, gap)
-            scores.setdefault(f"visits_times_due_{gap}d", []).append(
-                _ndcg(np.where(visits > 0, 1 + visits * due + 1e-6 * after, after), relevant)
-            )
-    out = {k: round(float(np.mean(v)), 4) for k, v in scores.items()}
-    result = {"users": len(scores["oracle"]), "runs": args.runs, "deals": not args.no_deals, **out}
+        rankings = {
+            "oracle": hits + 1e-6 * after,
+            "oracle_known_stores_only": np.where(visits > 0, 1 + hits, after),
+            "most_frequent": visits + after,
+        }
+        for gap in (0, 5, 10):
+            # How due each store's category is gap days after the last order (the generator's rule).
+            due = np.clip((days_past.max() + gap - last) / world.interval, 0.05, 1.0)[world.cat_of]
+            rankings[f"visits_times_due_{gap}d"] = np.where(visits > 0, 1 + visits * due + 1e-6 * after, after)
+        for name, row in rankings.items():
+            scores.setdefault(name, np.zeros((len(held_out), len(pos))))[n] = row
+        known[n, np.unique(stores_past)] = 1
+        relevant[n, [pos[s] for s in held["store_id"]]] = 1
+    known, relevant = known.tocsr(), relevant.tocsr()
+    out = {
+        name: evaluate(lambda rows, m=m: m[rows], known, relevant, k=10, exclude_train=False)["ndcg"]
+        for name, m in scores.items()
+    }
+    result = {"users": len(held_out), "runs": args.runs, "deals": not args.no_deals, **out}
     emit_json({**result, "seconds": round(time.perf_counter() - t0, 1)}, args.json)
     return 0
 
@@ -121,45 +130,35 @@ def _days(ts: pd.Series, t0: pd.Timestamp) -> np.ndarray:
     return ((pd.to_datetime(ts, utc=True) - t0).dt.total_seconds() / 86400).to_numpy()
 
 
-def _due(world, stores_past, days_past, gap: float) -> np.ndarray:
-    """Per store, how due its category is ``gap`` days after the last order (the generator's
-    rule: days since the category's last order over its interval, clipped to [0.05, 1])."""
+def _state(world, stores_past, days_past) -> tuple[dict, np.ndarray]:
+    """What the generator keeps of a user's orders: visits per store per category (the
+    favourites) and each category's last order day."""
+    favourites: dict[int, dict[int, int]] = {}
+    for s in stores_past.tolist():
+        c = int(world.cat_of[s])
+        favourites.setdefault(c, {})
+        favourites[c][s] = favourites[c].get(s, 0) + 1
     last = np.full(len(world.cats), -1e9)
     np.maximum.at(last, world.cat_of[stores_past], days_past)
-    per_cat = np.clip((days_past.max() + gap - last) / world.interval, 0.05, 1.0)
-    return per_cat[world.cat_of]
+    return favourites, last
 
 
-def _simulate(world, u, stores_past, days_past, n_orders, deal_days, runs, rng) -> np.ndarray:
+def _simulate(world, u, favourites0, last0, after, n_orders, deal_days, runs) -> np.ndarray:
     """Per store, the share of ``runs`` in which the user orders there at least once in
-    ``n_orders`` orders after the history, chosen by the generator's own rules."""
-    favourites0, last0 = {}, np.full(len(world.cats), -1e9)
-    for s, day in sorted(zip(stores_past.tolist(), days_past.tolist()), key=lambda x: x[1]):
-        c = int(world.cat_of[s])
-        favourites0.setdefault(c, {})
-        favourites0[c][s] = favourites0[c].get(s, 0) + 1
-        last0[c] = day
+    ``n_orders`` orders after day ``after``, chosen by the generator's own rules (drawn
+    from ``world.rng``)."""
     base = {a: world._utility(u, world._users[a][u]) for a in ("home", "work")}
-    world.rng = rng  # the generator's choices, drawn from the oracle's stream
     hits = np.zeros(len(world.store_ids))
     for _ in range(runs):
-        day = np.floor(rng.uniform(days_past.max(), world.cfg.days, n_orders))
-        whens = np.sort(day + rng.choice(np.arange(7, 23), n_orders) / 24 + rng.uniform(0, 1 / 24, n_orders))
         favourites = {c: dict(d) for c, d in favourites0.items()}
         last, seen = last0.copy(), set()
-        for when in whens:
+        for when in world.order_times(n_orders, after):
             s, _deal = world.next_order(u, when, base, last, favourites, deal_days)
             if s >= 0:
                 seen.add(s)
         for s in seen:
             hits[s] += 1
     return hits / runs
-
-
-def _ndcg(score: np.ndarray, relevant: set) -> float:
-    top = np.argsort(-score, kind="stable")[:10]
-    hit = np.isin(top, list(relevant))
-    return float((hit * _DISCOUNT).sum() / _DISCOUNT[: min(10, len(relevant))].sum())
 
 
 if __name__ == "__main__":
