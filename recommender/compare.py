@@ -150,7 +150,8 @@ def compare(
         served = partial(stage.ranker.score, stage.sources, lightfm=pref)
         results[SERVED] = ev(served, train_m, test_m, k)
         results[SERVED]["seconds"] = round(time.perf_counter() - t0, 1)
-        results[SERVED]["rounds"] = int(stage.ranker.booster_.current_iteration())
+        results[SERVED]["trees"] = int(stage.ranker.booster_.num_trees())
+        results[SERVED]["rounds"] = {str(leaves): r for leaves, r in stage.ranker.rounds_.items()}
         for group in FEATURE_GROUPS if ablation else ():
             if group == "lightfm" and pref is None:
                 continue

@@ -72,7 +72,7 @@ def run(path: str, calls: int, n_candidates: int = 200, seed: int = 0) -> dict:
         r = _one_user(scorer, user, [ids[i] for i in near], d[near], float(lat[at]), float(lon[at]), calls)
         result[kind] = r
         print(kind, r, flush=True)
-    result["trees"] = int(stage.ranker.booster_.current_iteration())
+    result["trees"] = int(stage.ranker.booster_.num_trees())
     return result
 
 
