@@ -64,6 +64,9 @@ def shuffled():
 def test_the_ranker_learns_the_planted_signal(planted):
     assert planted["served"]["ndcg"] > 0.3
     assert planted["served"]["ndcg"] > 2 * planted["popularity"]["ndcg"]
+    # It is the mean of one model per tree size, every one of them in the served booster.
+    assert set(planted["served"]["rounds"]) == {"7", "15", "31"}
+    assert planted["served"]["trees"] == sum(planted["served"]["rounds"].values())
 
 
 def test_the_ranker_fails_when_the_signal_is_shuffled(planted, shuffled):
