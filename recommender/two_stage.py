@@ -36,6 +36,10 @@ from .sources import CANDIDATE_SOURCES, FEATURES, Sources
 _CHUNK = 128
 #: Leaves per tree of the averaged models; see the module docstring.
 LEAVES = (7, 15, 31)
+#: Features whose rise never lowers a score, all else equal: a store the user went to more
+#: often (in count and in share; rank 1 is the most visited) is no less likely to be gone
+#: to again. A prior of the domain, not a fitted constant; see docs/recommender.md.
+MONOTONE = {"visits": 1, "visit_share": 1, "visit_rank": -1}
 #: Feature groups for the ablation and for explanations: a group's columns start with a prefix.
 FEATURE_GROUPS = {
     "lightfm": ("lightfm",),
@@ -116,6 +120,8 @@ class TwoStageRanker:
             subsample=0.8,
             subsample_freq=1,
             colsample_bytree=0.8,
+            monotone_constraints=[MONOTONE.get(f, 0) for f in self.feature_names_],
+            monotone_constraints_method="advanced",
             random_state=self.seed,
             n_jobs=1,
             verbose=-1,

@@ -147,3 +147,39 @@ def test_past_its_budget_the_ranker_learns_from_a_sample_and_serves_everyone(mon
     learned = np.diff(stage.fit_sources.models["user_knn"].sim_.indptr) > 0
     assert 0 < learned.sum() <= 50
     assert (np.diff(stage.sources.models["user_knn"].sim_.indptr) > 0).all()  # all 240 users served
+
+
+def _peaked_visits_table(seed: int = 0):
+    """A training table whose labels peak at 2 visits: a non-monotone pull on ``visits``."""
+    rng = np.random.default_rng(seed)
+    groups = np.full(300, 20)
+    n = int(groups.sum())
+    feats = rng.normal(size=(n, len(FEATURES))).astype(np.float32)
+    visits = rng.integers(0, 7, n)
+    feats[:, FEATURES.index("visits")] = visits
+    target = ((visits == 2) | (rng.random(n) < 0.03)).astype(np.int32)
+    return feats, target, groups
+
+
+def _visit_response(ranker, feats) -> np.ndarray:
+    """Scores of each row with its visits set to 0..6 (rows x 7)."""
+    out = []
+    for v in range(7):
+        f = feats.copy()
+        f[:, FEATURES.index("visits")] = v
+        out.append(ranker.predict(f))
+    return np.column_stack(out)
+
+
+def test_more_visits_never_lower_a_score(monkeypatch):
+    from recommender import two_stage
+
+    feats, target, groups = _peaked_visits_table()
+    probe = feats[:200]
+    ranker = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
+    assert (np.diff(_visit_response(ranker, probe), axis=1) >= -1e-12).all()
+    # The same data without the constraint: the ranker follows the peak at 2 visits.
+    monkeypatch.setattr(two_stage, "MONOTONE", {})
+    free = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
+    response = _visit_response(free, probe)
+    assert (response[:, 2] > response[:, 6]).mean() > 0.9
