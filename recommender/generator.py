@@ -222,10 +222,16 @@ class _World:
         cat = self._pick_category(u, when, last_buy)
         s, deal = self._pick_store(u, cat, when, base[anchor], favourites, deal_days)
         if s >= 0:
-            last_buy[cat] = when
-            favourites.setdefault(cat, {})
-            favourites[cat][s] = favourites[cat].get(s, 0) + 1
+            self.remember(s, when, last_buy, favourites)
         return s, deal
+
+    def remember(self, s: int, when: float, last_buy, favourites) -> None:
+        """What the user keeps of an order at store ``s`` at ``when``: the category's last
+        order time and the store's count among the category's favourites."""
+        cat = int(self.cat_of[s])
+        last_buy[cat] = when
+        favourites.setdefault(cat, {})
+        favourites[cat][s] = favourites[cat].get(s, 0) + 1
 
     def _utility(self, u: int, where) -> np.ndarray:
         p = self._users

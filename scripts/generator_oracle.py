@@ -131,15 +131,12 @@ def _days(ts: pd.Series, t0: pd.Timestamp) -> np.ndarray:
 
 
 def _state(world, stores_past, days_past) -> tuple[dict, np.ndarray]:
-    """What the generator keeps of a user's orders: visits per store per category (the
-    favourites) and each category's last order day."""
+    """What the generator keeps of a user's orders (``_World.remember``, replayed in time
+    order): visits per store per category (the favourites) and each category's last order day."""
     favourites: dict[int, dict[int, int]] = {}
-    for s in stores_past.tolist():
-        c = int(world.cat_of[s])
-        favourites.setdefault(c, {})
-        favourites[c][s] = favourites[c].get(s, 0) + 1
     last = np.full(len(world.cats), -1e9)
-    np.maximum.at(last, world.cat_of[stores_past], days_past)
+    for i in np.argsort(days_past, kind="stable").tolist():
+        world.remember(int(stores_past[i]), float(days_past[i]), last, favourites)
     return favourites, last
 
 
