@@ -63,6 +63,7 @@ def pair_history(
     v_ptr, v_idx, v_dat = visits
     d_ptr, d_idx, d_dat = days
     have_days = len(d_ptr) > 0
+    inv_width2 = 1.0 / (scales * scales)  # once per call, not per (pair, past store, scale)
     for j in range(len(items)):
         u, it = users[j], items[j]
         for s in range(n_s):
@@ -90,7 +91,7 @@ def pair_history(
                 nearest_c2 = min(nearest_c2, c2)
                 d2 = c2 * EARTH_RADIUS_M * EARTH_RADIUS_M
                 for s in range(n_s):
-                    z2 = d2 / (scales[s] * scales[s])
+                    z2 = d2 * inv_width2[s]
                     if z2 < _FAR * _FAR:
                         dens[s] += np.exp(-0.5 * z2)
                 if category[past] == category[it]:

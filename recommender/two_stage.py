@@ -12,8 +12,8 @@ The ranker is the mean of boosted models with trees of ``LEAVES`` sizes, each st
 held-out fifth of those users. No one size suits every deployment: 200 users overfit
 31-leaf trees within ten rounds, and a larger city may need them. Picking one size on the
 held-out users was tried: their verdicts are closer than their noise, and the pick moved
-with the seed. The mean of the three is as good as the best size or better on every set
-measured, and steadier (docs/recommender.md). It is written as one LightGBM model
+with the seed. The mean of the three is the best or within noise of the best size on every
+set measured, and steadier (docs/recommender.md). It is written as one LightGBM model
 (``average_boosters``), so serving, explanations and artifacts see one booster.
 
 The round cap is a serving budget shared by the sizes (200 trees in all score 200
