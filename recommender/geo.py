@@ -29,16 +29,6 @@ def unit_vectors(lat, lon) -> np.ndarray:
     return np.column_stack([np.cos(p) * np.cos(lam), np.cos(p) * np.sin(lam), np.sin(p)])
 
 
-def paired_m(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
-    """Great-circle metres between A[j] and B[j] (NaN where a point is unknown)."""
-    return _haversine_rad(*(np.radians(np.asarray(v, float)) for v in (lat_a, lon_a, lat_b, lon_b)))
-
-
-def _haversine_rad(pa, la, pb, lb) -> np.ndarray:
-    h = np.sin((pb - pa) / 2) ** 2 + np.cos(pa) * np.cos(pb) * np.sin((lb - la) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-
-
 def area_cell(lat, lon, size_deg: float = 0.01) -> np.ndarray:
     """Coarse grid cell names ("c6017_2493" for 0.01 degrees, about 1.1 km x 0.55 km in Helsinki)."""
     la = np.floor(np.asarray(lat, dtype=float) / size_deg).astype(np.int64)

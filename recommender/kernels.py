@@ -18,12 +18,16 @@ from .geo import EARTH_RADIUS_M
 
 
 @njit(cache=True, nogil=True)
-def weighted_rows_at(indptr, indices, data, rows, weights, wanted):  # pragma: no cover - compiled
-    """``sum_r weights[r] * m[rows[r], wanted]`` from CSR arrays; ``wanted`` sorted, unique."""
-    out = np.zeros(len(wanted), np.float64)
-    n = len(wanted)
+def weighted_rows_at(indptr, indices, data, rows, weights, items):  # pragma: no cover - compiled
+    """``sum_r weights[r] * m[rows[r], items]`` from CSR arrays, in ``items``' order (any
+    order, repeats allowed): sorted here, so a caller needs no ``np.unique`` and no gather."""
+    n = len(items)
+    out = np.zeros(n, np.float32)
     if n == 0:
-        return out.astype(np.float32)
+        return out
+    order = np.argsort(items)
+    wanted = items[order]
+    acc = np.zeros(n, np.float64)  # per position of ``wanted``; a repeat adds to its first
     lo_w, hi_w = wanted[0], wanted[n - 1]
     for r in range(len(rows)):
         row, w = rows[r], weights[r]
@@ -33,8 +37,13 @@ def weighted_rows_at(indptr, indices, data, rows, weights, wanted):  # pragma: n
                 continue
             at = np.searchsorted(wanted, c)
             if wanted[at] == c:
-                out[at] += w * data[p]
-    return out.astype(np.float32)
+                acc[at] += w * data[p]
+    first = 0
+    for k in range(n):
+        if wanted[k] != wanted[first]:
+            first = k
+        out[order[k]] = acc[first]
+    return out
 
 
 #: Beyond this many kernel widths a store adds less than exp(-72) to a density: skipped.
@@ -43,11 +52,12 @@ _FAR = 12.0
 
 @njit(cache=True, nogil=True)
 def pair_history(
-    users, items, x, unit, category, scales, visits, visit_total, days, interval, out, cols
+    users, items, plat, plon, x, unit, category, scales, visits, visit_total, days, interval, out, cols
 ):  # pragma: no cover - compiled
-    """Into ``out`` (pairs x features, float32), per pair (users[j], items[j]), what the
-    user's own past says about the store (see ``sources.pair_features``). ``cols`` names the
-    output columns: the densities at ``scales`` metres, then nearest past store, category
+    """Into ``out`` (pairs x features, float32), per pair (users[j], items[j]), the metres
+    from the pair's point (plat[j], plon[j]; NaN: unknown) to the store, and what the user's
+    own past says about the store (see ``sources.pair_features``). ``cols`` names the output
+    columns: the densities at ``scales`` metres, then nearest past store, point, category
     share, visits, visit share, visit rank, days since, due, user stores, then the days
     since the user's last visit to any store of the category, and the same over its interval.
 
@@ -56,16 +66,27 @@ def pair_history(
     arc follows from the chord, as in ``geo.pairwise_m``. User -1 has no history.
     """
     n_s = len(scales)
-    c_near, c_share, c_visits, c_vshare, c_vrank = cols[n_s], cols[n_s + 1], cols[n_s + 2], cols[n_s + 3], cols[n_s + 4]
-    c_days, c_due, c_ustores = cols[n_s + 5], cols[n_s + 6], cols[n_s + 7]
-    c_cdays, c_cdue = cols[n_s + 8], cols[n_s + 9]
+    c_near, c_point, c_share = cols[n_s], cols[n_s + 1], cols[n_s + 2]
+    c_visits, c_vshare, c_vrank = cols[n_s + 3], cols[n_s + 4], cols[n_s + 5]
+    c_days, c_due, c_ustores = cols[n_s + 6], cols[n_s + 7], cols[n_s + 8]
+    c_cdays, c_cdue = cols[n_s + 9], cols[n_s + 10]
     x_ptr, x_idx = x[0], x[1]
     v_ptr, v_idx, v_dat = visits
     d_ptr, d_idx, d_dat = days
     have_days = len(d_ptr) > 0
     inv_width2 = 1.0 / (scales * scales)  # once per call, not per (pair, past store, scale)
+    last_lat, last_lon, px, py, pz = np.nan, np.nan, 0.0, 0.0, 0.0
     for j in range(len(items)):
         u, it = users[j], items[j]
+        if np.isnan(plat[j]) or np.isnan(plon[j]):
+            out[j, c_point] = np.nan
+        else:
+            if plat[j] != last_lat or plon[j] != last_lon:  # a request asks from one point
+                last_lat, last_lon = plat[j], plon[j]
+                phi, lam = np.radians(last_lat), np.radians(last_lon)
+                px, py, pz = np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)
+            c2 = max(2.0 - 2.0 * (px * unit[it, 0] + py * unit[it, 1] + pz * unit[it, 2]), 0.0)
+            out[j, c_point] = 2.0 * EARTH_RADIUS_M * np.arcsin(min(np.sqrt(c2) / 2.0, 1.0))
         for s in range(n_s):
             out[j, cols[s]] = 0.0
         out[j, c_share] = 0.0

@@ -23,7 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import kernels
-from .geo import EARTH_RADIUS_M, paired_m, unit_vectors
+from .geo import EARTH_RADIUS_M, unit_vectors
 from .neighbours import ItemKNN, RP3beta, UserKNN, top_per_row
 from .window import Window
 
@@ -55,7 +55,7 @@ FEATURES = (
 )
 _COLUMN = {name: j for j, name in enumerate(FEATURES)}
 #: The columns ``kernels.pair_history`` fills, in its order (FEATURES' order): all but these.
-_NOT_HISTORY = ("lightfm", *NEIGHBOURHOOD_MODELS, "popularity", "rating", "point_m")
+_NOT_HISTORY = ("lightfm", *NEIGHBOURHOOD_MODELS, "popularity", "rating")
 _HISTORY_COLUMNS = np.array([j for j, name in enumerate(FEATURES) if name not in _NOT_HISTORY], np.int64)
 
 
@@ -148,11 +148,9 @@ class Sources:
             ones = np.ones(len(past), np.float32)
             knn = self.models["user_knn"].sim_
             lo, hi = knn.indptr[user], knn.indptr[user + 1]
-            wanted = np.unique(items)
-            at = np.searchsorted(wanted, items)
-            out["user_knn"] = _weighted_rows_at(x, knn.indices[lo:hi], knn.data[lo:hi], wanted)[at]
-            out["item_knn"] = _weighted_rows_at(self.models["item_knn"].sim_, past, ones, wanted)[at]
-            out["rp3beta"] = _weighted_rows_at(self.models["rp3beta"].w_, past, ones, wanted)[at]
+            out["user_knn"] = _weighted_rows_at(x, knn.indices[lo:hi], knn.data[lo:hi], items)
+            out["item_knn"] = _weighted_rows_at(self.models["item_knn"].sim_, past, ones, items)
+            out["rp3beta"] = _weighted_rows_at(self.models["rp3beta"].w_, past, ones, items)
         out["popularity"] = self.window.popularity[items]
         return out
 
@@ -187,10 +185,11 @@ class Sources:
             plon = np.where(ok, st.lon[np.maximum(home, 0)], np.nan)
         else:
             plat, plon = point
-        out[:, col["point_m"]] = paired_m(plat, plon, st.lat[items], st.lon[items])
         kernels.pair_history(
             np.asarray(users, np.int64),
             np.asarray(items, np.int64),
+            np.asarray(plat, np.float64),
+            np.asarray(plon, np.float64),
             self._x,
             self._unit,
             st.category,
@@ -229,11 +228,11 @@ def near_matrix(lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
     )
 
 
-def _weighted_rows_at(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """``sum_r weights[r] * m[rows[r], wanted]`` straight from the CSR arrays (``wanted``
-    sorted, unique): what ``weights @ m[rows]`` gives there, without building a sparse
-    matrix per request."""
-    return kernels.weighted_rows_at(m.indptr, m.indices, m.data, rows, np.asarray(weights, np.float32), wanted)
+def _weighted_rows_at(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``sum_r weights[r] * m[rows[r], items]`` straight from the CSR arrays (``items`` in any
+    order): what ``weights @ m[rows]`` gives there, without building a sparse matrix per
+    request."""
+    return kernels.weighted_rows_at(m.indptr, m.indices, m.data, rows, np.asarray(weights, np.float32), items)
 
 
 def _category_interval(window: Window, category: np.ndarray) -> np.ndarray:

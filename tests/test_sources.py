@@ -6,20 +6,19 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics.pairwise import haversine_distances
 
-from recommender.geo import EARTH_RADIUS_M, paired_m, pairwise_m
+from recommender.geo import EARTH_RADIUS_M, pairwise_m
 from recommender.sources import FEATURES, Sources, StoreTable, _weighted_rows_at, near_matrix, shrunk_rating
 from recommender.window import Window
 
 
 def test_distances_equal_sklearn_s_haversine_including_the_antimeridian():
-    """Within a centimetre (the matrix form goes through chords), exact for paired points."""
+    """Within a centimetre: the matrix form goes through chords."""
     rng = np.random.default_rng(0)
     a, b = rng.uniform(-80, 80, (30, 2)), rng.uniform(-80, 80, (40, 2))
     b[0] = a[0]
     b[1] = [a[1, 0], a[1, 1] + (180 if a[1, 1] < 0 else -180)]
     ref = haversine_distances(np.radians(a), np.radians(b)) * EARTH_RADIUS_M
     np.testing.assert_allclose(pairwise_m(a[:, 0], a[:, 1], b[:, 0], b[:, 1]), ref, rtol=1e-9, atol=0.01)
-    np.testing.assert_allclose(paired_m(a[:, 0], a[:, 1], b[:30, 0], b[:30, 1]), np.diag(ref[:, :30]), atol=1e-6)
     assert pairwise_m([0.0], [179.9995], [0.0], [-179.9995])[0, 0] == pytest.approx(111.2, abs=0.1)
 
 
@@ -28,9 +27,12 @@ def test_weighted_rows_equal_scipy_s_product():
     m = sp.random(50, 300, density=0.05, format="csr", random_state=2, dtype=np.float32)
     rows = rng.choice(50, 12, replace=False)
     weights = rng.random(12).astype(np.float32)
-    wanted = np.unique(rng.choice(300, 40))
-    ref = np.asarray((sp.csr_matrix(weights[None, :]) @ m[rows]).todense()).ravel()[wanted]
-    np.testing.assert_allclose(_weighted_rows_at(m, rows, weights, wanted), ref, rtol=1e-5, atol=1e-7)
+    items = rng.choice(300, 60)  # unsorted, with repeats: a request's candidates as they come
+    assert len(np.unique(items)) < len(items) and (np.diff(items) < 0).any()
+    ref = np.asarray((sp.csr_matrix(weights[None, :]) @ m[rows]).todense()).ravel()[items]
+    assert (ref > 0).sum() > 10
+    np.testing.assert_allclose(_weighted_rows_at(m, rows, weights, items), ref, rtol=1e-5, atol=1e-7)
+    assert len(_weighted_rows_at(m, rows, weights, items[:0])) == 0
 
 
 def test_history_features_equal_a_pair_by_pair_reference():
@@ -105,6 +107,29 @@ def test_history_features_equal_a_pair_by_pair_reference():
     assert (col["visits"] > 1).sum() > 10  # the draw hit returns, not only unseen stores
     # Stores the user never went to, in a category the user went to: the category's own recency.
     assert ((col["visits"] == 0) & np.isfinite(col["category_days_since"])).sum() > 10
+
+
+def test_point_distance_is_the_haversine_from_each_pair_s_own_point():
+    """Served, a request's one point for every pair; offline, each user's most visited store
+    (none: unknown). Two points in turn, so a kernel that kept the first point's vector fails."""
+    rng = np.random.default_rng(5)
+    stores = pd.DataFrame(
+        {"store_id": ["a", "b", "c", "d"], "lat": [60.17, 60.18, 60.30, -33.9], "lon": [24.94, 24.95, 25.10, 151.2]}
+    )
+    rows = pd.DataFrame({"user_id": ["u", "u", "u"], "store_id": ["b", "b", "a"]})
+    src = Sources.fit(
+        Window.of(rows, {"u": 0, "v": 1}, {s: i for i, s in enumerate(stores["store_id"])}), StoreTable.of(stores)
+    )
+    items = rng.integers(0, 4, 40)
+    plat = np.r_[np.full(20, 60.2), np.full(19, 51.5), np.nan]
+    plon = np.r_[np.full(20, 24.9), np.full(19, -0.1), 24.9]
+    got = src.pair_features(np.zeros(40, np.int64), items, {}, (plat, plon))[:, FEATURES.index("point_m")]
+    ref = haversine_distances(np.radians(np.c_[plat, plon][:39]), np.radians(stores[["lat", "lon"]].to_numpy()))
+    np.testing.assert_allclose(got[:39], ref[np.arange(39), items[:39]] * EARTH_RADIUS_M, rtol=1e-6, atol=0.01)
+    assert np.isnan(got[39])
+    offline = src.pair_features(np.array([0, 1, -1]), np.array([2, 2, 2]), {})[:, FEATURES.index("point_m")]
+    assert offline[0] == pytest.approx(pairwise_m([60.18], [24.95], [60.30], [25.10])[0, 0], rel=1e-6)  # from b
+    assert np.isnan(offline[1]) and np.isnan(offline[2])
 
 
 def test_near_matrix_is_the_gaussian_kernel_within_its_cut():
