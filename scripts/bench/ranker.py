@@ -2,7 +2,8 @@
 
     python -m scripts.bench.ranker [--artifact artifacts/VERSION] [--calls 2000] [--json FILE]
 
-For known and for cold users, the medians and 99th percentiles of: the blend (LightFM
+For a random known user, a cold user and the known user with the most past stores (the
+history features cost most for them), the medians and 99th percentiles of: the blend (LightFM
 scores and distance, the fallback), the second stage's features, its LightGBM scores,
 and both together, with the ratio of the whole second stage to the blend in the same run.
 Candidates are the 200 catalogue stores nearest a random store of the model, as the deals
@@ -65,11 +66,16 @@ def run(path: str, calls: int, n_candidates: int = 200, seed: int = 0) -> dict:
         u for u, r in stage.users.items() if stage.sources.window.x.indptr[r + 1] > stage.sources.window.x.indptr[r]
     ]
     result: dict = {"artifact": path, "candidates": n_candidates, "calls": calls}
-    for kind, user in (("known", known_users[rng.integers(len(known_users))]), ("cold", "nobody-yet")):
+    x = stage.sources.window.x
+    heaviest = max(stage.users, key=lambda u: x.indptr[stage.users[u] + 1] - x.indptr[stage.users[u]])
+    picks = (("known", known_users[rng.integers(len(known_users))]), ("cold", "nobody-yet"), ("heaviest", heaviest))
+    for kind, user in picks:
         at = rng.integers(len(ids))
         d = pairwise_m(lat[at : at + 1], lon[at : at + 1], lat, lon)[0]
         near = np.argsort(d, kind="stable")[:n_candidates]
         r = _one_user(scorer, user, [ids[i] for i in near], d[near], float(lat[at]), float(lon[at]), calls)
+        if user in stage.users:
+            r["past_stores"] = int(x.indptr[stage.users[user] + 1] - x.indptr[stage.users[user]])
         result[kind] = r
         print(kind, r, flush=True)
     result["trees"] = int(stage.ranker.booster_.num_trees())
