@@ -54,7 +54,7 @@ _FAR = 12.0
 
 @njit(cache=True, nogil=True)
 def pair_history(
-    users, items, plat, plon, x, unit, category, scales, visits, visit_total, days, interval, out, cols
+    users, items, plat, plon, lat, lon, x, unit, category, scales, visits, visit_total, days, interval, out, cols
 ):  # pragma: no cover - compiled
     """Into ``out`` (pairs x features, float32), per pair (users[j], items[j]), the metres
     from the pair's point (plat[j], plon[j]; NaN: unknown) to the store, and what the user's
@@ -64,8 +64,9 @@ def pair_history(
     since the user's last visit to any store of the category, and the same over its interval.
 
     ``x``, ``visits``, ``days``: (indptr, indices, data) of users x stores CSR matrices with
-    sorted indices (``days`` may be empty: no times). ``unit``: stores x 3 unit vectors; the
-    arc follows from the chord, as in ``geo.pairwise_m``. User -1 has no history.
+    sorted indices (``days`` may be empty: no times). ``lat``, ``lon``: the stores' degrees;
+    ``unit``: their unit vectors, for the chords between stores (the arc follows from the
+    chord, as in ``geo.pairwise_m``). User -1 has no history.
     """
     n_s = len(scales)
     c_near, c_point, c_share = cols[n_s], cols[n_s + 1], cols[n_s + 2]
@@ -86,18 +87,12 @@ def pair_history(
         power[s] = int(np.round(inv_width2[s] / inv_wide2))
         if abs(inv_width2[s] / inv_wide2 - power[s]) > 1e-9 * power[s]:
             raise ValueError("each kernel width's squared ratio to the widest must be a whole number")
-    last_lat, last_lon, px, py, pz = np.nan, np.nan, 0.0, 0.0, 0.0
     for j in range(len(items)):
         u, it = users[j], items[j]
-        if np.isnan(plat[j]) or np.isnan(plon[j]):
-            out[j, c_point] = np.nan
-        else:
-            if plat[j] != last_lat or plon[j] != last_lon:  # a request asks from one point
-                last_lat, last_lon = plat[j], plon[j]
-                phi, lam = np.radians(last_lat), np.radians(last_lon)
-                px, py, pz = np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)
-            c2 = max(2.0 - 2.0 * (px * unit[it, 0] + py * unit[it, 1] + pz * unit[it, 2]), 0.0)
-            out[j, c_point] = 2.0 * EARTH_RADIUS_M * np.arcsin(min(np.sqrt(c2) / 2.0, 1.0))
+        # The haversine (short distances to the millimetre; the chord above is for densities)
+        pa, pb, la, lb = np.radians(plat[j]), np.radians(lat[it]), np.radians(plon[j]), np.radians(lon[it])
+        h = np.sin((pb - pa) / 2) ** 2 + np.cos(pa) * np.cos(pb) * np.sin((lb - la) / 2) ** 2
+        out[j, c_point] = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(max(h, 0.0), 1.0))) if h == h else np.nan
         for s in range(n_s):
             out[j, cols[s]] = 0.0
         out[j, c_share] = 0.0

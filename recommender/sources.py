@@ -190,6 +190,8 @@ class Sources:
             np.asarray(items, np.int64),
             np.asarray(plat, np.float64),
             np.asarray(plon, np.float64),
+            st.lat,
+            st.lon,
             self._x,
             self._unit,
             st.category,
