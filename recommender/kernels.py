@@ -102,7 +102,7 @@ def pair_history(
         if u < 0:
             continue
         lo, hi = x_ptr[u], x_ptr[u + 1]
-        out[j, c_ustores] = hi - lo
+        out[j, c_ustores] = v_ptr[u + 1] - v_ptr[u]
         if hi > lo:
             ax, ay, az = unit[it, 0], unit[it, 1], unit[it, 2]
             nearest_c2 = np.inf

@@ -32,6 +32,12 @@ DENSITY_SCALES_M = (300.0, 1000.0, 3000.0)
 #: The "near my places" candidate source: a 1 km Gaussian, cut at 2.5 widths, <= 500 stores each.
 NEAR_SCALE_M, NEAR_CUT, NEAR_MAX = 1000.0, 2.5, 500
 NEIGHBOURHOOD_MODELS = {"user_knn": UserKNN, "item_knn": ItemKNN, "rp3beta": RP3beta}
+#: Past stores per user that the history features read: the most visited (ties: the lower
+#: item). The history kernel's work is candidates x past stores, so a check-in user with 400
+#: places took 5 ms for 200 candidates. A compute budget, as ``served.RANKER_USERS``: on
+#: Foursquare NYC, where half the users have more, 64 ranked as well as all of them (three
+#: seeds, both protocols; docs/recommender.md). ``user_stores`` still counts them all.
+HISTORY_STORES = 64
 #: Sources whose best stores become candidates offline (``lightfm`` when the caller gives it).
 CANDIDATE_SOURCES = (*NEIGHBOURHOOD_MODELS, "near", "popularity", "lightfm")
 #: Every feature column, in the order the ranker sees them.
@@ -112,7 +118,9 @@ class Sources:
         has = np.diff(top.indptr) > 0
         self._home = np.full(window.visits.shape[0], -1, np.int64)
         self._home[has] = top.indices[top.indptr[:-1][has]]
-        self._x, self._visits = _sorted_csr(window.x), _sorted_csr(window.visits)
+        main = top_per_row(window.visits, HISTORY_STORES)
+        main.data[:] = 1.0
+        self._x, self._visits = _sorted_csr(main), _sorted_csr(window.visits)
         none = np.zeros(0, np.int64)
         self._days = _sorted_csr(window.days_since) if window.days_since is not None else (none, none, none)
         self._visit_totals = np.asarray(window.visits.sum(axis=1), dtype=np.float64).ravel()

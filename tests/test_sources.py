@@ -134,6 +134,25 @@ def test_densities_are_powers_of_the_widest_kernel_for_any_whole_ratio(monkeypat
         src.pair_features(np.zeros(n, np.int64), items, {})
 
 
+def test_history_features_read_a_user_s_most_visited_stores_only(monkeypatch):
+    """A budget of 3 past stores: the two visited once (one of them beside the candidate)
+    drop out of the densities and the nearest past store; ``user_stores`` still counts 5,
+    and a tie in visits keeps the lower item."""
+    import recommender.sources as sources
+
+    monkeypatch.setattr(sources, "HISTORY_STORES", 3)
+    lat = np.array([60.20, 60.21, 60.22, 60.23, 60.10, 60.10005])
+    stores = pd.DataFrame({"store_id": list("abcdef"), "lat": lat, "lon": np.full(6, 24.9), "category": list("xxxxxy")})
+    visits = {"a": 5, "b": 4, "c": 2, "d": 2, "e": 1}  # c and d tie: c (the lower item) stays
+    rows = pd.DataFrame({"user_id": "u", "store_id": [s for s, k in visits.items() for _ in range(k)]})
+    src = Sources.fit(Window.of(rows, {"u": 0}, {s: i for i, s in enumerate("abcdef")}), StoreTable.of(stores))
+    got = dict(zip(FEATURES, src.pair_features(np.array([0]), np.array([5]), {})[0]))
+    kept = pairwise_m(lat[:3], np.full(3, 24.9), lat[5:], [24.9])[:, 0]
+    assert got["nearest_past_m"] == pytest.approx(kept.min(), abs=0.01)  # not e's 5.6 m
+    assert got["density_3000"] == pytest.approx(np.exp(-0.5 * (kept / 3000) ** 2).sum(), rel=1e-5)  # e would add ~1
+    assert got["user_stores"] == 5 and got["category_share"] == 0
+
+
 def test_point_distance_is_the_haversine_from_each_pair_s_own_point():
     """Served, a request's one point for every pair; offline, each user's most visited store
     (none: unknown). Two points in turn, so a kernel that kept the first point's vector fails."""
