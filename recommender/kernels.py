@@ -87,6 +87,8 @@ def pair_history(
         power[s] = int(np.round(inv_width2[s] / inv_wide2))
         if abs(inv_width2[s] / inv_wide2 - power[s]) > 1e-9 * power[s]:
             raise ValueError("each kernel width's squared ratio to the widest must be a whole number")
+    cat_latest = np.full(len(interval), np.inf)  # per category, for user ``since_of``
+    since_of = -1
     for j in range(len(items)):
         u, it = users[j], items[j]
         # The haversine (short distances to the millimetre; the chord above is for densities)
@@ -152,10 +154,18 @@ def pair_history(
                 out[j, c_days] = since
                 out[j, c_due] = since / interval[category[it]]
             # A category the user bought from lately is not due, whichever of its stores it was.
-            cat, cat_since = category[it], np.inf
-            for p in range(d_ptr[u], d_ptr[u + 1]):
-                if category[d_idx[p]] == cat:
-                    cat_since = min(cat_since, d_dat[p])
+            # Each category's latest visit, once per user (a request's pairs are one user's):
+            # the user's whole history, so not once per pair.
+            if u != since_of:
+                if since_of >= 0:
+                    for p in range(d_ptr[since_of], d_ptr[since_of + 1]):
+                        cat_latest[category[d_idx[p]]] = np.inf
+                for p in range(d_ptr[u], d_ptr[u + 1]):
+                    c = category[d_idx[p]]
+                    cat_latest[c] = min(cat_latest[c], d_dat[p])
+                since_of = u
+            cat = category[it]
+            cat_since = cat_latest[cat]
             if cat_since < np.inf:
                 out[j, c_cdays] = cat_since
                 out[j, c_cdue] = cat_since / interval[cat]
