@@ -91,7 +91,8 @@ def pair_history(
     since_of = -1
     for j in range(len(items)):
         u, it = users[j], items[j]
-        # The haversine (short distances to the millimetre; the chord above is for densities)
+        # The point's distance by the haversine, exact at short range (the chords below,
+        # between stores, are for the densities)
         pa, pb, la, lb = np.radians(plat[j]), np.radians(lat[it]), np.radians(plon[j]), np.radians(lon[it])
         h = np.sin((pb - pa) / 2) ** 2 + np.cos(pa) * np.cos(pb) * np.sin((lb - la) / 2) ** 2
         out[j, c_point] = 2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(min(max(h, 0.0), 1.0))) if h == h else np.nan
