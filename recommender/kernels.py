@@ -64,7 +64,9 @@ def pair_history(
     since the user's last visit to any store of the category, and the same over its interval.
 
     ``x``, ``visits``, ``days``: (indptr, indices, data) of users x stores CSR matrices with
-    sorted indices (``days`` may be empty: no times). ``lat``, ``lon``: the stores' degrees;
+    sorted indices: the past stores the densities, nearest store and category share read
+    (``sources.HISTORY_STORES``; data unused), the visit counts, and the days since (may be
+    empty: no times). ``lat``, ``lon``: the stores' degrees;
     ``unit``: their unit vectors, for the chords between stores (the arc follows from the
     chord, as in ``geo.pairwise_m``). User -1 has no history.
     """

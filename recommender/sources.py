@@ -119,9 +119,9 @@ class Sources:
         has = np.diff(top.indptr) > 0
         self._home = np.full(window.visits.shape[0], -1, np.int64)
         self._home[has] = top.indices[top.indptr[:-1][has]]
-        main = top_per_row(window.visits, HISTORY_STORES)
-        main.data[:] = 1.0
-        self._x, self._visits = _sorted_csr(main), _sorted_csr(window.visits)
+        # Each user's HISTORY_STORES most visited stores: what the history kernel reads.
+        self._history = _sorted_csr(top_per_row(window.visits, HISTORY_STORES))
+        self._visits = _sorted_csr(window.visits)
         none = np.zeros(0, np.int64)
         self._days = _sorted_csr(window.days_since) if window.days_since is not None else (none, none, none)
         self._visit_totals = np.asarray(window.visits.sum(axis=1), dtype=np.float64).ravel()
@@ -201,7 +201,7 @@ class Sources:
             np.asarray(plon, np.float64),
             st.lat,
             st.lon,
-            self._x,
+            self._history,
             self._unit,
             st.category,
             np.array(DENSITY_SCALES_M),

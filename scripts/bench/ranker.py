@@ -62,12 +62,10 @@ def run(path: str, calls: int, n_candidates: int = 200, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     ids = list(stage.items)
     lat, lon = stage.sources.stores.lat, stage.sources.stores.lon
-    known_users = [
-        u for u, r in stage.users.items() if stage.sources.window.x.indptr[r + 1] > stage.sources.window.x.indptr[r]
-    ]
+    past = np.diff(stage.sources.window.x.indptr)  # stores per user row
+    known_users = [u for u, r in stage.users.items() if past[r] > 0]
     result: dict = {"artifact": path, "candidates": n_candidates, "calls": calls}
-    x = stage.sources.window.x
-    heaviest = max(stage.users, key=lambda u: x.indptr[stage.users[u] + 1] - x.indptr[stage.users[u]])
+    heaviest = max(stage.users, key=lambda u: past[stage.users[u]])
     picks = (("known", known_users[rng.integers(len(known_users))]), ("cold", "nobody-yet"), ("heaviest", heaviest))
     for kind, user in picks:
         at = rng.integers(len(ids))
@@ -75,7 +73,7 @@ def run(path: str, calls: int, n_candidates: int = 200, seed: int = 0) -> dict:
         near = np.argsort(d, kind="stable")[:n_candidates]
         r = _one_user(scorer, user, [ids[i] for i in near], d[near], float(lat[at]), float(lon[at]), calls)
         if user in stage.users:
-            r["past_stores"] = int(x.indptr[stage.users[user] + 1] - x.indptr[stage.users[user]])
+            r["past_stores"] = int(past[stage.users[user]])
         result[kind] = r
         print(kind, r, flush=True)
     result["trees"] = int(stage.ranker.booster_.num_trees())
