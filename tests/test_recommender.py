@@ -197,3 +197,9 @@ def test_generator_is_seeded_and_keeps_its_secrets_apart():
     assert "quality" not in a.orders.columns and "quality" in a.hidden["store_quality"].columns
     assert set(a.orders.columns) == {"user_id", "store_id", "deal_id", "ts", "amount"}
     assert a.reviews["rating"].between(1, 5).all()
+    # Nothing after the simulated span (it ends now, by default), though a review comes 1-48
+    # hours after its order; the last days keep the reviews written by then.
+    c = generate(stores, BehaviourConfig(n_users=300, days=6, seed=5, review_rate=0.5))
+    end = pd.Timestamp(BehaviourConfig().start, tz="UTC") + pd.Timedelta(days=6)
+    assert c.orders["ts"].max() < end and c.reviews["ts"].max() < end
+    assert c.reviews["ts"].max() > end - pd.Timedelta(hours=12)

@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 
 from geo_index import LoadError, load_catalogue
 from recommender.generator import BehaviourConfig, generate
@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--start",
         default=None,
-        help="first simulated day (default: --days before today, so the data ends now and "
+        help="first simulated day (default: --days before today in UTC, so the data end now and "
         "the newest deals are running)",
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -45,7 +45,8 @@ def main(argv=None) -> int:
     if not report.ok:
         print(report.summary(), file=sys.stderr)
     t0 = time.perf_counter()
-    start = args.start or (date.today() - timedelta(days=args.days)).isoformat()
+    # The UTC date, as the service's clock: a machine far east of UTC must not make orders in the future.
+    start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days)).isoformat()
     cfg = BehaviourConfig(
         n_users=args.users, days=args.days, start=start, seed=args.seed, orders_per_user_month=args.orders_per_month
     )
