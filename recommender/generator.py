@@ -104,14 +104,14 @@ def generate(stores: pd.DataFrame, config: BehaviourConfig | None = None) -> Beh
             - pd.to_timedelta(rng.integers(0, 400, cfg.n_users), unit="D"),
         }
     )
-    t0 = world.t0
+    # A review comes 1-48 hours after its order; those past the simulated span (which ends
+    # now, by default) have not been written yet. Dropped here, so the orders stay the same.
+    written = [r for r in reviews if r[2] < cfg.days]  # (user, store, day, rating, text)
     return Behaviour(
         users=users,
         deals=deals.drop(columns=["_lift"]),
-        orders=_frame(orders, ["user_id", "store_id", "deal_id", "ts", "amount"], t0),
-        # A review comes 1-48 hours after its order; those past the simulated span (which
-        # ends now, by default) have not been written yet.
-        reviews=_frame([r for r in reviews if r[2] < cfg.days], ["user_id", "store_id", "ts", "rating", "text"], t0),
+        orders=_frame(orders, ["user_id", "store_id", "deal_id", "ts", "amount"], world.t0),
+        reviews=_frame(written, ["user_id", "store_id", "ts", "rating", "text"], world.t0),
         hidden=world.hidden(),
     )
 
