@@ -70,3 +70,24 @@ def test_migrate_keys_tags_old_store_day_rollups(redis_url, capsys):
     assert not left  # nothing under the old names
     assert migrate_keys.main(["--redis-url", redis_url]) == 0  # idempotent
     assert capsys.readouterr().out.strip().endswith("0 renamed, 0 merged into keys the service had started")
+
+
+def test_generated_behaviour_ends_on_the_utc_date_by_default(tmp_path, monkeypatch):
+    """Without --start the span ends on the UTC clock's date (not the machine's local one):
+    every order and review lies before that clock's now."""
+    import datetime as dt
+
+    from scripts.data import generate_behaviour
+
+    now = dt.datetime(2026, 1, 10, 23, 30, tzinfo=dt.UTC)
+
+    class Clock(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return now if tz is not None else now.replace(tzinfo=None)
+
+    monkeypatch.setattr(generate_behaviour, "datetime", Clock, raising=False)
+    assert generate_behaviour.main(["--users", "40", "--days", "3", "--out", str(tmp_path)]) == 0
+    for name in ("orders", "reviews"):
+        ts = pd.to_datetime(pd.read_csv(tmp_path / f"{name}.csv")["ts"], utc=True)
+        assert ts.min() >= pd.Timestamp("2026-01-07", tz="UTC") and ts.max() < pd.Timestamp(now)
