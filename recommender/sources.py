@@ -23,12 +23,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import kernels
+from .kernels import DENSITY_SCALES_M
 from .geo import EARTH_RADIUS_M, unit_vectors
 from .neighbours import ItemKNN, RP3beta, UserKNN, top_per_row
 from .window import Window
 
-#: Kernel widths of the density features, metres: a block, a walk, a district.
-DENSITY_SCALES_M = (300.0, 1000.0, 3000.0)
 #: The "near my places" candidate source: a 1 km Gaussian, cut at 2.5 widths, <= 500 stores each.
 NEAR_SCALE_M, NEAR_CUT, NEAR_MAX = 1000.0, 2.5, 500
 NEIGHBOURHOOD_MODELS = {"user_knn": UserKNN, "item_knn": ItemKNN, "rp3beta": RP3beta}
@@ -204,7 +203,6 @@ class Sources:
             self._history,
             self._unit,
             st.category,
-            np.array(DENSITY_SCALES_M),
             self._visits,
             self._visit_totals,
             self._days,

@@ -109,29 +109,24 @@ def test_history_features_equal_a_pair_by_pair_reference():
     assert ((col["visits"] == 0) & np.isfinite(col["category_days_since"])).sum() > 10
 
 
-def test_densities_are_powers_of_the_widest_kernel_for_any_whole_ratio(monkeypatch):
+def test_densities_are_powers_of_the_widest_kernel_for_any_whole_ratio():
     """The kernel raises the widest width's value to (W/w)^2 instead of calling exp per
-    width: other whole ratios than the served widths' 100 and 9 must hold too (here 144 and
-    16), out to the 12-width cut, and a width with no whole ratio is refused."""
-    import recommender.sources as sources
+    width, with the powers compiled in: other whole ratios than the served widths' 100 and 9
+    must hold too (here 144 and 16), out to the 12-width cut and past it, and a width with
+    no whole ratio is refused."""
+    from recommender import kernels
 
-    rng = np.random.default_rng(6)
-    n = 40
-    lat, lon = 60.17 + rng.normal(0, 0.05, n), 24.94 + rng.normal(0, 0.1, n)
-    stores = pd.DataFrame({"store_id": [f"s{i}" for i in range(n)], "lat": lat, "lon": lon})
-    rows = pd.DataFrame({"user_id": ["u"] * 15, "store_id": [f"s{i}" for i in range(15)]})
-    src = Sources.fit(Window.of(rows, {"u": 0}, {f"s{i}": i for i in range(n)}), StoreTable.of(stores))
-    d = pairwise_m(lat[:15], lon[:15], lat, lon)
-    items = np.arange(n)
-    monkeypatch.setattr(sources, "DENSITY_SCALES_M", (250.0, 750.0, 3000.0))
-    got = src.pair_features(np.zeros(n, np.int64), items, {})
-    for j, w in enumerate((250.0, 750.0, 3000.0)):
-        ref = np.where(d / w < 12, np.exp(-0.5 * (d / w) ** 2), 0.0).sum(axis=0)
-        np.testing.assert_allclose(got[:, FEATURES.index("density_300") + j], ref, rtol=1e-6, atol=1e-9)
-    assert ((d > 12 * 250) & (d < 12 * 750)).any()  # the narrowest width's cut was crossed
-    monkeypatch.setattr(sources, "DENSITY_SCALES_M", (400.0, 1000.0, 3000.0))
+    assert kernels.kernel_powers((250.0, 750.0, 3000.0)) == (144, 16, 1)
+    assert kernels.kernel_powers(kernels.DENSITY_SCALES_M) == kernels._POWERS == (100, 9, 1)
     with pytest.raises(ValueError, match="whole number"):
-        src.pair_features(np.zeros(n, np.int64), items, {})
+        kernels.kernel_powers((400.0, 1000.0, 3000.0))
+    z2 = np.r_[np.linspace(0.0, 3.0, 301), 1.43, 1.45, 8.9, 9.1, 143.9]  # squared widest-widths
+    for k in (1, 9, 16, 100, 144):
+        for z in z2:
+            want = np.exp(-0.5 * z * k) if z * k < 144 else 0.0
+            got = kernels._kernel_power(np.exp(-0.5 * z), k, z)
+            assert got == pytest.approx(want, rel=1e-12, abs=0.0), (k, z)
+    assert (z2 * 100 < 144).any() and (z2 * 100 > 144).any()  # both sides of the narrowest cut
 
 
 def test_history_features_read_a_user_s_most_visited_stores_only(monkeypatch):
