@@ -64,7 +64,7 @@ def kernel_powers(scales) -> tuple[int, ...]:
     for w in scales:
         ratio = (widest / w) ** 2
         if abs(ratio - round(ratio)) > 1e-9 * ratio:
-            raise ValueError(f"kernel width {w} m: its squared ratio to the widest ({ratio:.4g}) must be a whole number")
+            raise ValueError(f"kernel width {w} m: its squared ratio to the widest, {ratio:.4g}, is not a whole number")
         powers.append(int(round(ratio)))
     return tuple(powers)
 

@@ -23,8 +23,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import kernels
-from .kernels import DENSITY_SCALES_M
 from .geo import EARTH_RADIUS_M, unit_vectors
+from .kernels import DENSITY_SCALES_M
 from .neighbours import ItemKNN, RP3beta, UserKNN, top_per_row
 from .window import Window
 
