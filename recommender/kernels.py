@@ -201,7 +201,8 @@ def _history_kernels(a, cat, past_unit, past_cat, m, chord2, kern, dens):  # pra
         # A store's kernel at each width is a whole power of its kernel at the widest:
         # exp(-z^2/2 (W/w)^2) = exp(-z^2/2)^((W/w)^2). One exp per past store and a few
         # products instead of one exp per width. (Past the cut its value is not used.)
-        kern[q] = _exp_neg(-0.5 * min(c2 * to_z2, _FAR * _FAR))
+        z = c2 * to_z2
+        kern[q] = _exp_neg(-0.5 * (z if z < _FAR * _FAR else _FAR * _FAR))  # (NaN: the cut)
         same += past_cat[q] == cat
     for s in range(len(_POWERS)):
         total = 0.0
@@ -222,7 +223,7 @@ _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
 
 @njit(cache=True, nogil=True, inline="always")
 def _exp_neg(x):  # pragma: no cover - compiled
-    """exp(x) for -72 <= x <= 0, within a few ulp: x = k ln2 + r with |r| <= ln2/2 (ln2 in
+    """exp(x) for -72 <= x <= 0, within 3e-15: x = k ln2 + r with |r| <= ln2/2 (ln2 in
     two parts, so that the reduction is exact), e^r by its Taylor series to r^12 (the rest
     < 2e-16), times 2^k from a table. Plain arithmetic, so that a loop of it vectorises."""
     k = np.floor(x * _LOG2E + 0.5)
@@ -247,7 +248,7 @@ def _exp_neg(x):  # pragma: no cover - compiled
 def _kernel_power(e, k, z2w):  # pragma: no cover - compiled
     """``e``^``k`` by squaring (``e`` = exp(-z2w / 2)), or 0 past the cut: z2w k >= _FAR^2.
     Inside the cut nothing underflows, as e^k >= exp(-72)."""
-    if z2w * k >= _FAR * _FAR:
+    if not z2w * k < _FAR * _FAR:  # (NaN too)
         return 0.0
     b, v = e, 1.0
     while True:

@@ -137,6 +137,38 @@ def test_densities_are_powers_of_the_widest_kernel_for_any_whole_ratio():
     assert (z2 * 100 < 144).any() and (z2 * 100 > 144).any()  # both sides of the narrowest cut
 
 
+def test_vectorised_densities_equal_exp_of_the_chords_and_skip_a_store_without_a_place():
+    """The densities' loop uses its own exp (so that it vectorises) and reorders its sums:
+    equal to numpy's exp over the same squared chords within 1e-12, for stores from 0 m to
+    past the widest cut. A past store with NaN coordinates adds nothing (and reads no table
+    out of bounds)."""
+    from recommender import kernels
+    from recommender.geo import unit_vectors
+
+    rng = np.random.default_rng(11)
+    lat = 60.17 + np.r_[0.0, rng.uniform(-0.4, 0.4, 70)]  # up to ~45 km: past 12 widest widths
+    lon = 24.94 + np.r_[0.0, rng.uniform(-0.8, 0.8, 70)]
+    unit = unit_vectors(lat, lon)
+    past = np.ascontiguousarray(unit[:64].T)
+    cats = rng.integers(0, 3, 71).astype(np.int32)
+    chord2, kern, dens = np.empty(64), np.empty(64), np.empty(3)
+    scale = EARTH_RADIUS_M**2 / np.array(kernels.DENSITY_SCALES_M) ** 2
+    for it in (0, 5, 70):
+        nearest, same = kernels._history_kernels(unit[it], cats[it], past, cats[:64], 64, chord2, kern, dens)
+        c2 = ((unit[:64] - unit[it]) ** 2).sum(axis=1)
+        for s, k in enumerate(scale):
+            want = np.where(c2 * k < 144, np.exp(-0.5 * c2 * k), 0.0).sum()
+            assert dens[s] == pytest.approx(want, rel=1e-12)
+        assert nearest == pytest.approx(c2.min(), rel=1e-12, abs=0.0)
+        assert same == (cats[:64] == cats[it]).sum()
+        assert (nearest == 0.0) == (it < 64)  # a past store is 0 m from itself
+    assert (c2 * scale[-1] > 144).any()  # the widest width's cut was crossed
+    past[:, 3] = np.nan
+    kernels._history_kernels(unit[5], cats[5], past, cats[:64], 64, chord2, kern, dens)
+    c2 = np.delete(((unit[:64] - unit[5]) ** 2).sum(axis=1), 3)
+    assert dens[-1] == pytest.approx(np.where(c2 * scale[-1] < 144, np.exp(-0.5 * c2 * scale[-1]), 0).sum(), rel=1e-12)
+
+
 def test_history_features_read_a_user_s_most_visited_stores_only(monkeypatch):
     """A budget of 3 past stores: the two visited once (one of them beside the candidate)
     drop out of the densities and the nearest past store; ``user_stores`` still counts 5,
