@@ -48,6 +48,49 @@ def weighted_rows_at(indptr, indices, data, rows, weights, items):  # pragma: no
     return out
 
 
+@njit(cache=True, nogil=True)
+def weighted_sum_at(indptr, indices, data, c_ptr, c_idx, c_dat, rows, weights, items):  # pragma: no cover - compiled
+    """``weighted_rows_at``, read from ``m``'s rows (CSR arrays) or from its columns at
+    ``items`` (``c_*``: the same matrix as CSC arrays), whichever holds fewer entries.
+
+    A heavy user's rows are long (Foursquare NYC's heaviest user, 414 stores: 83,000
+    RP3beta entries) while 200 candidates' columns hold ~20,000; a light user's rows are
+    the shorter. The sums are the same, in another order.
+    """
+    by_rows = 0
+    for r in range(len(rows)):
+        by_rows += indptr[rows[r] + 1] - indptr[rows[r]]
+    by_cols = 0
+    for k in range(len(items)):
+        by_cols += c_ptr[items[k] + 1] - c_ptr[items[k]]
+    if by_rows <= by_cols:
+        return weighted_rows_at(indptr, indices, data, rows, weights, items)
+    return _weighted_cols_at(c_ptr, c_idx, c_dat, rows, weights, items)
+
+
+@njit(cache=True, nogil=True)
+def _weighted_cols_at(c_ptr, c_idx, c_dat, rows, weights, items):  # pragma: no cover - compiled
+    """``weighted_rows_at`` from CSC arrays: per item, its column's entries in ``rows``,
+    found through a table of the rows' weights over their span (repeated rows add up)."""
+    n = len(items)
+    out = np.zeros(n, np.float32)
+    if n == 0 or len(rows) == 0:
+        return out
+    lo, hi = rows.min(), rows.max()
+    weight_of = np.zeros(hi - lo + 1, np.float64)
+    for r in range(len(rows)):
+        weight_of[rows[r] - lo] += weights[r]
+    for k in range(n):
+        c = items[k]
+        acc = 0.0
+        for p in range(c_ptr[c], c_ptr[c + 1]):
+            i = c_idx[p]
+            if lo <= i <= hi:
+                acc += weight_of[i - lo] * c_dat[p]
+        out[k] = acc
+    return out
+
+
 #: Kernel widths of the density features, metres: a block, a walk, a district. They live
 #: here, not in ``sources``, because ``pair_history`` compiles them in (numba freezes a global
 #: tuple as constants) and numba's disk cache notices changes to this file only.

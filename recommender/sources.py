@@ -126,6 +126,7 @@ class Sources:
         self._visit_totals = np.asarray(window.visits.sum(axis=1), dtype=np.float64).ravel()
         self._interval = _category_interval(window, stores.category)
         self._unit = unit_vectors(stores.lat, stores.lon)
+        self._csc: dict[str, sp.csc_matrix] | None = None  # see _by_column
 
     @classmethod
     def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None, rows=None) -> Sources:
@@ -156,11 +157,23 @@ class Sources:
             ones = np.ones(len(past), np.float32)
             knn = self.models["user_knn"].sim_
             lo, hi = knn.indptr[user], knn.indptr[user + 1]
-            out["user_knn"] = _weighted_rows_at(x, knn.indices[lo:hi], knn.data[lo:hi], items)
-            out["item_knn"] = _weighted_rows_at(self.models["item_knn"].sim_, past, ones, items)
-            out["rp3beta"] = _weighted_rows_at(self.models["rp3beta"].w_, past, ones, items)
+            by_col = self._by_column()
+            out["user_knn"] = _weighted_sum_at(x, by_col["x"], knn.indices[lo:hi], knn.data[lo:hi], items)
+            out["item_knn"] = _weighted_sum_at(self.models["item_knn"].sim_, by_col["item_knn"], past, ones, items)
+            out["rp3beta"] = _weighted_sum_at(self.models["rp3beta"].w_, by_col["rp3beta"], past, ones, items)
         out["popularity"] = self.window.popularity[items]
         return out
+
+    def _by_column(self) -> dict[str, sp.csc_matrix]:
+        """The matrices ``row`` sums, as CSC too (built on the first request, as only
+        serving asks for them): a heavy user's sums read the candidates' columns."""
+        if self._csc is None:
+            self._csc = {
+                "x": self.window.x.tocsc(),
+                "item_knn": self.models["item_knn"].sim_.tocsc(),
+                "rp3beta": self.models["rp3beta"].w_.tocsc(),
+            }
+        return self._csc
 
     # -------------------------------------------------------------- features
     def pair_features(
@@ -237,11 +250,23 @@ def near_matrix(lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:
     )
 
 
-def _weighted_rows_at(m: sp.csr_matrix, rows: np.ndarray, weights: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """``sum_r weights[r] * m[rows[r], items]`` straight from the CSR arrays (``items`` in any
-    order): what ``weights @ m[rows]`` gives there, without building a sparse matrix per
-    request."""
-    return kernels.weighted_rows_at(m.indptr, m.indices, m.data, rows, np.asarray(weights, np.float32), items)
+def _weighted_sum_at(
+    m: sp.csr_matrix, by_col: sp.csc_matrix, rows: np.ndarray, weights: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """``sum_r weights[r] * m[rows[r], items]`` straight from the sparse arrays (``items`` in
+    any order; ``by_col``: ``m`` as CSC): what ``weights @ m[rows]`` gives there, without
+    building a sparse matrix per request."""
+    return kernels.weighted_sum_at(
+        m.indptr,
+        m.indices,
+        m.data,
+        by_col.indptr,
+        by_col.indices,
+        by_col.data,
+        np.asarray(rows, np.int64),
+        np.asarray(weights, np.float32),
+        np.asarray(items, np.int64),
+    )
 
 
 def _category_interval(window: Window, category: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 from sklearn.metrics.pairwise import haversine_distances
 
 from recommender.geo import EARTH_RADIUS_M, pairwise_m
-from recommender.sources import FEATURES, Sources, StoreTable, _weighted_rows_at, near_matrix, shrunk_rating
+from recommender.sources import FEATURES, Sources, StoreTable, _weighted_sum_at, near_matrix, shrunk_rating
 from recommender.window import Window
 
 
@@ -29,17 +29,36 @@ def _haversine_m(lat_a, lon_a, lat_b, lon_b) -> np.ndarray:
     return haversine_distances(np.radians(a), np.radians(b)) * EARTH_RADIUS_M
 
 
-def test_weighted_rows_equal_scipy_s_product():
+def test_weighted_sums_equal_scipy_s_product_by_rows_and_by_columns():
+    """Either way of reading the matrix gives ``weights @ m[rows]`` at the items: few rows
+    and many items read the rows, many rows and few items the columns (the same matrix as
+    CSC), and each of the two kernels holds on its own."""
+    from recommender import kernels
+
     rng = np.random.default_rng(1)
     m = sp.random(50, 300, density=0.05, format="csr", random_state=2, dtype=np.float32)
-    rows = rng.choice(50, 12, replace=False)
-    weights = rng.random(12).astype(np.float32)
-    items = rng.choice(300, 60)  # unsorted, with repeats: a request's candidates as they come
+    c = m.tocsc()
+    for n_rows, n_items in ((3, 60), (40, 5)):
+        rows = rng.choice(50, n_rows, replace=False)
+        weights = rng.random(n_rows).astype(np.float32)
+        items = rng.choice(300, n_items)  # unsorted, with repeats: a request's candidates as they come
+        ref = np.asarray((sp.csr_matrix(weights[None, :]) @ m[rows]).todense()).ravel()[items]
+        assert (ref > 0).sum() >= 2
+        by_rows, by_cols = np.diff(m.indptr)[rows].sum(), np.diff(c.indptr)[items].sum()
+        assert (by_rows < by_cols) == (n_rows == 3)  # each way is taken once
+        np.testing.assert_allclose(_weighted_sum_at(m, c, rows, weights, items), ref, rtol=1e-5, atol=1e-7)
+        args = (rows.astype(np.int64), weights, items.astype(np.int64))
+        np.testing.assert_allclose(kernels.weighted_rows_at(m.indptr, m.indices, m.data, *args), ref, rtol=1e-5)
+        np.testing.assert_allclose(kernels._weighted_cols_at(c.indptr, c.indices, c.data, *args), ref, rtol=1e-5)
+        assert len(_weighted_sum_at(m, c, rows, weights, items[:0])) == 0
+    items = rng.choice(300, 60)
     assert len(np.unique(items)) < len(items) and (np.diff(items) < 0).any()
+    # A repeated row counts twice.
+    rows, weights = np.array([4, 9, 4], np.int64), np.array([0.5, 1.0, 0.25], np.float32)
     ref = np.asarray((sp.csr_matrix(weights[None, :]) @ m[rows]).todense()).ravel()[items]
-    assert (ref > 0).sum() > 10
-    np.testing.assert_allclose(_weighted_rows_at(m, rows, weights, items), ref, rtol=1e-5, atol=1e-7)
-    assert len(_weighted_rows_at(m, rows, weights, items[:0])) == 0
+    got = kernels._weighted_cols_at(c.indptr, c.indices, c.data, rows, weights, items.astype(np.int64))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7)
+    assert (ref > 0).sum() > 3
 
 
 def test_history_features_equal_a_pair_by_pair_reference():
