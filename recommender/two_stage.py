@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .compiled_trees import CompiledTrees
 from .evaluation import top_k
-from .kernels import CompiledTrees
 from .sources import CANDIDATE_SOURCES, FEATURES, Sources
 
 _CHUNK = 128

@@ -5,7 +5,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from recommender.kernels import CompiledTrees
+from recommender.compiled_trees import CompiledTrees
 from recommender.two_stage import average_boosters
 
 
