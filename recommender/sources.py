@@ -165,8 +165,9 @@ class Sources:
         return out
 
     def _by_column(self) -> dict[str, sp.csc_matrix]:
-        """The matrices ``row`` sums, as CSC too (built on the first request, as only
-        serving asks for them): a heavy user's sums read the candidates' columns."""
+        """The matrices ``row`` sums, as CSC too: a heavy user's sums read the candidates'
+        columns. Built on the first call, as only serving asks (``SecondStage.warm_up``
+        makes that call when a model loads)."""
         if self._csc is None:
             self._csc = {
                 "x": self.window.x.tocsc(),
