@@ -19,7 +19,7 @@ from app.storage import keys
 from tests.support.apps import FIXED_NOW, app_config
 from tests.support.redis import connect
 from tests.support.stores import HELSINKI, hand_placed
-from tests.support.users import shown
+from tests.support.users import as_user, shown
 
 SECRET = "attack-tests-secret-key-0123456789abcdef"  # a known key: the tests forge with it
 DAY = pd.Timedelta(days=1)
@@ -606,6 +606,66 @@ def test_a_verified_key_gets_its_own_bucket(limited, redis_url):
     path = "/v1/merchants/m-1/stats/viewers"
     codes = _within_one_second(lambda: [client.get(path, query_string=q, headers=key).status_code for _ in range(10)])
     assert codes == [200] * 8 + [429] * 2
+
+
+def test_recommended_deals_count_their_hit_in_the_user_state_read(limited, monkeypatch):
+    """The deals view sends its rate-limit hit with its own Redis read, not in a round trip
+    before it: still 8 a second for a signed-in user (5 per address without), refused
+    requests count too, and the hit and the read leave in one pipeline."""
+    import threading
+
+    import redis
+
+    app, client = limited
+    path, here = "/v1/deals/recommended", {"lat": LAT0, "lon": LON0}
+    sent: list[list[str]] = []
+    execute = redis.client.Pipeline.execute
+
+    def recording(pipe, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():  # not the change feed's polls
+            sent.append([str(c[0][0]).upper() for c in pipe.command_stack])
+        return execute(pipe, *args, **kwargs)
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", recording)
+    user = {"X-Forwarded-For": "10.3.3.3", **as_user(app, "u-rate")}
+    codes = _within_one_second(
+        lambda: [client.get(path, query_string=here, headers=user).status_code for _ in range(10)]
+    )
+    assert codes == [200] * 8 + [429] * 2
+    with_hits = [p for p in sent if "INCRBY" in p]
+    assert len(with_hits) == 10 and all("SMEMBERS" in p for p in with_hits)  # one round trip each
+
+    def bad_then_good():
+        bad = {"X-Forwarded-For": "10.4.4.4"}
+        codes = [client.get(path, query_string={"lat": 600, "lon": LON0}, headers=bad).status_code for _ in range(5)]
+        return codes + [client.get(path, query_string=here, headers=bad).status_code]
+
+    assert _within_one_second(bad_then_good) == [400] * 5 + [429]
+
+
+def test_with_redis_down_deals_keep_a_per_process_limit(tmp_path):
+    """Redis gone after start-up: the deals view's hit is counted by the per-process limiter."""
+    from app.storage.embedded import start_on_port
+
+    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(
+        app_config(
+            tmp_path,
+            f"redis://127.0.0.1:{port}/0",
+            CATALOGUE=str(tmp_path / "stores.csv"),
+            RATE_LIMIT_ANON=5,
+            REDIS_TIMEOUT_S=0.2,
+        )
+    )
+    proc.kill()
+    proc.wait()
+    client = app.test_client()
+    here = {"lat": LAT0, "lon": LON0}
+    codes = _within_one_second(
+        lambda: [client.get("/v1/deals/recommended", query_string=here).status_code for _ in range(8)]
+    )
+    assert codes.count(429) >= 2 and set(codes) <= {200, 429}
 
 
 def test_with_redis_down_a_per_process_limit_holds(tmp_path):

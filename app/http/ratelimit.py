@@ -8,16 +8,22 @@ bucket, ``O2O_RATE_LIMIT_KEY`` a second across addresses. A made-up ``Authorizat
 header verifies nothing, so it gets no bucket of its own. ``POST /v1/events`` counts each
 event, not the request. Over a limit: 429 with ``Retry-After``. 0 turns a limit off.
 
+A view marked ``charged_in_view`` sends its request's hits with its own first Redis round
+trip (``deferred_hits``), not in one of their own before the view runs: a Redis round trip
+costs a worker more CPU than anything else the request does, save the ranking.
+
 If Redis is unreachable, a per-process limiter takes over (each worker allows the limit on
 its own), rather than letting everything through or refusing all traffic.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask, current_app, g, request
 
@@ -26,7 +32,7 @@ from app.http.users import BadUserToken, user_of_token
 from app.services import services
 from app.storage.apikeys import digest, merchant_of
 from app.storage.client import STORAGE_ERRORS
-from app.storage.ratelimit import count_hits
+from app.storage.ratelimit import count_hits, queue_hits
 
 # Liveness and the docs are never limited; everything under /v1 and the pages are.
 _EXEMPT = ("/livez", "/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/static/", "/assets/")
@@ -41,16 +47,71 @@ def init_app(app: Flask) -> None:
         if request.path.startswith(_EXEMPT):
             return None
         g.rate_buckets = _buckets()
+        if getattr(current_app.view_functions.get(request.endpoint), "charged_in_view", False):
+            g.rate_deferred = True
+            return None
         charge(1)
         return None
 
 
 def charge(n: int) -> None:
     """Count ``n`` more hits of this request against its buckets; 429 when one is over."""
-    buckets = [(who, limit) for who, limit in getattr(g, "rate_buckets", ()) if limit > 0]
+    buckets = _limited(g)
+    if buckets:
+        _refuse_over(buckets, _count(services(), [who for who, _ in buckets], int(time.time()), n))
+
+
+def charged_in_view(view):
+    """Mark a view whose first Redis round trip carries its request's hit (``deferred_hits``).
+
+    A client over its limit hears 429 only at that round trip, so the view must be cheap and
+    bounded up to there. Whatever the view does (a 400 before it reaches Redis, a fallback
+    while Redis is down), the hit is counted before it answers.
+    """
+
+    @functools.wraps(view)
+    def counted(*args, **kwargs):
+        try:
+            return view(*args, **kwargs)
+        finally:
+            charge_deferred()
+
+    counted.charged_in_view = True  # type: ignore[attr-defined]
+    return counted
+
+
+def deferred_hits() -> Callable | None:
+    """This request's hit, for the view's round trip: ``queue(pipe)`` adds the counting to the
+    pipeline and returns the check to run on its results (a 429 Problem when over a limit).
+    None when nothing waits (not a ``charged_in_view`` view, or no limits)."""
+    buckets = _limited(g) if g.get("rate_deferred") else []
     if not buckets:
-        return
-    counts = _count(services(), [who for who, _ in buckets], int(time.time()), n)
+        return None
+
+    def queue(pipe) -> Callable[[list], None]:
+        read = queue_hits(pipe, [who for who, _ in buckets], int(time.time()), 1)
+
+        def check(results: list) -> None:
+            g.rate_deferred = False  # counted, whatever the verdict
+            _refuse_over(buckets, read(results))
+
+        return check
+
+    return queue
+
+
+def charge_deferred() -> None:
+    """Count this request's hit now if its view has not sent it yet (Redis down, or an answer
+    before the view's round trip)."""
+    if g.pop("rate_deferred", False):
+        charge(1)
+
+
+def _limited(ctx) -> list[tuple[str, int]]:
+    return [(who, limit) for who, limit in getattr(ctx, "rate_buckets", ()) if limit > 0]
+
+
+def _refuse_over(buckets: list[tuple[str, int]], counts: list[int]) -> None:
     for (who, limit), count in zip(buckets, counts):
         if count > limit:
             kind = "key" if who.startswith("k:") else "address"

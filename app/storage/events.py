@@ -22,6 +22,7 @@ then writes them here as events).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 
 import redis
@@ -132,9 +133,17 @@ def write_events(
     return {i: (DUPLICATE if state == _PENDING else state) for (i, _ev, _s, _imp), state in zip(prepared, claimed)}
 
 
-def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) -> tuple[set, dict, set]:
-    """(deals the user redeemed, redemptions per deal, stores the user ordered at), one round trip."""
+def read_user_state(
+    r: redis.Redis, user_id: str | None, deal_ids: list[str], also: Callable | None = None
+) -> tuple[set, dict, set]:
+    """(deals the user redeemed, redemptions per deal, stores the user ordered at), one round trip.
+
+    ``also(pipe)`` queues other commands on the same round trip (the request's rate-limit hit)
+    and returns what to run on the results; it runs first, and may raise.
+    """
     pipe = r.pipeline(transaction=False)
+    settle = also(pipe) if also is not None else None
+    base = len(pipe)
     if user_id:
         pipe.smembers(keys.user_redeemed(user_id))
         pipe.smembers(keys.user_stores(user_id))
@@ -146,6 +155,9 @@ def read_user_state(r: redis.Redis, user_id: str | None, deal_ids: list[str]) ->
     elif counters:  # one MGET: a request asks about ~90 deals, and each command costs ~40 us in redis-py
         pipe.mget(counters)
     res = pipe.execute()
+    if settle is not None:
+        settle(res)
+    res = res[base:]
     counts = res[len(res) - len(deal_ids) :] if cluster else (res[-1] if counters else [])
     used = {d: int(v) for d, v in zip(deal_ids, counts) if v is not None}
     if user_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from app.domain.ranking import paginate, rank_deals, reasons
-from app.http import paging
+from app.http import paging, ratelimit
 from app.http.openapi import USER_OPTIONAL, documented
 from app.http.params import parse_query
 from app.http.schemas import ProblemBody, RecommendedQuery, RecommendedResponse
@@ -26,6 +26,7 @@ def deals_key_ok(key) -> bool:
 
 
 @bp.get("/recommended")
+@ratelimit.charged_in_view  # its hit rides on the user-state read, after the bounded spatial search
 @documented(
     summary="Deals near a point, ranked for the user",
     security=USER_OPTIONAL,
@@ -76,16 +77,18 @@ def recommended():
 
 def _user_state(svc: Services, user_id: str | None, deal_ids: list[str]):
     """(deals the user redeemed, redemptions per deal, stores the user ordered at); without
-    Redis only the base history is known and every quota counts as free."""
+    Redis only the base history is known and every quota counts as free.
+
+    The request's rate-limit hit goes in the same round trip (a 429 from here on)."""
     ordered = set(svc.history.get(user_id, ())) if user_id else set()
-    if svc.redis is None or not svc.breaker.closed:
-        return set(), {}, ordered
-    try:
-        redeemed, used, stores = read_user_state(svc.redis, user_id, deal_ids)
-    except STORAGE_ERRORS as exc:
-        svc.breaker.failed(exc, "quota and redemption checks")
-        return set(), {}, ordered
-    return redeemed, used, ordered | stores
+    if svc.redis is not None and svc.breaker.closed:
+        try:
+            redeemed, used, stores = read_user_state(svc.redis, user_id, deal_ids, also=ratelimit.deferred_hits())
+            return redeemed, used, ordered | stores
+        except STORAGE_ERRORS as exc:
+            svc.breaker.failed(exc, "quota and redemption checks")
+    ratelimit.charge_deferred()  # Redis is out: the per-process limiter counts it, before the ranking
+    return set(), {}, ordered
 
 
 def _deals_json(svc: Services, ranked, picked, at, quota_used, opened: list) -> list[dict]:
