@@ -94,6 +94,7 @@ def _window_answer(index, book, at) -> dict:
     w = book.window(index, at)
     positions = np.arange(index.size)
     rows, which = w.usable_at(positions)
+    assert (np.diff(which) >= 0).all()  # a store's rows together, in positions order (ranking relies on it)
     by_store: dict[str, set] = {}
     for r, i in zip(rows, which):
         sid = index.column("store_id")[int(positions[i])]

@@ -178,7 +178,8 @@ class DealWindow:
 
     def usable_at(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The usable deal rows at store ``positions``, and for each row the index into
-        ``positions`` of its store."""
+        ``positions`` of its store: a store's rows together, stores in ``positions`` order
+        (so the indices never decrease)."""
         lo = np.searchsorted(self._pos, positions, "left")
         counts = np.searchsorted(self._pos, positions, "right") - lo
         which = np.repeat(np.arange(len(positions)), counts)

@@ -80,8 +80,12 @@ def rank_deals(
     dist = hits.distances_m[at_hit]
     blend = scorer.blend if scorer else Blend(weight=1.0, scale_m=1000.0)
     stage, feats = None, None
-    # Once per store, not per deal: a store's deals share every score and feature.
-    _, first, back = np.unique(at_hit, return_index=True, return_inverse=True)
+    # Once per store, not per deal: a store's deals share every score and feature. usable_at
+    # keeps a store's rows together, so a store starts wherever at_hit changes.
+    starts = np.empty(len(at_hit), dtype=bool)
+    starts[:1] = True
+    np.not_equal(at_hit[1:], at_hit[:-1], out=starts[1:])
+    first, back = np.flatnonzero(starts), np.cumsum(starts) - 1
     store_ids = deals.store_ids[rows[first]].tolist()
     if scorer is not None:
         models.ensure_items(scorer, store_ids)
