@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
 import os
 import threading
 import time
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import numpy as np
+import orjson
 import redis
 from redis.crc import key_slot
 
@@ -184,12 +184,12 @@ def queue_stream(pipe, batch: list[Shown], maxlen: int) -> None:
             "ts",
             b.at.isoformat(),
             "items",
-            json.dumps([[s, int(rank), d] for s, rank, d in b.items], separators=(",", ":")),
+            orjson.dumps([[s, int(rank), d] for s, rank, d in b.items]).decode(),
         ]
         for b in batch
     ]
     append = pipe.register_script(_APPEND)
-    scripts.queue(pipe, append, [keys.IMPRESSIONS], [maxlen, json.dumps(records, separators=(",", ":"))])
+    scripts.queue(pipe, append, [keys.IMPRESSIONS], [maxlen, orjson.dumps(records)])
 
 
 # The rollups of many store-days in one call; every key of a call is in one slot on a cluster
@@ -291,12 +291,12 @@ def queue_rollups(pipe, batch: list[Shown], index: StoreIndex, local_radius_m: f
                 pipe,
                 script,
                 [k for entry_keys, _ in chunk for k in entry_keys],
-                [keys.ROLLUP_TTL_S, keys.PAIR_TTL_S, json.dumps([e for _, e in chunk], separators=(",", ":"))],
+                [keys.ROLLUP_TTL_S, keys.PAIR_TTL_S, orjson.dumps([e for _, e in chunk])],
             )
     count = pipe.register_script(_COUNT_CELLS)
     for day, cells in _local_searches(batch, items, index).items():
         flat = [x for cell_n in cells.items() for x in cell_n]
-        scripts.queue(pipe, count, [keys.lreq_cells(day)], [keys.ROLLUP_TTL_S, json.dumps(flat)])
+        scripts.queue(pipe, count, [keys.lreq_cells(day)], [keys.ROLLUP_TTL_S, orjson.dumps(flat)])
 
 
 class _Items:
