@@ -410,6 +410,27 @@ def test_every_surface_hands_out_tokens_that_verify(shop):
         assert (imp.surface, imp.store_id, imp.deal_id, imp.rank) == (surface, store, deal, rank)
 
 
+def test_impression_tokens_are_rfc_2104_hmacs_for_any_item():
+    """The signer writes HMAC out from its two pad states; the standard library's hmac (which
+    verify uses) must agree, for odd items and for keys shorter, as long as and longer than
+    a block."""
+    import hashlib
+    import hmac
+
+    from app.domain import impression_tokens
+
+    sign = impression_tokens.Signer(SECRET, "recommended", "v0123456789abcdef", 1_700_000_000)
+    for store, deal in [("n1", None), ("kahvila-ä|ö", "d|50%"), ("x" * 128, "d-1")]:
+        imp = impression_tokens.verify(SECRET, sign.token(store, 3, deal), 1_700_000_000)
+        assert not isinstance(imp, str), imp
+        assert (imp.store_id, imp.deal_id, imp.rank) == (store, deal, 3)
+    for key in (b"k", b"k" * 64, b"k" * 65, b"k" * 200):
+        inner, outer = (state.copy() for state in impression_tokens._hmac_states(key))
+        inner.update(b"message")
+        outer.update(inner.digest())
+        assert outer.digest() == hmac.new(key, b"message", hashlib.sha256).digest()
+
+
 def test_clicks_without_a_valid_token_are_rejected_and_never_counted(shop, redis_url):
     """400 anonymous clicks once took a store from 0 to 400 clicks."""
     _, client = shop
