@@ -34,18 +34,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    stores = pd.read_csv("data/stores_helsinki.csv", usecols=["lat", "lon"])
-    users = pd.read_csv("data/generated/helsinki/orders.csv", usecols=["user_id"])["user_id"].unique()
-    rng = np.random.default_rng(3)
-    pick = rng.integers(0, len(stores), 1000)
-    pts = np.column_stack(
-        [
-            stores["lat"].to_numpy()[pick] + rng.normal(0, 0.002, 1000),
-            stores["lon"].to_numpy()[pick] + rng.normal(0, 0.004, 1000),
-        ]
-    )
-    known = list(zip(pts, rng.choice(users, len(pts))))
-    deals_anon = ["/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5)}) for a, b in pts]
+    pts, known = bench_points()
+    deals_anon = [deals_path(a, b) for a, b in pts]
     nearby = nearby_paths(pts)
     runs = {
         k: []
@@ -65,13 +55,7 @@ def main(argv=None) -> int:
             env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
             servers[flag] = (start_gunicorn(port, env)[0], port, env["O2O_DATA_DIR"])
             if flag == "1":  # signed-in users: tokens the server with impressions on accepts
-                deals_known = [
-                    (
-                        "/v1/deals/recommended?" + urlencode({"lat": round(a, 5), "lon": round(b, 5)}),
-                        {"Authorization": "Bearer " + token(str(u), environ={**os.environ, **env})},
-                    )
-                    for (a, b), u in known
-                ]
+                deals_known = signed_in(known, env)
         on, off = servers["1"][1], servers["0"][1]
         pids_on, pids_off = (server_pids(servers[f][0], servers[f][2]) for f in ("1", "0"))
         for _ in range(args.rounds):
@@ -112,6 +96,31 @@ def main(argv=None) -> int:
     }
     emit_json(result, args.json)
     return 0
+
+
+def bench_points(n: int = 1000) -> tuple[np.ndarray, list]:
+    """Request points near the bundled stores (seeded), and a bench user for each."""
+    stores = pd.read_csv("data/stores_helsinki.csv", usecols=["lat", "lon"])
+    users = pd.read_csv("data/generated/helsinki/orders.csv", usecols=["user_id"])["user_id"].unique()
+    rng = np.random.default_rng(3)
+    pick = rng.integers(0, len(stores), n)
+    pts = np.column_stack(
+        [
+            stores["lat"].to_numpy()[pick] + rng.normal(0, 0.002, n),
+            stores["lon"].to_numpy()[pick] + rng.normal(0, 0.004, n),
+        ]
+    )
+    return pts, list(zip(pts, rng.choice(users, len(pts))))
+
+
+def deals_path(lat: float, lon: float) -> str:
+    return "/v1/deals/recommended?" + urlencode({"lat": round(lat, 5), "lon": round(lon, 5)})
+
+
+def signed_in(known: list, env: dict) -> list[tuple[str, dict]]:
+    """(path, headers) of each point's user, with a token the server started with ``env`` accepts."""
+    environ = {**os.environ, **env}
+    return [(deals_path(a, b), {"Authorization": "Bearer " + token(str(u), environ=environ)}) for (a, b), u in known]
 
 
 if __name__ == "__main__":

@@ -44,9 +44,15 @@ def request(port: int, method: str, path: str, body=None, headers: dict | None =
 
 
 def start_gunicorn(
-    port: int, env: dict | None = None, workers: int = 2, timeout_s: float = 180, ready_path: str = "/healthz"
+    port: int,
+    env: dict | None = None,
+    workers: int = 2,
+    timeout_s: float = 180,
+    ready_path: str = "/healthz",
+    root: str = ROOT,
 ):
-    """gunicorn --preload on 127.0.0.1:port; returns (process, seconds until ``ready_path`` answered 200)."""
+    """gunicorn --preload on 127.0.0.1:port, serving the tree at ``root`` (another commit's
+    worktree, say); returns (process, seconds until ``ready_path`` answered 200)."""
     cmd = [
         os.path.join(os.path.dirname(sys.executable), "gunicorn"),
         "--preload",
@@ -61,7 +67,7 @@ def start_gunicorn(
     t0 = time.perf_counter()
     # Load generators come from one address: lift the per-address limit unless a run sets it.
     limits = {"O2O_RATE_LIMIT_ANON": "10000000", "O2O_RATE_LIMIT_KEY": "10000000"}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **limits, **(env or {})})
+    proc = subprocess.Popen(cmd, cwd=root, env={**os.environ, **limits, **(env or {})})
     while time.perf_counter() - t0 < timeout_s:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {proc.returncode}")
