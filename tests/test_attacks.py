@@ -656,6 +656,26 @@ def test_recommended_deals_count_their_hit_in_the_user_state_read(limited, monke
     assert _within_one_second(bad_then_good) == [400] * 5 + [429]
 
 
+def test_a_server_error_in_a_deals_request_counts_but_stays_a_500(limited, monkeypatch):
+    """A deals request that fails before its Redis read is counted on the way out, and over
+    the limit it stays the 500 it was (its log line is the one to see), not a 429."""
+    import app.views.deals as view
+
+    _, client = limited
+    path, here, who = "/v1/deals/recommended", {"lat": LAT0, "lon": LON0}, {"X-Forwarded-For": "10.5.5.5"}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("ranking broke")
+
+    def burst():
+        with monkeypatch.context() as patched:
+            patched.setattr(view, "rank_deals", broken)
+            codes = [client.get(path, query_string=here, headers=who).status_code for _ in range(6)]
+        return codes + [client.get(path, query_string=here, headers=who).status_code]
+
+    assert _within_one_second(burst) == [500] * 6 + [429]  # limit 5: the six failures counted
+
+
 def test_with_redis_down_deals_keep_a_per_process_limit(tmp_path):
     """Redis gone after start-up: the deals view's hit is counted by the per-process limiter."""
     from app.storage.embedded import start_on_port

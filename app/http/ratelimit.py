@@ -18,6 +18,7 @@ its own), rather than letting everything through or refusing all traffic.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -72,9 +73,16 @@ def charged_in_view(view):
     @functools.wraps(view)
     def counted(*args, **kwargs):
         try:
-            return view(*args, **kwargs)
-        finally:
-            charge_deferred()
+            response = view(*args, **kwargs)
+        except Problem:
+            charge_deferred()  # a refused request counts too: over the limit, it becomes a 429
+            raise
+        except Exception:
+            with contextlib.suppress(Problem):  # counted; the error worth reporting is the server's
+                charge_deferred()
+            raise
+        charge_deferred()
+        return response
 
     counted.charged_in_view = True  # type: ignore[attr-defined]
     return counted
