@@ -1,13 +1,15 @@
 """Throughput of /v1/deals/recommended and the cost of impression logging.
 
-    python -m scripts.bench.deals [--seconds 8] [--rounds 2] [--json bench-results/deals.json]
+    python -m scripts.bench.deals [--seconds 8] [--rounds 3] [--json bench-results/deals.json]
 
 gunicorn (2 workers, --preload, 127.0.0.1) on the bundled data with the newest model and
 a fresh embedded Redis. Interleaved closed-loop runs: the trivial endpoint (/livez),
 recommended deals (known and anonymous users), and /v1/stores/nearby with impression
-logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Medians, and the
-server's CPU per request (workers and redis-server) for every run but the second server's
-trivial one.
+logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Each round starts
+both servers afresh (a server's placement moves its CPU per request by up to ~15 % here).
+Medians over rounds, each round's known-user ratio, and the server's CPU per request
+(workers and redis-server) for every run but the second server's trivial one. To compare
+two commits, ``scripts.bench.deals_ab``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from scripts.users import token
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="fresh servers each round (default 3)")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
@@ -48,27 +50,29 @@ def main(argv=None) -> int:
             "nearby_impressions_off",
         )
     }
-    servers = {}
-    try:
-        for flag in ("1", "0"):
-            port = free_port()
-            env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
-            servers[flag] = (start_gunicorn(port, env)[0], port, env["O2O_DATA_DIR"])
-            if flag == "1":  # signed-in users: tokens the server with impressions on accepts
-                deals_known = signed_in(known, env)
-        on, off = servers["1"][1], servers["0"][1]
-        pids_on, pids_off = (server_pids(servers[f][0], servers[f][2]) for f in ("1", "0"))
-        for _ in range(args.rounds):
+    for round_ in range(args.rounds):
+        # Fresh servers each round: one gunicorn differs from another of the same code by up
+        # to ~15 % of CPU per request here (where it landed), so a median over servers.
+        servers = {}
+        try:
+            for flag in ("1", "0") if round_ % 2 == 0 else ("0", "1"):
+                port = free_port()
+                env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
+                proc = start_gunicorn(port, env)[0]
+                servers[flag] = (proc, port, server_pids(proc, env["O2O_DATA_DIR"]))
+                if flag == "1":  # signed-in users: tokens the server with impressions on accepts
+                    deals_known = signed_in(known, env)
+            (_, on, pids_on), (_, off, pids_off) = servers["1"], servers["0"]
             runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients, pids_on))
             runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients, pids_on))
             runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients, pids_on))
             runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients, pids_on))
             runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
             runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients, pids_off))
-    finally:
-        for proc, _port, _dir in servers.values():
-            proc.terminate()
-            proc.wait(10)
+        finally:
+            for proc, _port, _pids in servers.values():
+                proc.terminate()
+                proc.wait(10)
     med = {
         k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms", "server_cpu_us") if m in v[0]}
         for k, v in runs.items()
@@ -78,6 +82,9 @@ def main(argv=None) -> int:
         "errors": sum(r["errors"] for v in runs.values() for r in v),
         "ratio_deals_known_to_trivial": round(med["deals_known_user"]["rps"] / med["trivial"]["rps"], 2),
         "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
+        "ratio_deals_known_to_trivial_by_round": [
+            round(k["rps"] / t["rps"], 3) for k, t in zip(runs["deals_known_user"], runs["trivial"])
+        ],
         # Server CPU per request (workers and redis-server) against the trivial endpoint's:
         # the cost ratio without the clients' share of the cores.
         "cpu_ratio_trivial_to_deals_known": round(
