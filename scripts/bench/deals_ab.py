@@ -47,7 +47,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.pairs < 1 or args.seconds <= 0:
         parser.error("--pairs must be at least 1 and --seconds positive")
-    commit = _git("rev-parse", "--verify", args.against + "^{commit}").strip()
+    try:
+        commit = _git("rev-parse", "--verify", "--quiet", args.against + "^{commit}").strip()
+    except subprocess.CalledProcessError:
+        parser.error(f"--against {args.against!r} names no commit of this repository")
     reference = tempfile.mkdtemp(prefix="o2o-ab-")
     _git("worktree", "add", "--detach", reference, commit)
     shared = {
@@ -57,7 +60,7 @@ def main(argv=None) -> int:
         "O2O_ARTIFACTS": os.path.join(ROOT, "artifacts"),
     }
     pts, known = bench_points()
-    paths = {
+    paths: dict[str, list] = {
         "trivial": ["/livez"],
         "deals_known_user": signed_in(known, shared),
         "deals_anonymous": [deals_path(a, b) for a, b in pts],
