@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds must be at least 1 and --seconds positive")
     pts, known = bench_points()
     deals_anon = [deals_path(a, b) for a, b in pts]
     nearby = nearby_paths(pts)
