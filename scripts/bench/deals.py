@@ -31,13 +31,8 @@ from scripts.users import token
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rounds", type=int, default=3, help="fresh servers each round (default 3)")
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.seconds <= 0:
-        parser.error("--rounds must be at least 1 and --seconds positive")
+    args = load_arguments(parser, "--rounds", seconds=8, argv=argv)
     pts, known = bench_points()
     deals_anon = [deals_path(a, b) for a, b in pts]
     nearby = nearby_paths(pts)
@@ -105,6 +100,18 @@ def main(argv=None) -> int:
     }
     emit_json(result, args.json)
     return 0
+
+
+def load_arguments(parser: argparse.ArgumentParser, repeats: str, seconds: float, argv=None) -> argparse.Namespace:
+    """Add the load's options (--seconds, --clients, --json), parse, and check them and the
+    ``repeats`` option (rounds or pairs of servers)."""
+    parser.add_argument("--seconds", type=float, default=seconds, help=f"seconds of load per run (default {seconds:g})")
+    parser.add_argument("--clients", type=int, default=4, help="client processes (default 4)")
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+    if getattr(args, repeats.lstrip("-")) < 1 or args.seconds <= 0 or args.clients < 1:
+        parser.error(f"{repeats}, --seconds and --clients must be positive")
+    return args
 
 
 def bench_points(n: int = 1000) -> tuple[np.ndarray, list]:

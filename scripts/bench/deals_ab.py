@@ -30,7 +30,7 @@ import tempfile
 import numpy as np
 
 from app.storage.embedded import free_port
-from scripts.bench.deals import bench_points, deals_path, signed_in
+from scripts.bench.deals import bench_points, deals_path, load_arguments, signed_in
 from scripts.bench.harness import ROOT, run_load, server_pids, start_gunicorn
 from scripts.common import emit_json
 
@@ -41,12 +41,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="the reference commit (any git revision)")
     parser.add_argument("--pairs", type=int, default=4, help="fresh servers of each tree (default 4)")
-    parser.add_argument("--seconds", type=float, default=5, help="seconds of load per run (default 5)")
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args(argv)
-    if args.pairs < 1 or args.seconds <= 0:
-        parser.error("--pairs must be at least 1 and --seconds positive")
+    args = load_arguments(parser, "--pairs", seconds=5, argv=argv)
     try:
         commit = _git("rev-parse", "--verify", "--quiet", args.against + "^{commit}").strip()
     except subprocess.CalledProcessError:
