@@ -17,14 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
-from app.storage.embedded import free_port
-from scripts.bench.harness import nearby_paths, run_load, server_pids, start_gunicorn
+from scripts.bench.harness import fresh_servers, nearby_paths, run_load
 from scripts.common import emit_json
 from scripts.users import token
 
@@ -50,26 +48,16 @@ def main(argv=None) -> int:
     for round_ in range(args.rounds):
         # Fresh servers each round: one gunicorn differs from another of the same code by up
         # to ~15 % of CPU per request here (where it landed), so a median over servers.
-        servers = {}
-        try:
-            for flag in ("1", "0") if round_ % 2 == 0 else ("0", "1"):
-                port = free_port()
-                env = {"O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-"), "O2O_IMPRESSIONS": flag}
-                proc = start_gunicorn(port, env)[0]
-                servers[flag] = (proc, port, server_pids(proc, env["O2O_DATA_DIR"]))
-                if flag == "1":  # signed-in users: tokens the server with impressions on accepts
-                    deals_known = signed_in(known, env)
-            (_, on, pids_on), (_, off, pids_off) = servers["1"], servers["0"]
+        order = ("1", "0") if round_ % 2 == 0 else ("0", "1")
+        with fresh_servers({flag: {"O2O_IMPRESSIONS": flag} for flag in order}) as servers:
+            (on, pids_on, env_on), (off, pids_off, _) = servers["1"], servers["0"]
+            deals_known = signed_in(known, env_on)  # tokens the server with impressions on accepts
             runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients, pids_on))
             runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients, pids_on))
             runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients, pids_on))
             runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients, pids_on))
             runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
             runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients, pids_off))
-        finally:
-            for proc, _port, _pids in servers.values():
-                proc.terminate()
-                proc.wait(10)
     med = {
         k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms", "server_cpu_us") if m in v[0]}
         for k, v in runs.items()

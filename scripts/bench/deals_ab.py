@@ -29,9 +29,8 @@ import tempfile
 
 import numpy as np
 
-from app.storage.embedded import free_port
 from scripts.bench.deals import bench_points, deals_path, load_arguments, signed_in
-from scripts.bench.harness import ROOT, run_load, server_pids, start_gunicorn
+from scripts.bench.harness import ROOT, fresh_servers, run_load
 from scripts.common import emit_json
 
 LOADS = ("trivial", "deals_known_user", "deals_anonymous")
@@ -65,16 +64,11 @@ def main(argv=None) -> int:
     try:
         for pair in range(args.pairs):
             order = list(trees) if pair % 2 == 0 else list(trees)[::-1]
-            servers = {tree: _start(trees[tree], shared) for tree in order}
-            try:
+            with fresh_servers({tree: shared for tree in order}, roots=trees) as servers:
                 for load in LOADS:
                     for tree in order:
-                        proc, port, pids = servers[tree]
+                        port, pids, _env = servers[tree]
                         runs[tree][load].append(run_load(port, paths[load], args.seconds, args.clients, pids))
-            finally:
-                for proc, _port, _pids in servers.values():
-                    proc.terminate()
-                    proc.wait(10)
             print(f"pair {pair + 1}: " + _pair_line(runs, pair), file=sys.stderr, flush=True)
     finally:
         _git("worktree", "remove", "--force", reference)
@@ -86,13 +80,6 @@ def main(argv=None) -> int:
     result["runs"] = runs
     emit_json(result, args.json)
     return 1 if any(result["failed_requests"].values()) else 0
-
-
-def _start(root: str, shared: dict):
-    data_dir = tempfile.mkdtemp(prefix="o2o-ab-data-")
-    port = free_port()
-    proc, _ = start_gunicorn(port, {**shared, "O2O_DATA_DIR": data_dir}, root=root)
-    return proc, port, server_pids(proc, data_dir)
 
 
 def _ratios(runs_of_tree: dict, load: str) -> list[float]:

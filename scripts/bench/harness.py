@@ -6,16 +6,20 @@ GIL; each keeps issuing requests for a fixed time, and latencies are gathered at
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import multiprocessing as mp
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from urllib.parse import urlencode
 
 import numpy as np
+
+from app.storage.embedded import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -102,6 +106,28 @@ def _client(port, paths, seconds, seed, out):
         lat.append(time.perf_counter() - t)
         codes.append(code)
     out.put((lat, codes))
+
+
+@contextlib.contextmanager
+def fresh_servers(envs: dict[str, dict], roots: dict[str, str] | None = None):
+    """One gunicorn per name, started in ``envs``' order, each with a fresh data dir (so its
+    own embedded Redis and secret) and serving ``roots[name]`` (default this tree); yields
+    {name: (port, pids, env)}, ``env`` as the server got it (to mint its users' tokens),
+    and stops every server however the block ends."""
+    procs: list[subprocess.Popen] = []
+    try:
+        out = {}
+        for name, env in envs.items():
+            env = {**env, "O2O_DATA_DIR": tempfile.mkdtemp(prefix="o2o-bench-")}
+            port = free_port()
+            proc = start_gunicorn(port, env, root=(roots or {}).get(name, ROOT))[0]
+            procs.append(proc)
+            out[name] = (port, server_pids(proc, env["O2O_DATA_DIR"]), env)
+        yield out
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
 
 
 def server_pids(gunicorn: subprocess.Popen, data_dir: str | None = None, workers: int = 2) -> list[int]:
