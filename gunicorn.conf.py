@@ -4,6 +4,8 @@ Metrics: prometheus-client's multiprocess mode needs its directory in the enviro
 before the app imports the library, empty at start-up, and each dead worker marked.
 Shutdown: a worker stopping (SIGTERM, a restart, max-requests) writes its buffered
 impressions before it exits.
+Errors: what gunicorn refuses itself (a request line over 4094 bytes, say) is answered
+as problem+json too (``app.http.gunicorn_errors``).
 """
 
 import os
@@ -23,6 +25,14 @@ access_log_format = (
     '{"ts":"%(t)s","request_id":"%({x-request-id}o)s","method":"%(m)s","path":"%(U)s",'
     '"status":%(s)s,"ms":%(M)s,"bytes":"%(B)s"}'
 )
+
+
+def post_worker_init(worker):
+    # In the worker, once the app is loaded: the config file runs before wsgi.py sets up
+    # the environment, so it imports nothing of the app itself.
+    from app.http.gunicorn_errors import install
+
+    install()
 
 
 def worker_exit(server, worker):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from http import HTTPStatus
 
 from flask import Flask, current_app, json
 from werkzeug.exceptions import HTTPException
@@ -63,13 +64,21 @@ def field_error(field: str, message: str, hint: str | None = None) -> dict:
     return item
 
 
-def problem_response(status: int, detail: str, errors=None, title=None, headers=None):
-    from http import HTTPStatus
-
-    title = title or HTTPStatus(status).phrase
-    body = {"type": f"https://o2o.example/problems/{status}", "title": title, "status": status, "detail": detail}
+def problem_body(status: int, detail: str, errors=None, title=None) -> dict:
+    """The RFC 9457 body: the app's answers and gunicorn's own (``app.http.gunicorn_errors``)."""
+    body = {
+        "type": f"https://o2o.example/problems/{status}",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
     if errors:
         body["errors"] = errors
+    return body
+
+
+def problem_response(status: int, detail: str, errors=None, title=None, headers=None):
+    body = problem_body(status, detail, errors, title)
     resp = current_app.response_class(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
     for k, v in (headers or {}).items():
         resp.headers[k] = v

@@ -147,7 +147,8 @@ def _operation(rule, meta, components) -> dict:
         op["responses"].setdefault("400", _response(400, ProblemBody, components))
     if meta["body"] is not None:
         op["responses"].setdefault("413", _response(413, ProblemBody, components))
-    op["responses"].setdefault("414", {"description": "Request line too long (gunicorn's limit, 4094 bytes)"})
+    too_long = {**_response(414, ProblemBody, components), "description": "Request line over gunicorn's 4094 bytes"}
+    op["responses"].setdefault("414", too_long)
     return op
 
 
