@@ -91,3 +91,37 @@ def test_generated_behaviour_ends_on_the_utc_date_by_default(tmp_path, monkeypat
     for name in ("orders", "reviews"):
         ts = pd.to_datetime(pd.read_csv(tmp_path / f"{name}.csv")["ts"], utc=True)
         assert ts.min() >= pd.Timestamp("2026-01-07", tz="UTC") and ts.max() < pd.Timestamp(now)
+
+
+def test_community_world_is_seeded_returns_as_asked_and_users_keep_to_few_communities(tmp_path):
+    from recommender.data import read_table
+    from scripts.data import community_world
+
+    def world(repeat, out):
+        args = ["--users", "300", "--stores", "4000", "--communities", "8", "--repeat", str(repeat)]
+        assert community_world.main([*args, "--seed", "3", "--out", str(out)]) == 0
+        return pd.read_csv(out / "stores.csv"), pd.read_csv(out / "orders.csv")
+
+    stores, orders = world(0.5, tmp_path / "a")
+    again_stores, again = world(0.5, tmp_path / "b")
+    pd.testing.assert_frame_equal(orders, again)
+    pd.testing.assert_frame_equal(stores, again_stores)
+    # What scripts.evaluate reads, strictly.
+    table, _ = read_table(str(tmp_path / "a" / "stores.csv"), "stores", strict=True)
+    known = set(table["store_id"])
+    rows, _ = read_table(str(tmp_path / "a" / "orders.csv"), "interactions", strict=True, known_stores=known)
+    assert len(table) == 4000 and len(rows) == len(orders) and rows["ts"].notna().all()
+
+    def returns(frame):  # share of visits to a store the user had visited before
+        return frame.sort_values("ts").duplicated(["user_id", "store_id"]).mean()
+
+    _, fresh = world(0.0, tmp_path / "c")
+    assert returns(orders) - returns(fresh) > 0.3  # about 0.5, less the chance repeats
+    # With 8 communities (here one per category) each user's visits keep mostly to one.
+    category = orders["store_id"].map(stores.set_index("store_id")["category"])
+    top_share = (
+        orders.assign(category=category)
+        .groupby("user_id")["category"]
+        .agg(lambda c: c.value_counts(normalize=True).iloc[0])
+    )
+    assert top_share.mean() > 0.6

@@ -1,1 +1,1 @@
-"""Data tools: the OSM import, synthetic catalogues, behaviour generation, the Foursquare adapter."""
+"""Data tools: the OSM import, synthetic catalogues, behaviour generation, a co-visitation world, Foursquare."""
