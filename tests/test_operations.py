@@ -33,17 +33,9 @@ def test_log_lines_are_json_with_the_request_id(app):
     assert line["path"] == "/v1/stores/nearby" and line["ts"].endswith("Z")
 
 
-@pytest.mark.slow  # a real gunicorn
-def test_what_gunicorn_refuses_itself_is_answered_as_problem_json(tmp_path, redis_url, hand_placed_csv):
-    """A request line over 4094 bytes, 101 headers, a line that is not HTTP: gunicorn
-    answers before the app runs, and still in problem+json that names the limit."""
-    import socket
-
-    from app.storage.embedded import free_port
-    from scripts.bench.harness import request, start_gunicorn
-
-    port = free_port()
-    env = {
+def _small_server(tmp_path, redis_url, hand_placed_csv) -> dict:
+    """A gunicorn's environment: the hand-placed stores, no deals or model, files under tmp_path."""
+    return {
         "REDIS_URL": redis_url,
         "O2O_CATALOGUE": str(hand_placed_csv),
         "O2O_DEALS": "",
@@ -52,32 +44,6 @@ def test_what_gunicorn_refuses_itself_is_answered_as_problem_json(tmp_path, redi
         "O2O_DATA_DIR": str(tmp_path / "var"),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
-    proc, _ = start_gunicorn(port, env, workers=1)
-    try:
-        status, body, headers = request(port, "GET", "/v1/stores/nearby?lat=60.17&lon=24.94&category=" + "x" * 5000)
-        assert status == 414 and headers["Content-Type"] == "application/problem+json"
-        assert body["status"] == 414 and body["title"] == "URI Too Long"
-        assert "4094" in body["detail"] and "shorter request line" in body["detail"]
-
-        many = {f"X-Extra-{i}": "1" for i in range(101)}
-        status, body, headers = request(port, "GET", "/livez", headers=many)
-        assert status == 431 and headers["Content-Type"] == "application/problem+json"
-        assert body["status"] == 431 and "fewer or smaller headers" in body["detail"]
-
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(b"NOT AN HTTP LINE\r\n\r\n")
-            raw = b""
-            while chunk := sock.recv(65536):
-                raw += chunk
-        head, _, payload = raw.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/problem+json" in head
-        assert json.loads(payload)["status"] == 400
-
-        status, _, _ = request(port, "GET", "/livez")
-        assert status == 200  # the worker is still serving
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(30)
 
 
 def _count(text: str, route: str, status: str) -> float:
@@ -114,16 +80,7 @@ def test_gunicorn_sums_metrics_over_workers_and_flushes_impressions_on_shutdown(
     from scripts.bench.harness import request, start_gunicorn
 
     port = free_port()
-    env = {
-        "REDIS_URL": redis_url,
-        "O2O_CATALOGUE": str(hand_placed_csv),
-        "O2O_DEALS": "",
-        "O2O_BASE_ORDERS": "",
-        "O2O_ARTIFACTS": str(tmp_path / "artifacts"),
-        "O2O_DATA_DIR": str(tmp_path / "var"),
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    proc, _ = start_gunicorn(port, env)
+    proc, _ = start_gunicorn(port, _small_server(tmp_path, redis_url, hand_placed_csv))
     try:
         for i in range(40):  # spread over both workers
             status, _body, headers = request(
@@ -139,3 +96,41 @@ def test_gunicorn_sums_metrics_over_workers_and_flushes_impressions_on_shutdown(
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
     assert r.xlen(keys.IMPRESSIONS) == 40  # the workers wrote their buffers on the way out
+
+
+@pytest.mark.slow  # a real gunicorn
+def test_what_gunicorn_refuses_itself_is_answered_as_problem_json(tmp_path, redis_url, hand_placed_csv):
+    """A request line over 4094 bytes, 101 headers, a line that is not HTTP: gunicorn
+    answers before the app runs, and still in problem+json that names the limit."""
+    import socket
+
+    from app.storage.embedded import free_port
+    from scripts.bench.harness import request, start_gunicorn
+
+    port = free_port()
+    proc, _ = start_gunicorn(port, _small_server(tmp_path, redis_url, hand_placed_csv), workers=1)
+    try:
+        status, body, headers = request(port, "GET", "/v1/stores/nearby?lat=60.17&lon=24.94&category=" + "x" * 5000)
+        assert status == 414 and headers["Content-Type"] == "application/problem+json"
+        assert body["status"] == 414 and body["title"] == "URI Too Long"
+        assert "4094" in body["detail"] and "shorter request line" in body["detail"]
+
+        many = {f"X-Extra-{i}": "1" for i in range(101)}
+        status, body, headers = request(port, "GET", "/livez", headers=many)
+        assert status == 431 and headers["Content-Type"] == "application/problem+json"
+        assert body["status"] == 431 and "fewer or smaller headers" in body["detail"]
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"NOT AN HTTP LINE\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        head, _, payload = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ") and b"Content-Type: application/problem+json" in head
+        assert json.loads(payload)["status"] == 400
+
+        status, _, _ = request(port, "GET", "/livez")
+        assert status == 200  # the worker is still serving
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
