@@ -30,7 +30,9 @@ from .blend import Blend
 from .features import FeatureConfig, FeatureSpace
 from .training import TrainedModel
 
-FORMAT = "o2o-lightfm/1"
+#: /2 (2026-11-27): the second stage's neighbourhood features are scaled per user
+#: (``sources._per_user_scales``); a ranker fitted on the raw sums would misread them.
+FORMAT = "o2o-lightfm/2"
 _FILES = ("model.npz", "vocab.json")
 _STAGE_FILES = ("second_stage.npz", "second_stage.json", "ranker.txt")
 
@@ -146,6 +148,19 @@ def versions(root: str) -> list[str]:
     return sorted(
         v for v in os.listdir(root) if not v.startswith(".") and os.path.exists(os.path.join(root, v, "meta.json"))
     )
+
+
+def current_versions(root: str) -> list[str]:
+    """``versions`` written in this code's ``FORMAT`` (the others ``load`` refuses)."""
+    out = []
+    for v in versions(root):
+        try:
+            with open(os.path.join(root, v, "meta.json")) as fh:
+                if json.load(fh).get("format") == FORMAT:
+                    out.append(v)
+        except (OSError, ValueError):
+            continue
+    return out
 
 
 def _sparse(prefix: str, m: sp.csr_matrix) -> dict:

@@ -127,6 +127,7 @@ class Sources:
         self._interval = _category_interval(window, stores.category)
         self._unit = unit_vectors(stores.lat, stores.lon)
         self._csc: dict[str, sp.csc_matrix] | None = None  # see _by_column
+        self._per_user = _per_user_scales(window.x, models)
 
     @classmethod
     def fit(cls, window: Window, stores: StoreTable, settings: dict | None = None, near=None, rows=None) -> Sources:
@@ -195,9 +196,13 @@ class Sources:
         n = len(items)
         out = np.full((n, len(FEATURES)), np.nan, np.float32)
         col = _COLUMN
-        for name in ("lightfm", *NEIGHBOURHOOD_MODELS):
+        if "lightfm" in scores:
+            out[:, col["lightfm"]] = scores["lightfm"]
+        has_past = users >= 0
+        for name in NEIGHBOURHOOD_MODELS:
             if name in scores:
-                out[:, col[name]] = scores[name]
+                scale = np.where(has_past, self._per_user[name][np.maximum(users, 0)], 1.0)
+                out[:, col[name]] = scores[name] / scale
         out[:, col["popularity"]] = w.popularity[items]
         out[:, col["rating"]] = st.rating[items]
         if point is None:
@@ -225,6 +230,24 @@ class Sources:
             _HISTORY_COLUMNS,
         )
         return out
+
+
+def _per_user_scales(x: sp.csr_matrix, models: dict) -> dict[str, np.ndarray]:
+    """What each user's neighbourhood scores are divided by in the features, so that one
+    split of a tree means the same for a user with three past stores and one with three
+    hundred (their raw sums grow with the history). user-KNN: the sum of the user's
+    neighbour similarities, which makes the score the classic KNN estimate (the neighbours'
+    visits, similarity-weighted, averaged); item-KNN and RP3beta: the user's past stores,
+    which makes it a mean over them. 1 where the sum is 0 (the scores are 0 there too). A
+    user's order of stores is unchanged; only comparisons across users change, which is
+    what the trees make. Measured in docs/recommender.md (Helsinki `new` +4 %)."""
+    past = np.asarray(x.sum(axis=1), dtype=np.float32).ravel()
+    sims = np.asarray(models["user_knn"].sim_.sum(axis=1), dtype=np.float32).ravel()
+    return {
+        "user_knn": np.where(sims > 0, sims, 1.0).astype(np.float32),
+        "item_knn": np.maximum(past, 1.0),
+        "rp3beta": np.maximum(past, 1.0),
+    }
 
 
 def near_matrix(lat: np.ndarray, lon: np.ndarray) -> sp.csr_matrix:

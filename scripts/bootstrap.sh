@@ -59,7 +59,8 @@ prepare() {
   if [ ! -f data/generated/helsinki/deals.csv ]; then
     .venv/bin/python -m scripts.data.generate_behaviour
   fi
-  if ! ls artifacts/*/meta.json >/dev/null 2>&1; then
+  # A model in this code's artifact format (an older one is refused at load).
+  if ! .venv/bin/python -c "import sys; from recommender.artifact import current_versions as c; sys.exit(not c('artifacts'))"; then
     .venv/bin/python -m scripts.train
   fi
 }

@@ -136,6 +136,46 @@ def test_history_features_equal_a_pair_by_pair_reference():
     assert ((col["visits"] == 0) & np.isfinite(col["category_days_since"])).sum() > 10
 
 
+def test_neighbourhood_features_are_each_user_s_mean_not_sum_offline_and_served():
+    """user-KNN: the neighbours' visits weighted by similarity over the similarities' sum;
+    item-KNN and RP3beta: the summed similarities over the user's past stores. The same
+    from the offline blocks and from the serving row; 0 for a user with no history."""
+    rng = np.random.default_rng(8)
+    n_users, n_stores = 25, 40
+    ids = [f"s{i}" for i in range(n_stores)]
+    stores = pd.DataFrame({"store_id": ids, "lat": np.full(n_stores, 60.17), "lon": np.full(n_stores, 24.9)})
+    rows = pd.DataFrame(
+        {
+            "user_id": [f"u{i}" for i in rng.integers(0, n_users - 1, 300)],  # the last user never went anywhere
+            "store_id": [f"s{i}" for i in (rng.zipf(1.6, 300) % n_stores)],
+        }
+    )
+    window = Window.of(rows, {f"u{i}": i for i in range(n_users)}, {f"s{i}": i for i in range(n_stores)})
+    src = Sources.fit(window, StoreTable.of(stores))
+    x = window.x.toarray()
+    sim = src.models["user_knn"].sim_.toarray()
+    item_sim, walk = src.models["item_knn"].sim_.toarray(), src.models["rp3beta"].w_.toarray()
+    users = np.arange(n_users)
+    blocks = src.blocks(users)
+    for u in range(n_users):
+        items = np.arange(n_stores)
+        past = x[u] > 0
+        want = {
+            "user_knn": sim[u] @ x / sim[u].sum() if sim[u].sum() else np.zeros(n_stores),
+            "item_knn": past @ item_sim / max(past.sum(), 1),
+            "rp3beta": past @ walk / max(past.sum(), 1),
+        }
+        offline = src.pair_features(np.full(n_stores, u), items, {m: blocks[m][u] for m in want})
+        served = src.pair_features(np.full(n_stores, u), items, src.row(u, items))
+        for name, ref in want.items():
+            np.testing.assert_allclose(offline[:, FEATURES.index(name)], ref, rtol=1e-5, atol=1e-7)
+            np.testing.assert_allclose(served[:, FEATURES.index(name)], ref, rtol=1e-5, atol=1e-7)
+    assert (x.sum(axis=1) > 3).sum() > 5 and not x[-1].any()  # long histories, and one empty one
+    assert np.count_nonzero(blocks["user_knn"]) > 100  # the sums were not all zero
+    cold = src.pair_features(np.full(3, -1), np.arange(3), src.row(-1, np.arange(3)))
+    assert (cold[:, [FEATURES.index(m) for m in ("user_knn", "item_knn", "rp3beta")]] == 0).all()
+
+
 def test_densities_are_powers_of_the_widest_kernel_for_any_whole_ratio():
     """The kernel raises the widest width's value to (W/w)^2 instead of calling exp per
     width, with the powers compiled in: other whole ratios than the served widths' 100 and 9
