@@ -4,10 +4,11 @@ gunicorn refuses some requests before the app sees them: a request line over
 ``limit_request_line`` (414), too many or too large headers (431), a line or header that
 is not HTTP (400), and it answers 500 when the app's WSGI call itself fails. It writes
 those as a small HTML page through ``gunicorn.util.write_error``, its one writer for them
-(``Worker.handle_error``). ``install()`` replaces that function in the master, before the
-workers fork, with one that writes the same status as an RFC 9457 body that says what to
-fix. gunicorn is pinned in the lock; ``tests/test_operations.py`` checks the answers
-through a real gunicorn, so an upgrade that moves the writer fails there.
+(``Worker.handle_error``). ``install()``, called by each worker once it has loaded the
+app (``post_worker_init`` in gunicorn.conf.py), replaces that function with one that
+writes the same status as an RFC 9457 body that says what to fix. gunicorn is pinned in
+the lock; ``tests/test_operations.py`` checks the answers through a real gunicorn, so an
+upgrade that moves the writer fails there.
 """
 
 from __future__ import annotations
