@@ -5,7 +5,8 @@
 gunicorn (2 workers, --preload, 127.0.0.1) on the bundled data with the newest model and
 a fresh embedded Redis. Interleaved closed-loop runs: the trivial endpoint (/livez),
 recommended deals (known and anonymous users), and /v1/stores/nearby with impression
-logging on and, in a second server started with O2O_IMPRESSIONS=0, off. Each round starts
+logging on and, in a second server started with O2O_IMPRESSIONS=0, off (those two back to
+back, the first alternating by round). Each round starts
 both servers afresh (a server's placement moves its CPU per request by up to ~15 % here).
 Medians over rounds, each round's known-user ratio, and the server's CPU per request
 (workers and redis-server) for every run but the second server's trivial one. To compare
@@ -55,9 +56,12 @@ def main(argv=None) -> int:
             runs["trivial"].append(run_load(on, ["/livez"], args.seconds, args.clients, pids_on))
             runs["deals_known_user"].append(run_load(on, deals_known, args.seconds, args.clients, pids_on))
             runs["deals_anonymous"].append(run_load(on, deals_anon, args.seconds, args.clients, pids_on))
-            runs["nearby_impressions_on"].append(run_load(on, nearby, args.seconds, args.clients, pids_on))
+            # The two nearby runs back to back, the first alternating by round, so that neither
+            # side is always the one measured after the other (the cost is their difference).
+            pair = [("nearby_impressions_on", on, pids_on), ("nearby_impressions_off", off, pids_off)]
+            for name, port, pids in pair if round_ % 2 == 0 else pair[::-1]:
+                runs[name].append(run_load(port, nearby, args.seconds, args.clients, pids))
             runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
-            runs["nearby_impressions_off"].append(run_load(off, nearby, args.seconds, args.clients, pids_off))
     med = {
         k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms", "server_cpu_us") if m in v[0]}
         for k, v in runs.items()
