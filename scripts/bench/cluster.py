@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from app.storage.embedded import free_port, start_cluster, start_on_port
-from scripts.bench.harness import cpu_seconds, run_clients, server_pids, start_gunicorn
+from scripts.bench.harness import cpu_seconds, medians, run_clients, server_pids, start_gunicorn
 from scripts.common import emit_json
 
 KINDS = ("click", "detail_view", "directions", "call", "website")
@@ -118,10 +118,7 @@ def main(argv=None) -> int:
         for p in reversed(procs):
             p.terminate()
             p.wait(10)
-    med = {
-        name: {m: float(np.median([r[m] for r in v])) for m in ("events_per_s", "server_cpu_us_per_event")}
-        for name, v in runs.items()
-    }
+    med = medians(runs, ("events_per_s", "server_cpu_us_per_event"))
     result = {
         "median": med,
         "cluster_to_one": round(med["cluster_3_primaries"]["events_per_s"] / med["one_redis"]["events_per_s"], 3),

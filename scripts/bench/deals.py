@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import numpy as np
 import pandas as pd
 
-from scripts.bench.harness import fresh_servers, nearby_paths, run_load
+from scripts.bench.harness import fresh_servers, medians, nearby_paths, ratios_by_round, run_load
 from scripts.common import emit_json
 from scripts.users import token
 
@@ -62,18 +62,13 @@ def main(argv=None) -> int:
             for name, port, pids in pair if round_ % 2 == 0 else pair[::-1]:
                 runs[name].append(run_load(port, nearby, args.seconds, args.clients, pids))
             runs["trivial_b"].append(run_load(off, ["/livez"], args.seconds, args.clients))
-    med = {
-        k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms", "server_cpu_us") if m in v[0]}
-        for k, v in runs.items()
-    }
+    med = medians(runs, ("rps", "p50_ms", "p99_ms", "server_cpu_us"))
     result = {
         "median": med,
         "errors": sum(r["errors"] for v in runs.values() for r in v),
         "ratio_deals_known_to_trivial": round(med["deals_known_user"]["rps"] / med["trivial"]["rps"], 2),
         "ratio_deals_anon_to_trivial": round(med["deals_anonymous"]["rps"] / med["trivial"]["rps"], 2),
-        "ratio_deals_known_to_trivial_by_round": [
-            round(k["rps"] / t["rps"], 3) for k, t in zip(runs["deals_known_user"], runs["trivial"])
-        ],
+        "ratio_deals_known_to_trivial_by_round": ratios_by_round(runs, "deals_known_user"),
         # Server CPU per request (workers and redis-server) against the trivial endpoint's:
         # the cost ratio without the clients' share of the cores.
         "cpu_ratio_trivial_to_deals_known": round(

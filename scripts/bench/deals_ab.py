@@ -30,7 +30,7 @@ import tempfile
 import numpy as np
 
 from scripts.bench.deals import bench_points, deals_path, load_arguments, signed_in
-from scripts.bench.harness import ROOT, fresh_servers, run_load
+from scripts.bench.harness import ROOT, fresh_servers, medians, ratios_by_round, run_load
 from scripts.common import emit_json
 
 LOADS = ("trivial", "deals_known_user", "deals_anonymous")
@@ -82,21 +82,15 @@ def main(argv=None) -> int:
     return 1 if any(result["failed_requests"].values()) else 0
 
 
-def _ratios(runs_of_tree: dict, load: str) -> list[float]:
-    return [round(r["rps"] / t["rps"], 3) for r, t in zip(runs_of_tree[load], runs_of_tree["trivial"])]
-
-
 def _summary(runs_of_tree: dict) -> dict:
-    med = {
-        load: {m: float(np.median([r[m] for r in v])) for m in ("rps", "server_cpu_us")}
-        for load, v in runs_of_tree.items()
-    }
+    known = ratios_by_round(runs_of_tree, "deals_known_user")
+    anon = ratios_by_round(runs_of_tree, "deals_anonymous")
     return {
-        "median": med,
-        "ratio_known_to_trivial_by_pair": _ratios(runs_of_tree, "deals_known_user"),
-        "ratio_anon_to_trivial_by_pair": _ratios(runs_of_tree, "deals_anonymous"),
-        "ratio_known_to_trivial": float(np.median(_ratios(runs_of_tree, "deals_known_user"))),
-        "ratio_anon_to_trivial": float(np.median(_ratios(runs_of_tree, "deals_anonymous"))),
+        "median": medians(runs_of_tree, ("rps", "server_cpu_us")),
+        "ratio_known_to_trivial_by_pair": known,
+        "ratio_anon_to_trivial_by_pair": anon,
+        "ratio_known_to_trivial": float(np.median(known)),
+        "ratio_anon_to_trivial": float(np.median(anon)),
     }
 
 

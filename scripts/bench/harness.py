@@ -211,6 +211,16 @@ def run_load(port: int, paths: list, seconds: float = 10, clients: int = 4, pids
     }
 
 
+def medians(runs: dict[str, list[dict]], metrics: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Per name, the median of each of ``metrics`` over its runs (a metric its runs lack is left out)."""
+    return {name: {m: float(np.median([r[m] for r in v])) for m in metrics if m in v[0]} for name, v in runs.items()}
+
+
+def ratios_by_round(runs: dict[str, list[dict]], load: str, reference: str = "trivial") -> list[float]:
+    """Round by round, ``load``'s throughput over ``reference``'s (runs of the same round, same server)."""
+    return [round(r["rps"] / t["rps"], 3) for r, t in zip(runs[load], runs[reference])]
+
+
 def nearby_paths(points: np.ndarray, extra: dict | None = None) -> list[str]:
     return [
         "/v1/stores/nearby?" + urlencode({"lat": round(la, 6), "lon": round(lo, 6), **(extra or {})})

@@ -31,7 +31,7 @@ import redis
 
 from app.storage.apikeys import create_key
 from app.storage.embedded import free_port, start_on_port
-from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
+from scripts.bench.harness import medians, nearby_paths, run_load, start_gunicorn
 from scripts.common import emit_json
 
 MERCHANT = "m-unicafe"
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
         for p in reversed(procs):  # servers before their Redis
             p.terminate()
             p.wait(10)
-    med = {k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms")} for k, v in runs.items()}
+    med = medians(runs, ("rps", "p50_ms", "p99_ms"))
     result = {
         "write_to_visible": visible,
         "reads": med,

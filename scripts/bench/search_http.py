@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from app.storage.embedded import free_port
-from scripts.bench.harness import nearby_paths, run_load, start_gunicorn
+from scripts.bench.harness import medians, nearby_paths, run_load, start_gunicorn
 from scripts.common import emit_json
 
 
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     finally:
         proc.terminate()
         proc.wait()
-    med = {k: {m: float(np.median([r[m] for r in v])) for m in ("rps", "p50_ms", "p99_ms")} for k, v in runs.items()}
+    med = medians(runs, ("rps", "p50_ms", "p99_ms"))
     result = {
         "catalogue": os.path.basename(path),
         "startup_s": round(startup_s, 2),
