@@ -89,11 +89,7 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
 
 def load(path: str) -> TrainedModel:
     """Read and verify an artifact folder (arrays with ``allow_pickle=False``)."""
-    try:
-        with open(os.path.join(path, "meta.json")) as fh:
-            meta = json.load(fh)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: no readable meta.json ({exc})") from None
+    meta = _meta(path)
     if meta.get("format") != FORMAT:
         raise ArtifactError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}; retrain with this version")
     files = _FILES + (_STAGE_FILES if meta.get("second_stage") else ())
@@ -155,12 +151,19 @@ def current_versions(root: str) -> list[str]:
     out = []
     for v in versions(root):
         try:
-            with open(os.path.join(root, v, "meta.json")) as fh:
-                if json.load(fh).get("format") == FORMAT:
-                    out.append(v)
-        except (OSError, ValueError):
+            if _meta(os.path.join(root, v)).get("format") == FORMAT:
+                out.append(v)
+        except ArtifactError:
             continue
     return out
+
+
+def _meta(path: str) -> dict:
+    try:
+        with open(os.path.join(path, "meta.json")) as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: no readable meta.json ({exc})") from None
 
 
 def _sparse(prefix: str, m: sp.csr_matrix) -> dict:

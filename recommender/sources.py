@@ -198,15 +198,14 @@ class Sources:
         col = _COLUMN
         if "lightfm" in scores:
             out[:, col["lightfm"]] = scores["lightfm"]
-        has_past = users >= 0
+        known, row = users >= 0, np.maximum(users, 0)  # user -1: no row of its own
         for name in NEIGHBOURHOOD_MODELS:
             if name in scores:
-                scale = np.where(has_past, self._per_user[name][np.maximum(users, 0)], 1.0)
-                out[:, col[name]] = scores[name] / scale
+                out[:, col[name]] = scores[name] / np.where(known, self._per_user[name][row], 1.0)
         out[:, col["popularity"]] = w.popularity[items]
         out[:, col["rating"]] = st.rating[items]
         if point is None:
-            home = np.where(users >= 0, self._home[np.maximum(users, 0)], -1)
+            home = np.where(known, self._home[row], -1)
             ok = home >= 0
             plat = np.where(ok, st.lat[np.maximum(home, 0)], np.nan)
             plon = np.where(ok, st.lon[np.maximum(home, 0)], np.nan)

@@ -110,6 +110,27 @@ def test_tampered_artifact_is_refused(helsinki_model, tmp_path):
         load(path)
 
 
+def test_an_artifact_of_another_format_is_refused_and_not_current(helsinki_model, tmp_path):
+    """What the bootstrap asks before it serves: is there a model this code can load?"""
+    import shutil
+
+    from recommender.artifact import current_versions
+
+    path = save(helsinki_model[3], str(tmp_path))
+    old, broken = (str(tmp_path / name) for name in ("20200101T000000-old", "20200102T000000-broken"))
+    shutil.copytree(path, old)
+    shutil.copytree(path, broken)
+    with open(os.path.join(old, "meta.json")) as fh:
+        meta = json.load(fh)
+    with open(os.path.join(old, "meta.json"), "w") as fh:
+        json.dump({**meta, "format": "o2o-lightfm/1"}, fh)
+    with open(os.path.join(broken, "meta.json"), "w") as fh:
+        fh.write("{")
+    with pytest.raises(ArtifactError, match="format 'o2o-lightfm/1'"):
+        load(old)
+    assert current_versions(str(tmp_path)) == [os.path.basename(path)]
+
+
 def test_cold_start_paths_give_finite_ordered_scores(helsinki_model):
     stores, _, _, model = helsinki_model
     scorer = Scorer(model)
