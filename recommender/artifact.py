@@ -10,7 +10,9 @@
     <root>/<version>/ranker.txt         the LightGBM model in LightGBM's own text format
 
 ``load`` refuses a folder whose format is unknown or whose files do not match their
-checksums, so a half-copied or tampered artifact is never served.
+checksums, so a half-copied or tampered artifact is never served, and a second stage whose
+features this code computes differently (``feature_probe``: the fitting code's features
+of a fixed small world, kept in ``second_stage.npz``, against this code's).
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ from datetime import UTC, datetime
 import numpy as np
 import scipy.sparse as sp
 
-from . import served
+from . import feature_probe, served
 from .blend import Blend
 from .features import FeatureConfig, FeatureSpace
+from .sources import FEATURES
 from .training import TrainedModel
 
 #: /2 (2026-11-27): the second stage's neighbourhood features are scaled per user
 #: (``sources._per_user_scales``); a ranker fitted on the raw sums would misread them.
-FORMAT = "o2o-lightfm/2"
+#: /3 (2026-11-27): the second stage carries its feature probe (``feature_probe``), so a
+#: later change of what a feature means refuses the model without a bump of its own.
+FORMAT = "o2o-lightfm/3"
 _FILES = ("model.npz", "vocab.json")
 _STAGE_FILES = ("second_stage.npz", "second_stage.json", "ranker.txt")
 
@@ -76,6 +81,7 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
             "blend": trained.blend.to_dict(),
             "features": trained.space.config.to_dict(),
             "second_stage": trained.second_stage is not None,
+            **({"probe_features": list(FEATURES)} if trained.second_stage is not None else {}),
             "sha256": {name: _sha256(os.path.join(tmp, name)) for name in files},
         }
         with open(os.path.join(tmp, "meta.json"), "w") as fh:
@@ -90,14 +96,9 @@ def save(trained: TrainedModel, root: str, version: str | None = None) -> str:
 def load(path: str) -> TrainedModel:
     """Read and verify an artifact folder (arrays with ``allow_pickle=False``)."""
     meta = _meta(path)
-    if meta.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: format {meta.get('format')!r} is not {FORMAT!r}; retrain with this version")
-    files = _FILES + (_STAGE_FILES if meta.get("second_stage") else ())
-    for name in files:
-        want = meta.get("sha256", {}).get(name)
-        file = os.path.join(path, name)
-        if not os.path.exists(file) or _sha256(file) != want:
-            raise ArtifactError(f"{path}: {name} is missing or does not match its checksum")
+    refusal = _refusal(path, meta)
+    if refusal:
+        raise ArtifactError(f"{path}: {refusal}")
     with open(os.path.join(path, "vocab.json")) as fh:
         vocab = json.load(fh)
     with np.load(os.path.join(path, "model.npz"), allow_pickle=False) as z:
@@ -120,6 +121,7 @@ def load(path: str) -> TrainedModel:
 
 def _save_stage(stage, folder: str) -> None:
     arrays, vocab, model_text = served.to_files(stage)
+    arrays["feature_probe"] = feature_probe.values()  # what the features meant to the code that fitted it
     np.savez(os.path.join(folder, "second_stage.npz"), **arrays)
     with open(os.path.join(folder, "second_stage.json"), "w") as fh:
         json.dump(vocab, fh)
@@ -150,12 +152,34 @@ def current_versions(root: str) -> list[str]:
     """``versions`` written in this code's ``FORMAT`` (the others ``load`` refuses)."""
     out = []
     for v in versions(root):
+        path = os.path.join(root, v)
         try:
-            if _meta(os.path.join(root, v)).get("format") == FORMAT:
+            if _refusal(path, _meta(path), checksums=False) is None:
                 out.append(v)
         except ArtifactError:
             continue
     return out
+
+
+def _refusal(path: str, meta: dict, checksums: bool = True) -> str | None:
+    """Why this code must not serve the artifact at ``path``; None when it may."""
+    if meta.get("format") != FORMAT:
+        return f"format {meta.get('format')!r} is not {FORMAT!r}; retrain with this version"
+    if checksums:
+        for name in _FILES + (_STAGE_FILES if meta.get("second_stage") else ()):
+            file = os.path.join(path, name)
+            if not os.path.exists(file) or _sha256(file) != meta.get("sha256", {}).get(name):
+                return f"{name} is missing or does not match its checksum"
+    if meta.get("second_stage"):
+        try:
+            with np.load(os.path.join(path, "second_stage.npz"), allow_pickle=False) as z:
+                probe = z["feature_probe"]
+        except (OSError, KeyError, ValueError) as exc:
+            return f"second_stage.npz has no readable feature probe ({exc}); retrain with this version"
+        why = feature_probe.differs(probe, meta.get("probe_features", ()))
+        if why:
+            return f"the model was fitted on other features than this code serves ({why}); retrain with this version"
+    return None
 
 
 def _meta(path: str) -> dict:
