@@ -183,3 +183,17 @@ def test_more_visits_never_lower_a_score(monkeypatch):
     free = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
     response = _visit_response(free, probe)
     assert (response[:, 2] > response[:, 6]).mean() > 0.9
+
+
+def test_the_ranker_learns_from_every_user_after_the_held_out_fifth_chose_its_rounds():
+    """Early stopping holds a fifth of the users out; the served trees are then boosted on
+    all of them: each tree's root saw the bagged share (0.8) of every row, not of four fifths."""
+    from recommender import two_stage
+
+    feats, target, groups = _peaked_visits_table()
+    ranker = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
+    trees = ranker.booster_.trees_to_dataframe()
+    roots = trees[trees["node_depth"] == 1]
+    assert len(roots) == sum(ranker.rounds_.values())
+    share = roots["count"].to_numpy() / len(feats)
+    assert share.min() > 0.75, share  # bagging 0.8 of all rows; 0.8 of four fifths would be ~0.64
