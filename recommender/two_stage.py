@@ -24,8 +24,8 @@ candidates in well under a millisecond), not a fitted constant.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
