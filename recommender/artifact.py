@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from datetime import UTC, datetime
 
 import numpy as np
@@ -149,7 +150,8 @@ def versions(root: str) -> list[str]:
 
 
 def current_versions(root: str) -> list[str]:
-    """``versions`` written in this code's ``FORMAT`` (the others ``load`` refuses)."""
+    """``versions`` that this code can serve: its ``FORMAT``, and features it computes as the
+    fitting code did (``load`` refuses the others, and checks the checksums too)."""
     out = []
     for v in versions(root):
         path = os.path.join(root, v)
@@ -172,9 +174,10 @@ def _refusal(path: str, meta: dict, checksums: bool = True) -> str | None:
                 return f"{name} is missing or does not match its checksum"
     if meta.get("second_stage"):
         try:
-            with np.load(os.path.join(path, "second_stage.npz"), allow_pickle=False) as z:
+            # Our own handle: np.load leaves its file open when the zip does not read.
+            with open(os.path.join(path, "second_stage.npz"), "rb") as fh, np.load(fh, allow_pickle=False) as z:
                 probe = z["feature_probe"]
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             return f"second_stage.npz has no readable feature probe ({exc}); retrain with this version"
         why = feature_probe.differs(probe, meta.get("probe_features", ()))
         if why:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -42,6 +43,12 @@ def test_a_model_is_refused_when_a_feature_changes_meaning(two_stage_model, tmp_
     path = save(two_stage_model, str(tmp_path))
     assert load(path).second_stage is not None
     assert current_versions(str(tmp_path)) == [os.path.basename(path)]
+    torn = str(tmp_path / "20200101T000000-torn")  # a copy cut short: not current, no crash
+    shutil.copytree(path, torn)
+    with open(os.path.join(torn, "second_stage.npz"), "r+b") as fh:
+        fh.truncate(100)
+    assert current_versions(str(tmp_path)) == [os.path.basename(path)]
+    shutil.rmtree(torn)
 
     due = FEATURES.index("due")
     features = Sources.pair_features
