@@ -155,9 +155,8 @@ def compare(
         for group in FEATURE_GROUPS if ablation else ():
             if group == "lightfm" and pref is None:
                 continue
-            ranker = TwoStageRanker(seed=cfg.seed, drop=(group,))
-            assert stage.fit_sources is not None  # fitted here, not loaded
-            ranker.fit(stage.fit_sources, split.val_m, stage.early, log, table=stage.table)
+            assert stage.lessons is not None  # fitted here, not loaded
+            ranker = TwoStageRanker(seed=cfg.seed, drop=(group,)).fit(stage.lessons, log)
             results[f"{SERVED}-{group}"] = ev(partial(ranker.score, stage.sources, lightfm=pref), train_m, test_m, k)
     return {
         "k": k,

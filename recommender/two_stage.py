@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -71,8 +72,9 @@ class TwoStageRanker:
         self.drop = drop  # FEATURE_GROUPS left out (the ablation); candidates still come from every source
 
     # ---------------------------------------------------------------- training
-    def training_table(self, sources: Sources, labels: sp.csr_matrix, lightfm: LightfmFn | None = None):
-        """(features, labels, group sizes) of the users with labels; reusable across ablations."""
+    def lessons(self, sources: Sources, labels: sp.csr_matrix, lightfm: LightfmFn | None = None, cut: int = 0):
+        """The lists of the users with labels, as seen from one cut of their histories
+        (``sources`` from before it, ``labels`` after it); reusable across ablations."""
         users = np.flatnonzero(np.diff(labels.indptr) > 0)
         feats, target, groups = [], [], []
         for chunk in _chunks(users):
@@ -86,21 +88,24 @@ class TwoStageRanker:
         # Users without a labelled candidate teach a lambdarank nothing.
         has_pos = np.bincount(np.repeat(np.arange(len(g)), g), weights=t, minlength=len(g)) > 0
         keep = np.repeat(has_pos, g)
-        return f[keep], t[keep], g[has_pos]
+        return Lessons(f[keep], t[keep], g[has_pos], users[has_pos], np.full(int(has_pos.sum()), cut))
 
-    def fit(self, sources: Sources, labels: sp.csr_matrix, lightfm=None, log=print, table=None) -> TwoStageRanker:
-        feats, target, groups = table if table is not None else self.training_table(sources, labels, lightfm)
-        if len(groups) < 2:
+    def fit(self, lessons: Lessons, log=print) -> TwoStageRanker:
+        latest = np.flatnonzero(lessons.cut == 0)
+        if len(latest) < 2:
             raise ValueError("too few users with a later visit among their candidates to train the ranker")
         dropped = tuple(p for g in self.drop for p in FEATURE_GROUPS[g])
         self.feature_names_ = [c for c in FEATURES if not (dropped and c.startswith(dropped))]
-        x = pd.DataFrame(feats[:, _columns(self.feature_names_)], columns=self.feature_names_)
-        held = np.random.default_rng(self.seed).random(len(groups)) < 0.2
-        held[0], held[-1] = False, True  # both sides non-empty
-        rows = np.repeat(held, groups)
-        fit_part = (x[~rows], target[~rows], groups[~held])
-        held_part = (x[rows], target[rows], groups[held])
-        whole = (x, target, groups)
+        x = pd.DataFrame(lessons.feats[:, _columns(self.feature_names_)], columns=self.feature_names_)
+        # A fifth of the users is held out with every list they have: the verdict is on users
+        # the stopped trees never saw, and on small data each held user's earlier lists
+        # make it less noisy.
+        draw = np.random.default_rng(self.seed).random(len(latest)) < 0.2
+        draw[0], draw[-1] = False, True  # both sides non-empty
+        held = np.isin(lessons.users, lessons.users[latest[draw]])
+        fit_part = lessons.part(x, ~held)
+        held_part = lessons.part(x, held)
+        whole = (x, lessons.target, lessons.groups)
 
         def size(leaves: int):
             # The held-out fifth chooses the rounds; the trees then learn them from every user,
@@ -116,8 +121,10 @@ class TwoStageRanker:
         self.rounds_ = {leaves: rounds for leaves, (rounds, _) in zip(LEAVES, fitted)}
         self.booster_ = average_boosters([model.booster_ for _, model in fitted])
         log(
-            f"[ranker] {len(groups)} users, {len(feats)} candidates ({target.mean():.3%} positive); "
-            f"rounds by leaves per tree {self.rounds_} ({time.perf_counter() - started:.1f} s)"
+            f"[ranker] {len(lessons.groups)} lists of {len(np.unique(lessons.users))} users "
+            f"from {int(lessons.cut.max()) + 1} cuts, {len(lessons.target)} candidates "
+            f"({lessons.target.mean():.3%} positive); rounds by leaves per tree {self.rounds_} "
+            f"({time.perf_counter() - started:.1f} s)"
         )
         return self
 
@@ -219,6 +226,35 @@ class TwoStageRanker:
             r = np.repeat(np.arange(len(chunk))[:, None], top.shape[1], axis=1)
             picked[r[ok], top[ok]] = True
         return np.nonzero(picked)
+
+
+@dataclass
+class Lessons:
+    """The ranker's training table: per list (one user seen from one cut of their history)
+    its candidates' features and labels, lists one after the other."""
+
+    feats: np.ndarray  # candidates x FEATURES
+    target: np.ndarray  # 1 where the user went to the candidate after the cut
+    groups: np.ndarray  # candidates per list
+    users: np.ndarray  # per list, its user
+    cut: np.ndarray  # per list: 0 the latest cut (validation's), 1 the one before it, ...
+
+    @classmethod
+    def of(cls, feats, target, groups) -> Lessons:
+        """One list per user, all from the latest cut (tests and hand-made tables)."""
+        n = len(groups)
+        return cls(feats, target, np.asarray(groups), np.arange(n), np.zeros(n, np.int64))
+
+    def __add__(self, other: Lessons) -> Lessons:
+        return Lessons(*(np.concatenate([a, b]) for a, b in zip(self._arrays(), other._arrays())))
+
+    def _arrays(self):
+        return self.feats, self.target, self.groups, self.users, self.cut
+
+    def part(self, x: pd.DataFrame, lists: np.ndarray):
+        """(features, labels, group sizes) of the chosen ``lists``, for LightGBM."""
+        rows = np.repeat(lists, self.groups)
+        return x[rows], self.target[rows], self.groups[lists]
 
 
 def average_boosters(boosters: list):

@@ -11,6 +11,7 @@ from recommender.compare import compare
 from recommender.sources import FEATURES
 from recommender.splits import rows_at, validation
 from recommender.training import TrainConfig
+from recommender.two_stage import Lessons
 from recommender.window import Window
 
 MODELS = ("popularity", "user_knn", "served")
@@ -119,7 +120,7 @@ def test_served_features_for_one_user_equal_the_evaluation_s():
         )
         np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-3)  # NaNs in the same places
     # The ranker learned repeat visits: a user's own stores are candidates and some are labels.
-    feats, target, _groups = stage.table
+    feats, target = stage.lessons.feats, stage.lessons.target
     assert target[feats[:, FEATURES.index("visits")] > 0].sum() > 0
 
 
@@ -142,8 +143,8 @@ def test_past_its_budget_the_ranker_learns_from_a_sample_and_serves_everyone(mon
     rows = rows_at(train, items)
     uidx = {u: i for i, u in enumerate(sorted(set(rows["user_id"])))}
     stage = served.fit_second_stage(stores, rows, uidx, items, TrainConfig(seed=1), log=lambda m: None, lightfm=False)
-    _feats, _target, groups = stage.table
-    assert 0 < len(groups) <= 50
+    latest = stage.lessons.cut == 0
+    assert 0 < latest.sum() <= 50
     learned = np.diff(stage.fit_sources.models["user_knn"].sim_.indptr) > 0
     assert 0 < learned.sum() <= 50
     assert (np.diff(stage.sources.models["user_knn"].sim_.indptr) > 0).all()  # all 240 users served
@@ -176,11 +177,11 @@ def test_more_visits_never_lower_a_score(monkeypatch):
 
     feats, target, groups = _peaked_visits_table()
     probe = feats[:200]
-    ranker = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
+    ranker = two_stage.TwoStageRanker(seed=0).fit(Lessons.of(feats, target, groups), log=lambda m: None)
     assert (np.diff(_visit_response(ranker, probe), axis=1) >= -1e-12).all()
     # The same data without the constraint: the ranker follows the peak at 2 visits.
     monkeypatch.setattr(two_stage, "MONOTONE", {})
-    free = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
+    free = two_stage.TwoStageRanker(seed=0).fit(Lessons.of(feats, target, groups), log=lambda m: None)
     response = _visit_response(free, probe)
     assert (response[:, 2] > response[:, 6]).mean() > 0.9
 
@@ -191,9 +192,61 @@ def test_the_ranker_learns_from_every_user_after_the_held_out_fifth_chose_its_ro
     from recommender import two_stage
 
     feats, target, groups = _peaked_visits_table()
-    ranker = two_stage.TwoStageRanker(seed=0).fit(None, None, log=lambda m: None, table=(feats, target, groups))
+    ranker = two_stage.TwoStageRanker(seed=0).fit(Lessons.of(feats, target, groups), log=lambda m: None)
     trees = ranker.booster_.trees_to_dataframe()
     roots = trees[trees["node_depth"] == 1]
     assert len(roots) == sum(ranker.rounds_.values())
     share = roots["count"].to_numpy() / len(feats)
     assert share.min() > 0.75, share  # bagging 0.8 of all rows; 0.8 of four fifths would be ~0.64
+
+
+def test_earlier_cuts_teach_the_ranker_from_earlier_windows_only():
+    """Small data: validation's split is made again on its own earlier part, and each cut's
+    lists see only that cut's earlier visits. Known answer: the ``visits`` of a list (every
+    past store of the user is a candidate) add up to the user's visits in that cut's window,
+    made here by splitting by hand; its labels are no more than the stores after the cut."""
+    from recommender import served
+    from recommender.training import split_per_user
+
+    stores, train, _test = towns(False)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    rows = rows_at(train, items)
+    uidx = {u: i for i, u in enumerate(sorted(set(rows["user_id"])))}
+    cfg = TrainConfig(seed=1)
+    stage = served.fit_second_stage(stores, rows, uidx, items, cfg, log=lambda m: None, lightfm=False)
+    lessons = stage.lessons
+    assert set(lessons.cut) == set(range(served.MAX_CUTS))
+    visits = lessons.feats[:, FEATURES.index("visits")]
+    starts = np.concatenate([[0], np.cumsum(lessons.groups)])
+    names = list(uidx)
+    earlier = rows
+    for cut in range(served.MAX_CUTS):
+        earlier, later = split_per_user(earlier, cfg.validation_fraction, cfg.seed)
+        seen = earlier.groupby("user_id").size()
+        after = later.groupby("user_id")["store_id"].nunique()
+        lists = np.flatnonzero(lessons.cut == cut)
+        assert len(lists) > 100
+        for i in lists:
+            user = names[lessons.users[i]]
+            span = slice(starts[i], starts[i + 1])
+            assert np.nansum(visits[span]) == seen[user], (cut, user)
+            assert 1 <= lessons.target[span].sum() <= after[user]
+
+
+def test_a_large_table_learns_from_the_latest_cut_alone(monkeypatch):
+    """Another cut is added only while the table has room for one as large as the last."""
+    from recommender import served
+
+    stores, train, _test = towns(False)
+    items = {s: i for i, s in enumerate(stores["store_id"])}
+    rows = rows_at(train, items)
+    uidx = {u: i for i, u in enumerate(sorted(set(rows["user_id"])))}
+    fit = partial(served.fit_second_stage, stores, rows, uidx, items, TrainConfig(seed=1), log=lambda m: None)
+    one = fit(lightfm=False).lessons
+    latest = int((one.cut == 0).sum())
+    rows_latest = int(one.groups[one.cut == 0].sum())
+    monkeypatch.setattr(served, "LESSON_ROWS", 2 * rows_latest - 1)
+    alone = fit(lightfm=False).lessons
+    assert (alone.cut == 0).all() and len(alone.groups) == latest
+    monkeypatch.setattr(served, "LESSON_ROWS", 2 * rows_latest)
+    assert set(fit(lightfm=False).lessons.cut) == {0, 1}
