@@ -13,8 +13,9 @@ job grows linearly with the platform (the final sources still cover every user).
 Where the data are small, one cut teaches the ranker too little: ~200 to ~900 users, whose
 held-out verdicts and trees are noisy. There the split is made again on its own earlier
 part, once or twice, and each earlier cut adds a list per user (the same users, earlier
-in their histories; +1 to +9 % NDCG@10 on four small sets, docs/recommender.md). The
-cuts stop when another would pass ``LESSON_ROWS``, so a large deployment, which has
+in their histories). NDCG@10 rose 9 % and 1 % in two small worlds, 6 % on shuffled NYC
+and 3.5 % on NYC, and fell 3.6 % on the generated Helsinki orders (docs/recommender.md).
+The cuts stop when another would pass ``LESSON_ROWS``, so a large deployment, which has
 lessons enough, pays nothing.
 """
 
