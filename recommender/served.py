@@ -43,7 +43,7 @@ from .window import Window
 RANKER_USERS = 10_000
 #: The ranker's table at most, in candidate rows, counting an earlier cut as large as the
 #: last one: a compute budget (one cut of 5,000 users x 28,000 stores is 1.56 million rows,
-#: boosted in ~50 s on two cores), not a fitted constant.
+#: boosted in 50-66 s on two cores), not a fitted constant.
 LESSON_ROWS = 2_000_000
 #: Cuts at most, the latest included: the third one's sources see only 0.8^2 = 64 % of each
 #: user's history, and an earlier one would look still less like serving.
@@ -59,7 +59,8 @@ class SecondStage:
     users: dict[str, int]
     items: dict[str, int]
     settings: dict
-    #: Kept from fitting for the evaluation's ablation; not saved.
+    #: Kept from fitting, not saved: the latest cut's sources, and every cut's lessons (the
+    #: evaluation's ablation refits the ranker on them).
     fit_sources: Sources | None = field(default=None, repr=False)
     lessons: Lessons | None = field(default=None, repr=False)
 
