@@ -117,47 +117,44 @@ def fit_second_stage(
     """
     split = split or validation(rows, uidx, items, cfg)
     learners = tuning_users(split.val_m, cfg.seed, RANKER_USERS)
-    labels = only_rows(split.val_m, learners)
     if tuned is None:
+        labels = only_rows(split.val_m, learners)
         tuned = {
             name: tune_neighbourhood(name, split.fit_m, labels, cfg.k, log, exclude=False, users=learners)
             for name in NEIGHBOURHOOD
         }
     table_stores = StoreTable.of(stores)
-    early = None
+    near = near_matrix(table_stores.lat, table_stores.lon)
+
+    def fit_early(part: Split):
+        return lightfm_scores(early_lightfm(stores, part.fit_pairs, cfg, log), list(uidx))
+
+    def learn(part: Split, learners: np.ndarray, early, cut: int) -> tuple[Sources, Lessons]:
+        """One cut: the sources of its earlier part, and the ranker's lists of its learners."""
+        sources = Sources.fit(Window.of(part.fit_rows, uidx, items), table_stores, tuned, near, learners)
+        return sources, TwoStageRanker().lessons(sources, only_rows(part.val_m, learners), early, cut=cut)
+
     if isinstance(lightfm, TrainedModel):
         early = lightfm_scores(lightfm, list(uidx))
-    elif lightfm:
-        early = lightfm_scores(early_lightfm(stores, split.fit_pairs, cfg, log), list(uidx))
-    near = near_matrix(table_stores.lat, table_stores.lon)
-    fit_sources = Sources.fit(Window.of(split.fit_rows, uidx, items), table_stores, tuned, near, learners)
-    lessons = TwoStageRanker().lessons(fit_sources, labels, early)
-    lessons = _earlier_cuts(lessons, split, stores, table_stores, near, tuned, uidx, items, cfg, bool(lightfm), log)
-    ranker = TwoStageRanker(seed=cfg.seed).fit(lessons, log)
-    sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned, near)
-    return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, lessons)
-
-
-def _earlier_cuts(lessons, split, stores, table_stores, near, tuned, uidx, items, cfg, lightfm, log) -> Lessons:
-    """``lessons`` and, while ``LESSON_ROWS`` has room for another cut as large as the last,
-    the lessons of earlier cuts: validation's split made again on its own earlier part,
-    with sources and an early LightFM of their own, so no feature has seen its labels."""
-    last = lessons
+    else:
+        early = fit_early(split) if lightfm else None
+    fit_sources, lessons = learn(split, learners, early, 0)
+    # Earlier cuts, while LESSON_ROWS has room for one as large as the last: validation's
+    # split made again on its own earlier part, with sources and an early LightFM of their
+    # own, so no feature has seen its labels (see the module docstring).
+    part, last = split, lessons
     for cut in range(1, MAX_CUTS):
         if len(lessons.target) + len(last.target) > LESSON_ROWS:
             break
-        split = validation(split.fit_rows, uidx, items, cfg)
-        learners = tuning_users(split.val_m, cfg.seed, RANKER_USERS)
+        part = validation(part.fit_rows, uidx, items, cfg)
+        learners = tuning_users(part.val_m, cfg.seed, RANKER_USERS)
         if len(learners) < 2:
             break
-        early = None
-        if lightfm:
-            early = lightfm_scores(early_lightfm(stores, split.fit_pairs, cfg, log), list(uidx))
-        window = Window.of(split.fit_rows, uidx, items)
-        sources = Sources.fit(window, table_stores, tuned, near, learners)
-        last = TwoStageRanker().lessons(sources, only_rows(split.val_m, learners), early, cut=cut)
+        _, last = learn(part, learners, fit_early(part) if lightfm else None, cut)
         lessons = lessons + last
-    return lessons
+    ranker = TwoStageRanker(seed=cfg.seed).fit(lessons, log)
+    sources = Sources.fit(Window.of(rows, uidx, items), table_stores, tuned, near)
+    return SecondStage(sources, ranker, uidx, items, tuned, fit_sources, lessons)
 
 
 def early_lightfm(stores, fit_pairs, cfg: TrainConfig, log=print) -> TrainedModel:

@@ -7,7 +7,7 @@ candidate with a gradient-boosted ranker over the features of ``sources.FEATURES
 It is trained the way it is used: the interactions are split per user in time, the sources
 see only the earlier part, and the labels are the stores of the later part, known ones
 included (the next visits). Where that leaves the ranker few lessons, earlier cuts of each
-user's history add more (``served._earlier_cuts``; ``Lessons`` holds them all).
+user's history add more (``served.fit_second_stage``; ``Lessons`` holds them all).
 
 The ranker is the mean of boosted models with trees of ``LEAVES`` sizes, each with as many
 rounds as early stopping on a held-out fifth of those users chose, then refitted on all of
