@@ -55,7 +55,7 @@ browser() {
 
 prepare() {
   # The bundled catalogue is committed; behaviour data and a first model are made here
-  # (seeded; about 30 s once), so a fresh clone serves personalised deals at once.
+  # (seeded; about 2 minutes once), so a fresh clone serves personalised deals at once.
   if [ ! -f data/generated/helsinki/deals.csv ]; then
     .venv/bin/python -m scripts.data.generate_behaviour
   fi
