@@ -19,10 +19,9 @@ with the seed. The mean of the three is the best or within noise of the best siz
 set measured, and steadier (docs/recommender.md). It is written as one LightGBM model
 (``average_boosters``), so serving, explanations and artifacts see one booster.
 
-The round cap is a serving budget shared by the sizes, not a fitted constant. It is set
-too loose for the 1 ms target: 100 trees score 200 candidates of the heaviest user in
-0.4 ms at p99, and with the features that is already 1.0-1.1 ms on a slow hour
-(docs/benchmarks.md).
+The round cap is a serving budget shared by the sizes, not a fitted constant: 127 trees
+score 200 candidates of the heaviest user in 0.22-0.28 ms at p99, and with the features
+that is 0.6-0.93 ms (docs/benchmarks.md); the cap's 200 would add ~0.1 ms.
 """
 
 from __future__ import annotations
