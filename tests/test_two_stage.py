@@ -200,6 +200,25 @@ def test_the_ranker_learns_from_every_user_after_the_held_out_fifth_chose_its_ro
     assert share.min() > 0.75, share  # bagging 0.8 of all rows; 0.8 of four fifths would be ~0.64
 
 
+def test_the_sizes_boosted_side_by_side_on_shared_datasets_equal_each_boosted_alone():
+    """The sizes share one binned Dataset per table and boost on two threads at once; the
+    served trees equal those of each size boosted alone, on a Dataset of its own, for the
+    rounds the fit chose."""
+    import lightgbm as lgb
+
+    from recommender import two_stage
+
+    feats, target, groups = _peaked_visits_table()
+    ranker = two_stage.TwoStageRanker(seed=0).fit(Lessons.of(feats, target, groups), log=lambda m: None)
+    x = pd.DataFrame(feats[:, two_stage._columns(ranker.feature_names_)], columns=ranker.feature_names_)
+    alone = [
+        lgb.train(ranker._params(leaves), lgb.Dataset(x, target, group=groups), num_boost_round=rounds)
+        for leaves, rounds in ranker.rounds_.items()
+    ]
+    trees = ranker.booster_.model_to_string().split("end of trees")[0]
+    assert trees == two_stage.average_boosters(alone).model_to_string().split("end of trees")[0]
+
+
 def test_earlier_cuts_teach_the_ranker_from_earlier_windows_only():
     """Small data: validation's split is made again on its own earlier part, and each cut's
     lists see only that cut's earlier visits. Known answer: the ``visits`` of a list (every
