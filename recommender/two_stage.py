@@ -108,24 +108,23 @@ class TwoStageRanker:
         draw[0], draw[-1] = False, True  # both sides non-empty
         held = np.isin(lessons.users, lessons.users[latest[draw]])
         started = time.perf_counter()
+
         # Each table is binned once and shared by the three sizes. LightGBM's binning of a
         # million rows costs seconds, as much as several rounds of boosting; through the
         # sklearn wrapper every fit (three stopped, three refitted) binned its own copy.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            every = pool.submit(self._dataset, (x, lessons.target, lessons.groups))
-            fit_part = self._dataset(lessons.part(x, ~held))
-            held_part = self._dataset(lessons.part(x, held), reference=fit_part)
-            whole = every.result()
-
         def size(leaves: int):
             # The held-out fifth chooses the rounds; the trees then learn them from every user,
             # as LightFM's epochs are chosen on validation and refitted on all the data.
             rounds = max(1, self._stopped(leaves, fit_part, held_part).best_iteration)
             return rounds, lgb.train(self._params(leaves), whole, num_boost_round=rounds)
 
-        # One size per core, each stopped then refitted in one task, so neither core waits for
-        # the other between the two: LightGBM lets go of the GIL while it boosts.
         with ThreadPoolExecutor(max_workers=2) as pool:
+            every = pool.submit(self._dataset, (x, lessons.target, lessons.groups))
+            fit_part = self._dataset(lessons.part(x, ~held))
+            held_part = self._dataset(lessons.part(x, held), reference=fit_part)
+            whole = every.result()
+            # One size per core, each stopped then refitted in one task, so neither core waits
+            # for the other between the two: LightGBM lets go of the GIL while it boosts.
             fitted = list(pool.map(size, LEAVES))
         self.rounds_ = {leaves: rounds for leaves, (rounds, _) in zip(LEAVES, fitted)}
         self.booster_ = average_boosters([booster for _, booster in fitted])
