@@ -28,10 +28,13 @@ class Blend:
     offset_m: float = 0.0
     pref_scale: float = 1.0
 
+    @property
+    def sigma2(self) -> float:
+        return -(self.scale_m**2) / (2.0 * np.log(self.decay))
+
     def distance_term(self, distance_m) -> np.ndarray:
         d = np.maximum(0.0, np.asarray(distance_m, dtype=float) - self.offset_m)
-        sigma2 = -(self.scale_m**2) / (2.0 * np.log(self.decay))
-        return np.exp(-(d**2) / (2.0 * sigma2))
+        return np.exp(-(d**2) / (2.0 * self.sigma2))
 
     def preference_term(self, preference) -> np.ndarray:
         return np.asarray(preference, dtype=float) / self.pref_scale
@@ -58,21 +61,14 @@ def tuning_users(val: sp.csr_matrix, seed: int, limit: int = TUNING_USERS) -> np
 def tune_on_grid(base, dist, weights, scales, train, val, k: int, exclude_train: bool = True) -> dict:
     """Validation NDCG of ``base + weight * gauss(dist; scale)`` for every (weight, scale).
 
-    ``base`` and ``dist`` are users x items for the rows of ``train``/``val`` (float32 is
-    enough). Each scale's distance term is computed once and reused for every weight.
+    ``base`` and ``dist`` are users x items for the rows of ``train``/``val`` (``base``
+    float32 is enough, or one row for all). ``evaluate``'s metric, fused over the grid.
     """
-    from .evaluation import evaluate
+    from .evaluation import blend_grid_ndcg
 
-    table = {}
-    base = np.asarray(base, dtype=np.float32)
-    for scale in scales:
-        term = Blend(scale_m=scale).distance_term(dist).astype(np.float32)
-        for weight in weights:
-            scores: np.ndarray = base + np.float32(weight) * term
-            table[(weight, scale)] = (
-                evaluate(scores.__getitem__, train, val, k, exclude_train=exclude_train)["ndcg"] or 0.0
-            )
-    return table
+    sigma2s = [Blend(scale_m=scale).sigma2 for scale in scales]
+    ndcg = blend_grid_ndcg(base, dist, weights, sigma2s, Blend().offset_m, train, val, k, exclude_train)
+    return {(w, s): float(ndcg[i, j]) for j, s in enumerate(scales) for i, w in enumerate(weights)}
 
 
 def best_on_grid(table: dict) -> Blend:

@@ -150,3 +150,112 @@ def only_rows(m: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
     out = sp.csr_matrix(sp.diags(keep) @ m)
     out.eliminate_zeros()
     return out
+
+
+def blend_grid_ndcg(
+    base: np.ndarray,
+    dist: np.ndarray,
+    weights,
+    sigma2s,
+    offset_m: float,
+    train: sp.csr_matrix,
+    test: sp.csr_matrix,
+    k: int,
+    exclude_train: bool = True,
+) -> np.ndarray:
+    """NDCG@k (``evaluate``'s, rounded the same way) of ``base + weight * gauss(dist)`` for
+    every weight (rows) and gauss width (columns; ``sigma2s``, see ``Blend``), in one
+    compiled pass per user: the distance term once per width, no score matrix.
+
+    ``base``: users x items float32, or one row for every user. Scores are float32 as the
+    numpy expression makes them; a NaN score is no candidate. Through ``evaluate``, a grid of
+    9 weights x 5 widths at 1,500 users x 28,000 stores (the geo baseline's tuning at the
+    kept-back size) made a float64 score matrix, a copy and a ``top_k`` per setting: 67 s
+    against 12.7 s here, on a busy machine.
+    """
+    train, test = sp.csr_matrix(train), sp.csr_matrix(test)
+    base = np.ascontiguousarray(np.atleast_2d(base), dtype=np.float32)
+    per_user = _grid_ndcg(
+        base,
+        np.ascontiguousarray(dist),
+        np.asarray(weights, np.float32),
+        np.asarray(sigma2s, np.float64),
+        float(offset_m),
+        train.indptr, train.indices, bool(exclude_train),
+        test.indptr, test.indices,
+        int(k),
+    )  # fmt: skip
+    labelled = np.diff(test.indptr) > 0
+    out = np.zeros(per_user.shape[:2])
+    for w in range(out.shape[0]):
+        for s in range(out.shape[1]):
+            out[w, s] = _mean(per_user[w, s, labelled]) or 0.0
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _grid_ndcg(base, dist, weights, sigma2s, offset, ex_ptr, ex_idx, exclude, lab_ptr, lab_idx, k):  # pragma: no cover
+    # Per user: the labels and the excluded stores marked in two flags, each width's term
+    # (float64 arithmetic rounded to float32, as Blend.distance_term(...).astype(float32)),
+    # then per weight the k best of base + w * term kept sorted in one scan (ties to the
+    # lower index, as top_k), and the discounted hits.
+    n_u, n_i = dist.shape
+    n_w, n_s = len(weights), len(sigma2s)
+    out = np.zeros((n_w, n_s, n_u))
+    disc = 1.0 / np.log2(np.arange(2, k + 2).astype(np.float64))
+    term = np.empty(n_i, np.float32)
+    skip = np.zeros(n_i, np.bool_)
+    rel = np.zeros(n_i, np.bool_)
+    vals = np.empty(max(k, 1), np.float32)
+    idx = np.empty(max(k, 1), np.int64)
+    for u in range(n_u):
+        n_rel = lab_ptr[u + 1] - lab_ptr[u]
+        if n_rel == 0 or k == 0:
+            continue
+        ideal = 0.0
+        for p in range(min(n_rel, k)):
+            ideal += disc[p]
+        for p in range(lab_ptr[u], lab_ptr[u + 1]):
+            rel[lab_idx[p]] = True
+        if exclude:
+            for p in range(ex_ptr[u], ex_ptr[u + 1]):
+                skip[ex_idx[p]] = True
+        b = base[0] if base.shape[0] == 1 else base[u]
+        for s in range(n_s):
+            two_s2 = 2.0 * sigma2s[s]
+            for j in range(n_i):
+                d = max(0.0, np.float64(dist[u, j]) - offset)
+                term[j] = np.float32(np.exp(-(d * d) / two_s2))
+            for w in range(n_w):
+                wf = weights[w]
+                filled = 0
+                for j in range(n_i):
+                    if skip[j]:
+                        continue
+                    v = b[j] + wf * term[j]
+                    if v != v:
+                        continue
+                    if filled < k:
+                        pos = filled
+                        filled += 1
+                    elif v > vals[k - 1]:
+                        pos = k - 1
+                    else:
+                        continue
+                    while pos > 0 and v > vals[pos - 1]:
+                        vals[pos] = vals[pos - 1]
+                        idx[pos] = idx[pos - 1]
+                        pos -= 1
+                    vals[pos] = v
+                    idx[pos] = j
+                dcg = 0.0
+                for p in range(filled):
+                    if rel[idx[p]]:
+                        dcg += disc[p]
+                out[w, s, u] = dcg / ideal
+        for p in range(lab_ptr[u], lab_ptr[u + 1]):
+            rel[lab_idx[p]] = False
+        if exclude:
+            for p in range(ex_ptr[u], ex_ptr[u + 1]):
+                skip[ex_idx[p]] = False
+    return out

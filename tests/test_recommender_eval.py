@@ -156,3 +156,34 @@ def test_top_k_equals_a_full_sort_on_heavily_tied_rows():
         assert (top_k(scores.astype(np.float32), k) == reference).all()
     big = rng.normal(size=(3, 5000))
     assert (top_k(big, 100) == np.argsort(-big, axis=1, kind="stable")[:, :100]).all()
+
+
+@pytest.mark.parametrize("exclude_train", [True, False])
+def test_the_fused_blend_grid_equals_evaluate_at_every_setting(exclude_train):
+    """``tune_on_grid``'s compiled pass against ``evaluate`` on the scores the numpy
+    expression makes, setting by setting: tied scores (a popularity of few levels), NaN
+    preferences, users without labels, a user whose every store is known, unreachable
+    stores (inf metres), one base row for all users and a full base matrix."""
+    from recommender.blend import Blend, tune_on_grid
+
+    rng = np.random.default_rng(1)
+    n, m = 40, 300
+    dist = rng.uniform(0, 4000, (n, m))
+    dist[rng.random((n, m)) < 0.05] = np.inf
+    train = sp.random(n, m, density=0.05, format="lil", random_state=2)
+    train[3] = 1.0  # every store known
+    test = sp.random(n, m, density=0.02, format="lil", random_state=3)
+    test[5] = 0.0
+    train, test = sp.csr_matrix(train), sp.csr_matrix(test)
+    test.eliminate_zeros()
+    weights, scales = (0.0, 0.5, 2.0, 16.0), (200.0, 1000.0, 3000.0)
+    full = rng.normal(size=(n, m)).astype(np.float32)
+    full[rng.random((n, m)) < 0.03] = np.nan
+    for base in (np.broadcast_to(rng.integers(0, 3, m).astype(np.float32) / 2, (n, m)), full):
+        for d in (dist, dist.astype(np.float32)):
+            got = tune_on_grid(base, d, weights, scales, train, test, 5, exclude_train)
+            for (w, s), ndcg in got.items():
+                scores = base + np.float32(w) * Blend(scale_m=s).distance_term(d).astype(np.float32)
+                want = evaluate(scores.__getitem__, train, test, 5, exclude_train=exclude_train)["ndcg"]
+                assert ndcg == want, (w, s)
+    assert len(set(got.values())) > 3  # the settings rank differently: the check has teeth
