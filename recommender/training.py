@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
 from .evaluation import evaluate, interaction_matrix, only_rows
 from .features import FeatureConfig, FeatureSpace
-from .geo import pairwise_m
+from .geo import nearest_m
 
 REVIEW_FACTOR = {5: 1.5, 4: 1.2, 3: 1.0, 2: 0.0, 1: 0.0}
 
@@ -323,13 +323,7 @@ def user_anchors(user_index: dict[str, int], stores: pd.DataFrame, pairs: pd.Dat
 
 def anchor_distances(anchors: np.ndarray, item_lat: np.ndarray, item_lon: np.ndarray) -> np.ndarray:
     """Metres from each item to the nearest anchor of each user (rows); inf with no anchor."""
-    n_users, n_anchor, _ = anchors.shape
-    flat = anchors.reshape(-1, 2)
-    have = ~np.isnan(flat[:, 0])
-    d = np.full((len(flat), len(item_lat)), np.inf)
-    if have.any():
-        d[have] = pairwise_m(flat[have, 0], flat[have, 1], item_lat, item_lon)
-    return d.reshape(n_users, n_anchor, -1).min(axis=1)
+    return nearest_m(anchors[..., 0], anchors[..., 1], item_lat, item_lon)
 
 
 def tune_blend(trained, space, stores, fit_part, val_part, cfg):

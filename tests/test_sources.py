@@ -356,3 +356,23 @@ def test_return_gaps_give_each_category_its_usual_interval_and_a_due_feature():
     # a never went to cafe2, but to its category 12 days before a's latest visit.
     assert np.isnan(col["due"][2])
     assert col["category_days_since"][2] == pytest.approx(12) and col["category_due"][2] == pytest.approx(12 / interval)
+
+
+def test_the_nearest_anchor_is_the_haversine_minimum_over_a_row_s_anchors():
+    from recommender.geo import nearest_m
+
+    rng = np.random.default_rng(4)
+    lat, lon = rng.uniform(60.1, 60.3, 50), rng.uniform(24.8, 25.1, 50)
+    alat, alon = rng.uniform(60.1, 60.3, (6, 3)), rng.uniform(24.8, 25.1, (6, 3))
+    alat[1, 2] = alon[1, 2] = np.nan  # two anchors
+    alat[2] = alon[2] = np.nan  # none
+    alat[3, 0], alon[3, 0] = lat[7], lon[7]  # on a store
+    got = nearest_m(alat, alon, lat, lon)
+    for r in range(6):
+        have = ~np.isnan(alat[r])
+        if not have.any():
+            assert np.isinf(got[r]).all()
+            continue
+        want = _haversine_m(alat[r, have], alon[r, have], lat, lon).min(axis=0)
+        np.testing.assert_allclose(got[r], want, rtol=1e-9, atol=1e-6)
+    assert got[3, 7] == 0.0
