@@ -74,7 +74,12 @@ class FeatureSpace:
             .set_index("store_id", drop=False)
         )
         keywords = self._fit_keywords(reviews)
-        item_dicts = [self.item_feature_dict(self._stores.loc[s], keywords.get(s)) for s in self.item_ids_]
+        # Plain dicts, not a ``.loc`` Series per store: ~0.3 ms each, 9 s at 28,000 stores.
+        rows = self._stores.loc[self.item_ids_].to_dict("records")
+        cells = _cells(rows, self.config.cell_deg)
+        item_dicts = [
+            self.item_feature_dict(row, keywords.get(s), cell) for s, row, cell in zip(self.item_ids_, rows, cells)
+        ]
         user_dicts = self._history_user_dicts(interactions)
         # DictVectorizer: sorted, stable names -> columns. Identity columns come first.
         self.item_vectorizer_ = DictVectorizer(sort=True).fit(item_dicts if self.config.item_features else [{}])
@@ -129,8 +134,9 @@ class FeatureSpace:
         return compose_rows(feats, np.arange(n_ids), n_ids, self.config.identity)
 
     # --------------------------------------------------------------- features
-    def item_feature_dict(self, store, keywords=None) -> dict[str, float]:
-        """Named features of one store (a mapping with the catalogue fields)."""
+    def item_feature_dict(self, store, keywords=None, cell: str | None = None) -> dict[str, float]:
+        """Named features of one store (a mapping with the catalogue fields); ``cell``: its
+        ``area_cell`` when the caller made them for many stores at once (``_cells``)."""
         cfg = self.config
         out: dict[str, float] = {}
         cat = _clean(store.get("category"))
@@ -144,9 +150,10 @@ class FeatureSpace:
             out[f"rating_band={math.floor(rating * 2) / 2:.1f}"] = 1.0
         for tag in _tags(store.get("tags")):
             out[f"tag={tag}"] = 1.0
-        lat, lon = _number(store.get("lat")), _number(store.get("lon"))
-        if lat is not None and lon is not None:
-            out[f"cell={area_cell([lat], [lon], cfg.cell_deg)[0]}"] = 1.0
+        if cell is None:
+            cell = _cells([store], cfg.cell_deg)[0]
+        if cell is not None:
+            out[f"cell={cell}"] = 1.0
         for word, weight in (keywords or {}).items():
             out[f"kw={word}"] = float(weight)
         return out
@@ -193,7 +200,7 @@ class FeatureSpace:
             frame = frame.assign(weight=1.0)
         feats = user_features_table(frame, self.config)
         dicts: dict[str, dict[str, float]] = {u: {} for u in self.user_ids_}
-        for user, name, value in zip(feats["user_id"], feats["name"], feats["value"]):
+        for user, name, value in zip(feats["user_id"].tolist(), feats["name"].tolist(), feats["value"].tolist()):
             dicts[user][name] = value
         return [dicts[u] for u in self.user_ids_]
 
@@ -286,6 +293,19 @@ def compose_rows(feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, ide
     else:
         rows = feats.tocsr()
     return normalize(rows, norm="l1").astype(np.float32).tocsr()
+
+
+def _cells(stores: list, size_deg: float) -> list[str | None]:
+    """Each store's ``area_cell`` (None without a position), in one vectorised call:
+    one call per store cost ~35 us, a second at 28,000 stores."""
+    lat = [_number(s.get("lat")) for s in stores]
+    lon = [_number(s.get("lon")) for s in stores]
+    known = [i for i, (a, b) in enumerate(zip(lat, lon)) if a is not None and b is not None]
+    out: list[str | None] = [None] * len(stores)
+    names = area_cell([lat[i] for i in known], [lon[i] for i in known], size_deg) if known else []
+    for i, name in zip(known, names):
+        out[i] = str(name)
+    return out
 
 
 def _clean(value) -> str:

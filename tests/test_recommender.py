@@ -224,3 +224,28 @@ def test_generator_is_seeded_and_keeps_its_secrets_apart():
     end = pd.Timestamp(BehaviourConfig().start, tz="UTC") + pd.Timedelta(days=6)
     assert c.orders["ts"].max() < end and c.reviews["ts"].max() < end
     assert c.reviews["ts"].max() > end - pd.Timedelta(hours=12)
+
+
+def test_a_catalogue_s_feature_rows_equal_each_store_described_alone():
+    """``fit`` describes the whole catalogue at once (plain rows, the area cells in one
+    call); ``item_rows``, what serving calls for one store, describes each alone."""
+    from recommender.features import FeatureSpace
+
+    stores = pd.DataFrame(
+        {
+            "store_id": ["a", "b", "c", "d"],
+            "lat": [60.1699, np.nan, 60.2055, -33.8688],
+            "lon": [24.9384, 24.95, 24.6559, 151.2093],
+            "category": ["Cafe", None, "bar", "cafe"],
+            "price_level": [2.0, np.nan, 3.0, 1.0],
+            "rating": [4.3, 3.9, np.nan, 5.0],
+            "tags": ["wifi|terrace", None, "", "wifi"],
+        }
+    )
+    pairs = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "store_id": ["a", "c", "d"], "weight": 1.0})
+    space = FeatureSpace().fit(stores, pairs)
+    alone = space.item_rows(stores.to_dict("records"))
+    assert (space.item_matrix() != alone).nnz == 0
+    names = space.item_feature_names
+    assert {"cell=c6016_2493", "cell=c-3387_15120"} <= set(names)  # a, d
+    assert sum(n.startswith("cell=") for n in names) == 3  # b has none
