@@ -302,7 +302,7 @@ def _cells(stores: list, size_deg: float) -> list[str | None]:
     lon = [_number(s.get("lon")) for s in stores]
     known = [i for i, (a, b) in enumerate(zip(lat, lon)) if a is not None and b is not None]
     out: list[str | None] = [None] * len(stores)
-    names = area_cell([lat[i] for i in known], [lon[i] for i in known], size_deg) if known else []
+    names: list = list(area_cell([lat[i] for i in known], [lon[i] for i in known], size_deg)) if known else []
     for i, name in zip(known, names):
         out[i] = str(name)
     return out
