@@ -1,6 +1,7 @@
 """How high can a ranker go on generated behaviour? A Monte Carlo oracle for `repeat`.
 
     python -m scripts.generator_oracle [--users 1000] [--runs 50] [--no-deals] [--json FILE]
+        [--taste-from-orders ALPHA] [--no-places]
         [--generated data/generated/helsinki] [--stores data/stores_helsinki.csv]
         [--days 120] [--orders-per-month 5] [--world-seed 0] [--start FIRST_DAY]
 
@@ -19,7 +20,11 @@ known stores' visits weighted by how due their category is (the generator's true
 repurchase intervals, with 0, 5 or 10 days to the next order): a ranker that knew recency
 perfectly and nothing else.
 
-Not a model: it knows what no ranker can. It says how much room the data leaves.
+Not a model: it knows what no ranker can. It says how much room the data leaves, and
+which knowledge makes it: ``--taste-from-orders ALPHA`` swaps each user's true taste over
+categories for the category shares of their TRAIN orders (plus ALPHA per category), and
+``--no-places`` every store's utility from home and work (distance, price level, quality)
+for 0.
 """
 
 from __future__ import annotations
@@ -47,6 +52,10 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--no-deals", action="store_true", help="simulate as if no deal ran")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--taste-from-orders", type=float, default=None, metavar="ALPHA", help="tastes from TRAIN orders, smoothed"
+    )
+    parser.add_argument("--no-places", action="store_true", help="no store utility from home and work")
     parser.add_argument("--json", default=None, help="also write the result here")
     parser.add_argument("--generated", default="data/generated/helsinki", help="generate_behaviour's --out")
     parser.add_argument("--stores", default="data/stores_helsinki.csv")
@@ -101,7 +110,11 @@ def main(argv=None) -> int:
         past = history[user]
         stores_past, days_past = past["store_id"].map(pos).to_numpy(), _days(past["ts"], world.t0)
         favourites, last = _state(world, stores_past, days_past)
-        hits = _simulate(world, int(user[1:]), favourites, last, days_past.max(), len(held), deal_days, args.runs)
+        u = int(user[1:])
+        if args.taste_from_orders is not None:
+            shares = np.bincount(world.cat_of[stores_past], minlength=len(world.cats)) + args.taste_from_orders
+            world._users["taste"][u] = shares / shares.sum()
+        hits = _simulate(world, u, favourites, last, days_past.max(), len(held), deal_days, args.runs, args.no_places)
         visits = np.bincount(stores_past, minlength=len(pos)).astype(float)
         rankings = {
             "oracle": hits + 1e-6 * after,
@@ -121,7 +134,8 @@ def main(argv=None) -> int:
         name: evaluate(lambda rows, m=m: m[rows], known, relevant, k=10, exclude_train=False)["ndcg"]
         for name, m in scores.items()
     }
-    result = {"users": len(held_out), "runs": args.runs, "deals": not args.no_deals, **out}
+    knows = {"taste_from_orders": args.taste_from_orders, "places": not args.no_places}
+    result = {"users": len(held_out), "runs": args.runs, "deals": not args.no_deals, **knows, **out}
     emit_json({**result, "seconds": round(time.perf_counter() - t0, 1)}, args.json)
     return 0
 
@@ -140,11 +154,12 @@ def _state(world, stores_past, days_past) -> tuple[dict, np.ndarray]:
     return favourites, last
 
 
-def _simulate(world, u, favourites0, last0, after, n_orders, deal_days, runs) -> np.ndarray:
+def _simulate(world, u, favourites0, last0, after, n_orders, deal_days, runs, no_places=False) -> np.ndarray:
     """Per store, the share of ``runs`` in which the user orders there at least once in
     ``n_orders`` orders after day ``after``, chosen by the generator's own rules (drawn
-    from ``world.rng``)."""
-    base = {a: world._utility(u, world._users[a][u]) for a in ("home", "work")}
+    from ``world.rng``); ``no_places``: as if every store were as good from anywhere."""
+    flat = np.zeros(len(world.store_ids))
+    base = {a: flat if no_places else world._utility(u, world._users[a][u]) for a in ("home", "work")}
     hits = np.zeros(len(world.store_ids))
     for _ in range(runs):
         favourites = {c: dict(d) for c, d in favourites0.items()}

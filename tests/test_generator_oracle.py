@@ -41,3 +41,20 @@ def test_the_oracle_refuses_another_world(generated, capsys, other, says):
 def test_without_generated_data_it_says_what_to_run(tmp_path, capsys):
     assert generator_oracle.main(["--generated", str(tmp_path)]) == 2
     assert "generate_behaviour" in capsys.readouterr().err
+
+
+def test_an_oracle_without_the_true_tastes_ranks_worse_and_says_what_it_knew(generated, capsys):
+    """Tastes taken from the TRAIN orders lower the oracle on the same users and runs
+    (seeded; here by half); no utility from home and work changes it (little: on the
+    Helsinki orders too, the tastes make the room); the report says what it knew."""
+    base = ["--generated", generated, "--stores", STORES, "--days", "40", "--start", "2026-01-05", "--runs", "20"]
+    got = {}
+    for name, extra in (("all", []), ("taste", ["--taste-from-orders", "0.1"]), ("places", ["--no-places"])):
+        capsys.readouterr()
+        assert generator_oracle.main([*base, *extra]) == 0
+        got[name] = json.loads(capsys.readouterr().out)
+    assert got["all"]["taste_from_orders"] is None and got["all"]["places"] is True
+    assert got["taste"]["taste_from_orders"] == 0.1 and got["places"]["places"] is False
+    assert got["taste"]["most_frequent"] == got["all"]["most_frequent"]  # the same users
+    assert got["taste"]["oracle"] < 0.7 * got["all"]["oracle"]
+    assert got["places"]["oracle"] != got["all"]["oracle"]
