@@ -219,6 +219,36 @@ def test_the_sizes_boosted_side_by_side_on_shared_datasets_equal_each_boosted_al
     assert trees == two_stage.average_boosters(alone).model_to_string().split("end of trees")[0]
 
 
+def test_each_size_is_refitted_for_the_rounds_its_own_stopping_chose():
+    """Six tasks on two workers, the stops finishing out of order (the slowest first in the
+    queue): each refit gets its own size's rounds, a stop at round 0 refits for one."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from recommender.two_stage import _stopped_then_refitted
+
+    called = []
+    lock = threading.Lock()
+
+    def stop(seconds, best):
+        time.sleep(seconds)
+        return SimpleNamespace(best_iteration=best)
+
+    def refit(leaves, rounds):
+        with lock:
+            called.append(leaves)
+        return f"{leaves} leaves x {rounds}"
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        got = _stopped_then_refitted(
+            pool, {7: partial(stop, 0.6, 40), 15: partial(stop, 0.02, 0), 31: partial(stop, 0.1, 12)}, refit
+        )
+    assert got == {7: (40, "7 leaves x 40"), 15: (1, "15 leaves x 1"), 31: (12, "31 leaves x 12")}
+    assert called == [15, 31, 7]  # each refit queued as its size stopped
+
+
 def test_earlier_cuts_teach_the_ranker_from_earlier_windows_only():
     """Small data: validation's split is made again on its own earlier part, and each cut's
     lists see only that cut's earlier visits. Known answer: the ``visits`` of a list (every
