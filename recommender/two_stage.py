@@ -229,11 +229,10 @@ class TwoStageRanker:
                 continue
             s = np.array(blocks[name], dtype=np.float32, copy=True)
             s[seen_r, seen.indices] = -np.inf
-            # Every source but LightFM scores most stores 0: those are no candidates.
-            floor = None if name == "lightfm" else 0.0
             top = top_k(s, self.per_source)
             got = np.take_along_axis(s, top, axis=1)
-            ok = np.isfinite(got) if floor is None else got > floor
+            # Every source but LightFM scores most stores 0: those are no candidates.
+            ok = np.isfinite(got) if name == "lightfm" else got > 0.0
             r = np.repeat(np.arange(len(chunk))[:, None], top.shape[1], axis=1)
             picked[r[ok], top[ok]] = True
         return np.nonzero(picked)
