@@ -31,6 +31,7 @@ from .features import FeatureConfig
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .served import early_lightfm, fit_second_stage, lightfm_scores
 from .splits import matrix, pairs_of, rows_at, validation
+from .threads import one_blas_thread
 from .training import TrainConfig, anchor_distances, train, user_anchors
 from .two_stage import FEATURE_GROUPS, TwoStageRanker
 
@@ -42,6 +43,7 @@ PROTOCOLS = ("new", "repeat")
 REPEAT = ("most_frequent", "most_recent")
 
 
+@one_blas_thread
 def compare(
     stores: pd.DataFrame,
     train_pairs: pd.DataFrame,

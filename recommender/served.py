@@ -33,6 +33,7 @@ from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .signals import with_review_ratings
 from .sources import FEATURES, Sources, StoreTable, near_matrix
 from .splits import Split, validation
+from .threads import one_blas_thread
 from .training import TrainConfig, TrainedModel, representations, train
 from .two_stage import Lessons, TwoStageRanker
 from .window import Window
@@ -96,6 +97,7 @@ class SecondStage:
             self.score(self.features(user, [store], None, lat, lon))
 
 
+@one_blas_thread
 def fit_second_stage(
     stores: pd.DataFrame,
     rows: pd.DataFrame,

@@ -17,6 +17,7 @@ from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
 from .evaluation import evaluate, interaction_matrix, only_rows
 from .features import FeatureConfig, FeatureSpace
 from .geo import nearest_m
+from .threads import one_blas_thread
 
 REVIEW_FACTOR = {5: 1.5, 4: 1.2, 3: 1.0, 2: 0.0, 1: 0.0}
 
@@ -119,6 +120,7 @@ def split_per_user(frame: pd.DataFrame, fraction: float, seed: int = 0, min_item
     return order.loc[~held].drop(columns="_k"), order.loc[held].drop(columns="_k")
 
 
+@one_blas_thread
 def train(
     stores: pd.DataFrame,
     interactions: pd.DataFrame,

@@ -7,7 +7,8 @@ Reads the canonical orders and reviews (several files each may be given: the bas
 plus exported events), reports bad rows, weights the interactions, trains with early
 stopping on a validation split carved from the data, fits the second stage (the served
 ranker, ``recommender.served``) on the orders in time with ratings from the reviews, and
-prints the new artifact's path as the last line. Deterministic for a given seed with --threads 1; with more threads
+prints the new artifact's path as the last line. Deterministic for a given seed with --threads 1, whatever
+OMP_NUM_THREADS says (BLAS runs on one thread while fitting: recommender/threads.py); with more threads
 LightFM's lock-free (Hogwild) updates make runs differ slightly.
 """
 
