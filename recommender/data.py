@@ -10,7 +10,8 @@ generic     user_id, store_id, [weight], [rating], [ts]   (the evaluate command'
 stores      store_id, lat, lon, [category], [tags], [price_level], [rating]
 ==========  ==========================================================================
 
-CSV or Parquet. ``ts`` and the deal window are ISO 8601 (UTC if no offset). Problems are
+CSV or Parquet. ``ts`` and the deal window are ISO 8601 (UTC if no offset) or Unix time
+(seconds, or milliseconds and finer, told apart by size). Problems are
 reported as ``file:row: field: reason`` with ``row`` the 1-based data row, exactly like the
 store catalogue's reports; strict mode refuses a file with any bad row.
 """
@@ -202,12 +203,38 @@ def _numbers(series, col, flag, lo, hi, whole, required):
     return values
 
 
+def _unix_times(number: np.ndarray, rows: np.ndarray, index) -> pd.Series:
+    """``number`` at ``rows`` as Unix times (UTC, to the microsecond), elsewhere NaT."""
+    v = number[rows]
+    size = np.abs(v)
+    us = np.select([size < 1e11, size < 1e14, size < 1e17], [v * 1e6, v * 1e3, v], v / 1e3)
+    seconds = (size < 1e11) & (v == np.round(v))  # whole seconds stay exact: no float product
+    us[seconds] = 0.0
+    stamps = np.full(len(v), np.datetime64("NaT"), "datetime64[us]")
+    inside = np.abs(us) < 9e18
+    stamps[inside] = np.round(us[inside]).astype(np.int64).astype("datetime64[us]")
+    stamps[seconds] = v[seconds].astype(np.int64).astype("datetime64[s]").astype("datetime64[us]")
+    out = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
+    out.iloc[np.flatnonzero(rows)] = pd.to_datetime(stamps, utc=True)
+    return out
+
+
 def _times(series, col, flag, required):
     text = _text(series)
-    parsed = pd.to_datetime(text.where(text != "", None), errors="coerce", utc=True, format="ISO8601")
+    given = text.where(text != "", None)
+    parsed = pd.to_datetime(given, errors="coerce", utc=True, format="ISO8601")
+    # Unix time where a value is a number and not ISO 8601: public check-in and review sets
+    # often give it so. Its unit follows from its size, as a time after 1973 needs: seconds
+    # below 1e11 (the year 5138 in seconds), then milliseconds, microseconds, nanoseconds.
+    number = pd.to_numeric(given, errors="coerce").to_numpy(dtype=float)
+    unix = parsed.isna().to_numpy() & np.isfinite(number)
+    if unix.any():
+        parsed = parsed.dt.as_unit("us").where(~unix, _unix_times(number, unix, series.index))
     present = (text != "").to_numpy()
     flag(
-        present & parsed.isna().to_numpy(), col, lambda i: f"{col} {str(series.iat[i])[:40]!r} is not an ISO 8601 time"
+        present & parsed.isna().to_numpy(),
+        col,
+        lambda i: f"{col} {str(series.iat[i])[:40]!r} is neither an ISO 8601 time nor a Unix time",
     )
     if required:
         flag(~present, col, f"missing {col}")

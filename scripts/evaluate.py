@@ -93,10 +93,12 @@ def main(argv=None) -> int:
 
 def _load(args, parser):
     stores, rep = read_table(args.stores, "stores", strict=args.strict)
+    _usable(stores, rep)
     _say(rep)
     known = set(stores["store_id"])
     if args.interactions:
         allp, rep = read_table(args.interactions, "interactions", strict=args.strict, known_stores=known)
+        _usable(allp, rep)
         _say(rep)
         kind, _, frac = (args.split or "").partition(":")
         if kind != "per-user-time":
@@ -108,12 +110,23 @@ def _load(args, parser):
         if not 0 < share < 1:
             parser.error("--split fraction must be in (0, 1)")
         train, test = split_per_user(allp, 1 - share, seed=args.seed, min_items=2)
+        if train.empty or test.empty:
+            raise DataError(f"{rep.file}: no user has two or more stores to split between train and test", rep)
         return stores, train, test
     train, rep = read_table(args.train, "interactions", strict=args.strict, known_stores=known)
+    _usable(train, rep)
     _say(rep)
     test, rep = read_table(args.test, "interactions", strict=args.strict, known_stores=known)
+    _usable(test, rep)
     _say(rep)
     return stores, train, test
+
+
+def _usable(frame, report) -> None:
+    """A file with no row left to use stops here, with its report (the error prints it), not
+    deep in a fit."""
+    if frame.empty:
+        raise DataError(f"{report.file}: no usable rows (read {report.rows_read})", report)
 
 
 def _say(report) -> None:

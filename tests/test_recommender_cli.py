@@ -98,6 +98,44 @@ def test_evaluate_with_a_time_split(board_files, tmp_path):
     assert json.loads(out.read_text())["data"]["test_pairs"] > 0
 
 
+def test_unix_times_split_as_their_iso_equals(board_files, tmp_path):
+    """Public check-in and review sets often give times as Unix seconds or milliseconds: the
+    same visits must split and score as with ISO 8601 times (they were refused whole)."""
+    d = board_files
+    iso = pd.read_csv(d / "all.csv")
+    seconds = pd.to_datetime(iso["ts"], utc=True).astype("int64") // 10**9
+    outs = {}
+    for name, ts in (("iso", iso["ts"]), ("s", seconds), ("ms", seconds * 1000 + 250)):
+        iso.assign(ts=ts).to_csv(tmp_path / f"{name}.csv", index=False)
+        out = tmp_path / f"{name}.json"
+        args = ["--stores", str(d / "stores.csv"), "--interactions", str(tmp_path / f"{name}.csv")]
+        args += ["--split", "per-user-time:0.8", "--json", str(out), "--max-epochs", "2"]
+        args += ["--protocol", "repeat"]  # the cheapest protocol to tell a time split from another
+        assert evaluate.main(args) == 0
+        result = json.loads(out.read_text())
+        outs[name] = (result["data"], result["models"]["most_recent"]["ndcg"])
+    assert outs["s"] == outs["iso"] and outs["ms"] == outs["iso"]
+
+
+@pytest.mark.parametrize(
+    "rows, says",
+    [
+        ("user_id,store_id,ts\nu1,s0,yesterday\nu2,s1,soon\n", "no usable rows (read 2)"),
+        ("user_id,store_id\nu1,s0\nu2,s1\n", "no user has two or more stores"),
+    ],
+    ids=["every-row-refused", "one-store-each"],
+)
+def test_evaluate_says_what_is_wrong_with_unusable_files(board_files, tmp_path, capsys, rows, says):
+    d = board_files
+    stores = pd.read_csv(d / "stores.csv")
+    ids = stores["store_id"].astype(str).tolist()
+    (tmp_path / "x.csv").write_text(rows.replace("s0", ids[0]).replace("s1", ids[1]))
+    args = ["--stores", str(d / "stores.csv"), "--interactions", str(tmp_path / "x.csv")]
+    args += ["--split", "per-user-time:0.8"]
+    assert evaluate.main(args) == 2
+    assert says in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("args", [["--split", "per-user-time:1.5"], ["--split", "random:0.5"], []])
 def test_evaluate_refuses_bad_arguments(board_files, args):
     d = board_files
