@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     if not 1 <= args.k <= 1000:
         parser.error("--k must be between 1 and 1000")
     try:
-        stores, train, test = _load(args, parser)
+        stores, train, test, split = _load(args, parser)
     except DataError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
         ablation=args.ablation,
     )
     result["seconds"] = round(time.perf_counter() - t0, 1)
+    if split is not None:
+        result["split"] = split
     print(table(result))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
@@ -112,14 +114,24 @@ def _load(args, parser):
         train, test = split_per_user(allp, 1 - share, seed=args.seed, min_items=2)
         if train.empty or test.empty:
             raise DataError(f"{rep.file}: no user has two or more stores to split between train and test", rep)
-        return stores, train, test
+        return stores, train, test, _split_kind(allp, share, rep.file)
     train, rep = read_table(args.train, "interactions", strict=args.strict, known_stores=known)
     _usable(train, rep)
     _say(rep)
     test, rep = read_table(args.test, "interactions", strict=args.strict, known_stores=known)
     _usable(test, rep)
     _say(rep)
-    return stores, train, test
+    return stores, train, test, None
+
+
+def _split_kind(rows, share: float, name: str) -> dict:
+    """How ``split_per_user`` cut: in time only when every row has a ``ts``, else at random.
+    Said on stderr and kept in the JSON, since the two are different protocols."""
+    missing = int(rows["ts"].isna().sum()) if "ts" in rows else len(rows)
+    if missing:
+        why = "no ts column" if "ts" not in rows else f"{missing} of {len(rows)} rows have no ts"
+        print(f"{name}: {why}, so each user's test share is drawn at random, not the latest", file=sys.stderr)
+    return {"kind": "per-user-time", "train_share": share, "by": "random" if missing else "ts"}
 
 
 def _usable(frame, report) -> None:

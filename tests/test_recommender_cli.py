@@ -95,7 +95,24 @@ def test_evaluate_with_a_time_split(board_files, tmp_path):
         )
         == 0
     )
-    assert json.loads(out.read_text())["data"]["test_pairs"] > 0
+    result = json.loads(out.read_text())
+    assert result["data"]["test_pairs"] > 0
+    assert result["split"] == {"kind": "per-user-time", "train_share": 0.8, "by": "ts"}
+
+
+def test_a_split_without_every_time_says_it_is_random(board_files, tmp_path, capsys):
+    """One row without ``ts`` makes the split random for everyone: another protocol, so the
+    command says so and the JSON keeps it."""
+    d = board_files
+    rows = pd.read_csv(d / "all.csv")
+    rows.loc[3, "ts"] = None
+    rows.to_csv(tmp_path / "gap.csv", index=False)
+    out = tmp_path / "eval.json"
+    args = ["--stores", str(d / "stores.csv"), "--interactions", str(tmp_path / "gap.csv")]
+    args += ["--split", "per-user-time:0.8", "--json", str(out), "--max-epochs", "2", "--protocol", "repeat"]
+    assert evaluate.main(args) == 0
+    assert json.loads(out.read_text())["split"]["by"] == "random"
+    assert f"1 of {len(rows)} rows have no ts" in capsys.readouterr().err
 
 
 def test_unix_times_split_as_their_iso_equals(board_files, tmp_path):
