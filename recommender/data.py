@@ -208,11 +208,10 @@ def _unix_times(number: np.ndarray, rows: np.ndarray, index) -> pd.Series:
     v = number[rows]
     size = np.abs(v)
     us = np.select([size < 1e11, size < 1e14, size < 1e17], [v * 1e6, v * 1e3, v], v / 1e3)
-    seconds = (size < 1e11) & (v == np.round(v))  # whole seconds stay exact: no float product
-    us[seconds] = 0.0
     stamps = np.full(len(v), np.datetime64("NaT"), "datetime64[us]")
-    inside = np.abs(us) < 9e18
+    inside = np.abs(us) < 9e18  # int64 microseconds, with room
     stamps[inside] = np.round(us[inside]).astype(np.int64).astype("datetime64[us]")
+    seconds = (size < 1e11) & (v == np.round(v))  # whole seconds exactly, not through a float product
     stamps[seconds] = v[seconds].astype(np.int64).astype("datetime64[s]").astype("datetime64[us]")
     out = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
     out.iloc[np.flatnonzero(rows)] = pd.to_datetime(stamps, utc=True)
