@@ -150,7 +150,8 @@ def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) ->
         elif col in ("ts", "starts_at", "ends_at"):
             out[col] = _times(raw[col], col, flag, required=col in required)
         else:
-            out[col] = _numbers(raw[col], col, flag, *_RANGES[col], required=col in required)
+            bounds = _KIND_RANGES.get((kind, col), _RANGES[col])
+            out[col] = _numbers(raw[col], col, flag, *bounds, required=col in required)
     if known_stores is not None and "store_id" in out:
         unknown = ~out["store_id"].isin(known_stores) & (out["store_id"] != "")
         flag(unknown, "store_id", lambda i: f"unknown store {out['store_id'].iat[i]!r}")
@@ -175,6 +176,13 @@ _RANGES = {
     "lon": (-180, 180, False),
     "price_level": (1, 4, True),
 }
+
+
+# A store's rating and an evaluation row's come on the source's own scale (Foursquare's
+# venues 0-10, most review sites 1-5): the ranker shrinks and splits them, it does not read
+# stars. Refusing a store rated 8.6 dropped every visit to it. A review's rating stays 0-5,
+# which ``training.REVIEW_FACTOR`` reads as stars.
+_KIND_RANGES = {("stores", "rating"): (0, 1e6, False), ("interactions", "rating"): (0, 1e6, False)}
 
 
 def _text(series: pd.Series) -> pd.Series:

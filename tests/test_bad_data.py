@@ -87,6 +87,20 @@ def test_interaction_loader_never_crashes(tmp_path, payload):
         assert frame["amount"].between(0, 1e7).all()
 
 
+def test_ratings_on_a_source_s_own_scale_keep_their_stores(tmp_path):
+    """A store rated 8.6 of 10 (Foursquare's scale) is a store, not a bad row: refusing it
+    dropped every visit to it. A review's stars stay 1-5, since its weight reads them."""
+    (tmp_path / "stores.csv").write_text("store_id,lat,lon,rating\na,60.1,24.9,8.6\nb,60.2,24.8,4.1\n")
+    stores, report = read_table(tmp_path / "stores.csv", "stores")
+    assert report.ok and stores["rating"].tolist() == [8.6, 4.1]
+    (tmp_path / "visits.csv").write_text("user_id,store_id,rating\nu,a,9\n")
+    visits, report = read_table(tmp_path / "visits.csv", "interactions")
+    assert report.ok and len(visits) == 1
+    (tmp_path / "reviews.csv").write_text("user_id,store_id,ts,rating\nu,a,2026-01-01T00:00:00Z,8\n")
+    reviews, report = read_table(tmp_path / "reviews.csv", "reviews")
+    assert reviews.empty and "out of range [0, 5]" in report.summary()
+
+
 def test_bad_artifact_is_refused_and_the_served_model_stays(tmp_path):
     from app.storage.model_versions import ModelHolder
     from recommender import TrainConfig, save, train
