@@ -52,7 +52,7 @@ class Report:
     def summary(self, limit: int = 50) -> str:
         lines = [
             f"{self.file}: read {self.rows_read} rows, loaded {self.rows_loaded}, "
-            f"{len({p.row for p in self.problems})} bad rows"
+            f"{self.rows_read - self.rows_loaded} bad rows"
         ]
         lines += [f"  {p}" for p in self.problems[:limit]]
         if len(self.problems) > limit:
@@ -130,13 +130,13 @@ def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) ->
     bad = np.zeros(n, dtype=bool)
     rows = np.arange(1, n + 1)
 
-    def flag(mask, col, reason):
+    def flag(mask, col, reason, keep: bool = False):
         mask = np.asarray(mask, dtype=bool)
         for r in rows[mask]:
-            report.problems.append(
-                RowProblem(report.file, int(r), col, reason if isinstance(reason, str) else reason(int(r) - 1))
-            )
-        bad[mask] = True
+            why = reason if isinstance(reason, str) else reason(int(r) - 1)
+            report.problems.append(RowProblem(report.file, int(r), col, why + ("; left blank" if keep else "")))
+        if not keep:
+            bad[mask] = True
 
     out = pd.DataFrame(index=raw.index)
     for col in [c for c in required + optional if c in raw.columns]:
@@ -151,7 +151,10 @@ def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) ->
             out[col] = _times(raw[col], col, flag, required=col in required)
         else:
             bounds = _KIND_RANGES.get((kind, col), _RANGES[col])
-            out[col] = _numbers(raw[col], col, flag, *bounds, required=col in required)
+            if (kind, col) in _BLANKED:
+                out[col] = _blanked_numbers(raw[col], col, flag, bounds)
+            else:
+                out[col] = _numbers(raw[col], col, flag, *bounds, required=col in required)
     if known_stores is not None and "store_id" in out:
         unknown = ~out["store_id"].isin(known_stores) & (out["store_id"] != "")
         flag(unknown, "store_id", lambda i: f"unknown store {out['store_id'].iat[i]!r}")
@@ -183,6 +186,9 @@ _RANGES = {
 # stars. Refusing a store rated 8.6 dropped every visit to it. A review's rating stays 0-5,
 # which ``training.REVIEW_FACTOR`` reads as stars.
 _KIND_RANGES = {("stores", "rating"): (0, 1e6, False), ("interactions", "rating"): (0, 1e6, False)}
+# A store's descriptive numbers that are unusable (a -1 "no rating", a price level 0) are
+# reported and left blank: the store and every visit to it stay, its rating unknown.
+_BLANKED = {("stores", "rating"), ("stores", "price_level")}
 
 
 def _text(series: pd.Series) -> pd.Series:
@@ -224,6 +230,20 @@ def _unix_times(number: np.ndarray, rows: np.ndarray, index) -> pd.Series:
     out = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
     out.iloc[np.flatnonzero(rows)] = pd.to_datetime(stamps, utc=True)
     return out
+
+
+def _blanked_numbers(series, col, flag, bounds) -> np.ndarray:
+    """``_numbers`` for a field whose bad values are reported and left unknown (NaN), the
+    row kept."""
+    blank = np.zeros(len(series), dtype=bool)
+
+    def keep(mask, col, reason):
+        blank[np.asarray(mask, dtype=bool)] = True
+        flag(mask, col, reason, keep=True)
+
+    lo, hi, whole = bounds
+    values = _numbers(series, col, keep, lo, hi, whole, required=False)
+    return np.where(blank, np.nan, values)
 
 
 def _times(series, col, flag, required):

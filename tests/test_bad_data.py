@@ -101,6 +101,20 @@ def test_ratings_on_a_source_s_own_scale_keep_their_stores(tmp_path):
     assert reviews.empty and "out of range [0, 5]" in report.summary()
 
 
+def test_a_store_s_unusable_rating_or_price_is_blanked_not_the_store(tmp_path):
+    """A -1 "no rating" or a price level 0 is reported and left unknown: refusing the store
+    would drop every visit to it. A bad position still refuses it."""
+    (tmp_path / "stores.csv").write_text(
+        "store_id,lat,lon,rating,price_level\na,60.1,24.9,-1,0\nb,60.2,24.8,x,2\nc,95,24.8,4.2,2\n"
+    )
+    stores, report = read_table(tmp_path / "stores.csv", "stores")
+    assert stores["store_id"].tolist() == ["a", "b"]
+    assert stores["rating"].isna().all() and stores["price_level"].isna().tolist() == [True, False]
+    summary = report.summary()
+    assert "read 3 rows, loaded 2, 1 bad rows" in summary
+    assert summary.count("left blank") == 3 and "lat 95.0 out of range" in summary
+
+
 def test_bad_artifact_is_refused_and_the_served_model_stays(tmp_path):
     from app.storage.model_versions import ModelHolder
     from recommender import TrainConfig, save, train
