@@ -10,7 +10,8 @@ generic     user_id, store_id, [weight], [rating], [ts]   (the evaluate command'
 stores      store_id, lat, lon, [category], [tags], [price_level], [rating]
 ==========  ==========================================================================
 
-CSV or Parquet. ``ts`` and the deal window are ISO 8601 (UTC if no offset) or Unix time
+CSV (commas, or tabs when the header has tabs and no comma; UTF-8, a byte-order mark
+ignored) or Parquet. ``ts`` and the deal window are ISO 8601 (UTC if no offset) or Unix time
 (seconds, or milliseconds and finer, told apart by size). Problems are
 reported as ``file:row: field: reason`` with ``row`` the 1-based data row, exactly like the
 store catalogue's reports; strict mode refuses a file with any bad row.
@@ -100,10 +101,10 @@ def _read(path, report: Report) -> pd.DataFrame:
         if suffix in (".csv", ".tsv", ".txt"):
             return pd.read_csv(
                 path,
-                sep="\t" if suffix == ".tsv" else ",",
+                sep="\t" if suffix == ".tsv" or _tab_separated(path) else ",",
                 dtype=str,
                 keep_default_na=False,
-                encoding="utf-8",
+                encoding="utf-8-sig",  # UTF-8, and a spreadsheet's byte-order mark is not in the first column's name
                 encoding_errors="strict",
             )
     except FileNotFoundError:
@@ -112,6 +113,13 @@ def _read(path, report: Report) -> pd.DataFrame:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DataError(f"{report.file}: cannot read file: {first}", report) from exc
     raise DataError(f"{report.file}: unsupported file type {suffix!r}; use .csv or .parquet", report)
+
+
+def _tab_separated(path) -> bool:
+    """A header with tabs and no comma: public data sets ship tab-separated .txt and .csv."""
+    with open(path, encoding="utf-8-sig", errors="replace") as fh:
+        head = fh.readline()
+    return "\t" in head and "," not in head
 
 
 def validate(raw: pd.DataFrame, kind: str, report: Report, known_stores=None) -> pd.DataFrame:

@@ -101,6 +101,21 @@ def test_ratings_on_a_source_s_own_scale_keep_their_stores(tmp_path):
     assert reviews.empty and "out of range [0, 5]" in report.summary()
 
 
+@pytest.mark.parametrize(
+    "name, body",
+    [
+        ("bom.csv", "\ufeffuser_id,store_id,ts\nu,a,1333476009\n"),  # a spreadsheet's export
+        ("checkins.txt", "user_id\tstore_id\tts\nu\ta\t1333476009\n"),  # public sets' tab-separated text
+        ("checkins.csv", "user_id\tstore_id\tts\nu\ta\t1333476009\n"),
+    ],
+)
+def test_interaction_files_as_public_sets_ship_them(tmp_path, name, body):
+    (tmp_path / name).write_text(body, encoding="utf-8")
+    rows, report = read_table(tmp_path / name, "interactions")
+    assert report.ok and rows[["user_id", "store_id"]].values.tolist() == [["u", "a"]]
+    assert str(rows["ts"].iat[0]) == "2012-04-03 18:00:09+00:00"
+
+
 def test_a_store_s_unusable_rating_or_price_is_blanked_not_the_store(tmp_path):
     """A -1 "no rating" or a price level 0 is reported and left unknown: refusing the store
     would drop every visit to it. A bad position still refuses it."""
