@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
+from .data import every_row_timed
 from .evaluation import evaluate
 from .features import FeatureConfig
 from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
@@ -267,7 +268,7 @@ def _repeat_baselines(train_pairs, known: sp.csr_matrix, uidx, items, pop, log) 
         return score
 
     out = {"most_frequent": ranker(weight)}
-    if "ts" in train_pairs and train_pairs["ts"].notna().all():
+    if every_row_timed(train_pairs):
         ts = pd.to_datetime(train_pairs["ts"], utc=True).astype("int64").to_numpy(np.float64)
         span = max(ts.max() - ts.min(), 1.0)
         out["most_recent"] = ranker(sp.csr_matrix(((ts - ts.min()) / span, (r, c)), shape=shape))

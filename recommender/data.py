@@ -93,6 +93,12 @@ def read_table(path, kind: str, *, strict: bool = False, known_stores=None) -> t
     return frame, report
 
 
+def every_row_timed(rows: pd.DataFrame) -> bool:
+    """Whether every interaction row has a ``ts``: only then is anything ordered in time
+    (the per-user splits, the recency features, ``most_recent``); otherwise none of it is."""
+    return "ts" in rows and bool(rows["ts"].notna().all())
+
+
 def _read(path, report: Report) -> pd.DataFrame:
     suffix = os.path.splitext(str(path).lower())[1]
     try:
@@ -231,10 +237,10 @@ def _unix_times(number: np.ndarray, rows: np.ndarray, index) -> pd.Series:
     size = np.abs(v)
     us = np.select([size < 1e11, size < 1e14, size < 1e17], [v * 1e6, v * 1e3, v], v / 1e3)
     stamps = np.full(len(v), np.datetime64("NaT"), "datetime64[us]")
-    inside = np.abs(us) < 9e18  # int64 microseconds, with room
-    stamps[inside] = np.round(us[inside]).astype(np.int64).astype("datetime64[us]")
     seconds = (size < 1e11) & (v == np.round(v))  # whole seconds exactly, not through a float product
     stamps[seconds] = v[seconds].astype(np.int64).astype("datetime64[s]").astype("datetime64[us]")
+    rest = ~seconds & (np.abs(us) < 9e18)  # int64 microseconds, with room
+    stamps[rest] = np.round(us[rest]).astype(np.int64).astype("datetime64[us]")
     out = pd.Series(pd.NaT, index=index, dtype="datetime64[us, UTC]")
     out.iloc[np.flatnonzero(rows)] = pd.to_datetime(stamps, utc=True)
     return out

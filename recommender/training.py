@@ -14,6 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .blend import Blend, best_on_grid, tune_on_grid, tuning_users
+from .data import every_row_timed
 from .evaluation import evaluate, interaction_matrix, only_rows
 from .features import FeatureConfig, FeatureSpace
 from .geo import nearest_m
@@ -107,11 +108,7 @@ def split_per_user(frame: pd.DataFrame, fraction: float, seed: int = 0, min_item
     Users with fewer than ``min_items`` stores stay wholly in the first part.
     """
     rng = np.random.default_rng(seed)
-    key = (
-        frame["ts"]
-        if "ts" in frame and frame["ts"].notna().all()
-        else pd.Series(rng.random(len(frame)), index=frame.index)
-    )
+    key = frame["ts"] if every_row_timed(frame) else pd.Series(rng.random(len(frame)), index=frame.index)
     order = frame.assign(_k=key.to_numpy()).sort_values(["user_id", "_k"], kind="stable")
     pos = order.groupby("user_id").cumcount().to_numpy()
     size = order.groupby("user_id")["store_id"].transform("size").to_numpy()

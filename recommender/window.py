@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .data import every_row_timed
+
 DAY_S = 86_400.0
 #: The decay half-life as a share of the window's span (see the module docstring).
 HALF_LIFE_SHARE = 0.25
@@ -52,7 +54,7 @@ class Window:
         x = visits.copy()
         x.data[:] = 1.0
         weight = rows["weight"].to_numpy(np.float64) if "weight" in rows else np.ones(len(rows))
-        ts = rows["ts"] if "ts" in rows and len(rows) and rows["ts"].notna().all() else None
+        ts = rows["ts"] if len(rows) and every_row_timed(rows) else None
         days_since, end, gap_sum, gap_n = None, None, None, None
         if ts is not None:
             t = pd.to_datetime(ts, utc=True)

@@ -20,7 +20,7 @@ import sys
 import time
 
 from recommender.compare import PROTOCOLS, compare
-from recommender.data import DataError, read_table
+from recommender.data import DataError, every_row_timed, read_table
 from recommender.training import TrainConfig, split_per_user
 
 METRICS = ("precision", "recall", "ndcg", "cold_ndcg", "coverage")
@@ -127,11 +127,11 @@ def _load(args, parser):
 def _split_kind(rows, share: float, name: str) -> dict:
     """How ``split_per_user`` cut: in time only when every row has a ``ts``, else at random.
     Said on stderr and kept in the JSON, since the two are different protocols."""
-    missing = int(rows["ts"].isna().sum()) if "ts" in rows else len(rows)
-    if missing:
-        why = "no ts column" if "ts" not in rows else f"{missing} of {len(rows)} rows have no ts"
+    timed = every_row_timed(rows)
+    if not timed:
+        why = f"{int(rows['ts'].isna().sum())} of {len(rows)} rows have no ts" if "ts" in rows else "no ts column"
         print(f"{name}: {why}, so each user's test share is drawn at random, not the latest", file=sys.stderr)
-    return {"kind": "per-user-time", "train_share": share, "by": "random" if missing else "ts"}
+    return {"kind": "per-user-time", "train_share": share, "by": "ts" if timed else "random"}
 
 
 def _usable(frame, report) -> None:
