@@ -1,11 +1,14 @@
 """The trust review's findings, one test each, tried as an attacker would against a real Redis.
 
 Each was written to fail against the code before the fix (issue 12 shows the run); the
-modules of a fix are imported inside its test, so one missing module fails one test.
+modules of a fix are imported inside its test, so one missing module fails one test. The
+token and event-rule tests after the altered-token one were added later, for checks that
+could be deleted with every test still passing (a mutation pass over those rules).
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import time
@@ -453,6 +456,96 @@ def test_clicks_without_a_valid_token_are_rejected_and_never_counted(shop, redis
     ok = client.post("/v1/events", json={"events": [_click(event_id="real", impression_token=token)]}).get_json()
     assert ok["accepted"] == 1  # the token alone names the store
     assert _stats(client, redis_url)["clicks"] == 1
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _payload(token: str) -> list[str]:
+    body = token.split(".")[0]
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode().split("|")
+
+
+def test_a_well_formed_token_with_a_signature_of_its_own_is_rejected(shop, redis_url):
+    """A client that has read the token format still cannot mint tokens: each field as the
+    service writes it, a real store, any signature but the service's. (The altered token
+    above fails on its store as well; these fail on the signature alone.)"""
+    _, client = shop
+    real = shown(client, "n100")
+    fields = _payload(real)
+    forged = []
+    for rank in (2, 3, 4):  # other ranks of the same store, viewer and issue time
+        fields[4] = str(rank)
+        forged.append(_b64("|".join(fields).encode()) + "." + _b64(bytes([rank]) * 12))
+    body, sig = real.split(".")
+    fields[4] = "2"
+    forged.append(_b64("|".join(fields).encode()) + "." + sig)  # the real token's signature, moved
+    batch = [_click(event_id=f"forged-{i}", impression_token=t) for i, t in enumerate(forged)]
+    out = client.post("/v1/events", json={"events": batch}).get_json()
+    assert out["accepted"] == 0, out
+    assert all("altered" in r["errors"][0]["message"] for r in out["results"]), out
+    assert _stats(client, redis_url)["clicks"] == 0
+    ok = client.post("/v1/events", json={"events": [_click(event_id="real", impression_token=real)]}).get_json()
+    assert ok["accepted"] == 1 and _stats(client, redis_url)["clicks"] == 1
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [(0, "i0"), (1, "z"), (3, "soon"), (4, "-1"), (4, "1.5")],
+    ids=["old version", "unknown surface", "issue time not a number", "negative rank", "fractional rank"],
+)
+def test_a_signed_token_in_another_shape_is_refused_not_a_crash(field, value):
+    """Tokens the service signed in some other format (an older version, a surface it does
+    not know, fields that are not whole numbers) are refused with a reason: the signature
+    alone does not make a token readable."""
+    import hashlib
+    import hmac
+
+    from app.domain import impression_tokens
+
+    now = 1_700_000_000
+    good = impression_tokens.Signer(SECRET, "nearby", "v0123456789abcdef", now).token("n100", 1)
+    fields = _payload(good)
+    assert not isinstance(impression_tokens.verify(SECRET, good, now), str)
+    fields[field] = value
+    payload = "|".join(fields).encode()
+    mac = hmac.new(impression_tokens._token_key(SECRET), payload, hashlib.sha256).digest()[:12]
+    got = impression_tokens.verify(SECRET, _b64(payload) + "." + _b64(mac), now)
+    assert got == "not an impression token issued by this service"
+
+
+def test_an_event_must_match_the_deal_and_the_time_its_token_names(shop, redis_url):
+    """A token binds its deal and when it was shown: a click on another deal of the same
+    store, or one dated before the item was on screen, is refused field by field."""
+    from app.domain import impression_tokens
+
+    _, client = shop
+    issued = int(FIXED_NOW.timestamp())
+    retired = impression_tokens.Signer(SECRET, "recommended", "v0123456789abcdef", issued).token("n100", 1, "d-old")
+    other_deal = client.post(
+        "/v1/events", json={"events": [_click(event_id="deal", deal_id="d-a", impression_token=retired)]}
+    ).get_json()
+    assert other_deal["accepted"] == 0
+    assert other_deal["results"][0]["errors"] == [
+        {"field": "impression_token", "message": "names another deal than 'd-a'"}
+    ]
+    early = {**_click(event_id="early", impression_token=shown(client, "n100")), "ts": _iso(FIXED_NOW - DAY / 24)}
+    before = client.post("/v1/events", json={"events": [early]}).get_json()
+    assert before["accepted"] == 0
+    assert before["results"][0]["errors"] == [{"field": "ts", "message": "before the item was shown"}]
+    assert _stats(client, redis_url)["clicks"] == 0
+    fine = client.post("/v1/events", json={"events": [{**early, "ts": _iso(FIXED_NOW)}]}).get_json()
+    assert fine["accepted"] == 1  # the same event, dated when it was shown
+
+
+def test_an_event_id_twice_in_one_batch_is_refused_the_second_time(shop, redis_url):
+    _, client = shop
+    batch = [_click(event_id="same", impression_token=shown(client, store)) for store in ("n100", "n250")]
+    out = client.post("/v1/events", json={"events": batch}).get_json()
+    assert out["accepted"] == 1 and out["rejected"] == 1, out
+    assert out["results"][1]["errors"] == [{"field": "event_id", "message": "repeated within this batch"}]
+    assert _stats(client, redis_url, "n100")["clicks"] == 1 and _stats(client, redis_url, "n250")["clicks"] == 0
 
 
 def test_a_token_counts_once_per_event_type(shop, redis_url):
