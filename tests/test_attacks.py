@@ -125,6 +125,18 @@ def test_forged_nearby_cursor_fields_are_400(shop, key, t):
     _problem(client.get("/v1/stores/nearby", query_string={**q, "cursor": forged}))
 
 
+def test_a_cursor_of_another_format_version_is_400_start_again(shop):
+    """A client that keeps a cursor across a release that changed the cursor's contents gets
+    told to start again, not a page read with the old meaning."""
+    app, client = shop
+    q = {"lat": LAT0, "lon": LON0, "limit": 2}
+    data = paging.verify(SECRET, client.get("/v1/stores/nearby", query_string=q).get_json()["next_cursor"])
+    assert client.get("/v1/stores/nearby", query_string={**q, "cursor": paging.sign(SECRET, data)}).status_code == 200
+    older = paging.sign(SECRET, {**data, "v": data["v"] - 1})
+    body = _problem(client.get("/v1/stores/nearby", query_string={**q, "cursor": older}))
+    assert "older version" in str(body)
+
+
 def test_a_forged_deals_cursor_far_out_is_400_at_once(shop):
     app, client = shop
     q = {"lat": LAT0, "lon": LON0, "limit": 1}
@@ -191,9 +203,15 @@ def test_events_cannot_name_another_user(shop):
     assert own["accepted"] == 1
 
 
+def _signed(app, claims: dict) -> dict:
+    import jwt
+
+    return {"Authorization": "Bearer " + jwt.encode(claims, app.config["USER_TOKEN_SECRET"], "HS256")}
+
+
 @pytest.mark.parametrize(
     "case",
-    ["wrong key", "expired", "no exp", "alg none", "garbage", "merchant key"],
+    ["wrong key", "expired", "no exp", "alg none", "garbage", "merchant key", "empty sub", "long sub", "not yet valid"],
 )
 def test_a_token_that_does_not_verify_is_401_not_anonymous(shop, case):
     import jwt
@@ -211,6 +229,11 @@ def test_a_token_that_does_not_verify_is_401_not_anonymous(shop, case):
         },
         "garbage": lambda: {"Authorization": "Bearer not-a-token"},
         "merchant key": lambda: {"Authorization": "Bearer mk_" + "a" * 43},
+        # Signed with the right key, so only the claims' checks can refuse these: a user id is
+        # 1 to 128 characters (it names Redis keys), and nbf is honoured with the leeway.
+        "empty sub": lambda: _signed(app, {"sub": "", "exp": now + 600}),
+        "long sub": lambda: _signed(app, {"sub": "u" * 129, "exp": now + 600}),
+        "not yet valid": lambda: _signed(app, {"sub": "u1", "exp": now + 7200, "nbf": now + 3600}),
     }[case]()
     r = client.get("/v1/deals/recommended", query_string={"lat": LAT0, "lon": LON0}, headers=headers)
     _problem(r, 401)
