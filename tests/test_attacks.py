@@ -745,6 +745,19 @@ def test_a_verified_key_gets_its_own_bucket(limited, redis_url):
     assert codes == [200] * 8 + [429] * 2
 
 
+def test_many_signed_in_users_from_one_address_share_its_bucket(limited):
+    """Each verified caller has a bucket, and its address still counts them all (at the
+    larger of the two limits): accounts are cheap, so two users' tokens from one address
+    get 8 a second between them, not 8 each."""
+    app, client = limited
+    users = [_token(app, "u-one"), _token(app, "u-two")]
+    q = {"lat": LAT0, "lon": LON0, "limit": 1}
+    codes = _within_one_second(
+        lambda: [client.get("/v1/stores/nearby", query_string=q, headers=users[i % 2]).status_code for i in range(12)]
+    )
+    assert codes == [200] * 8 + [429] * 4
+
+
 def test_recommended_deals_count_their_hit_in_the_user_state_read(limited, monkeypatch):
     """The deals view sends its rate-limit hit with its own Redis read, not in a round trip
     before it: still 8 a second for a signed-in user (5 per address without), refused
