@@ -160,6 +160,33 @@ def test_only_eligible_deals_each_once_with_per_store_diversity(wclient, world):
         assert len(stores) == len(set(stores)), "two deals of one store on a page"
 
 
+def test_per_category_diversity_defers_deals_to_later_pages(world_app, world):
+    """With one deal of a category per page, no page repeats a category, and every deal still
+    comes on some page (deferred, not dropped)."""
+    client = world_app.test_client()
+    everything = [d for page in all_pages(client, user=world["user"], limit=3) for d in page]
+    categories = [d["category"] for d in everything]
+    assert len(set(categories)) < len(categories), "the world needs two deals of one category"
+    world_app.config["DEALS_PER_CATEGORY"] = 1
+    pages = all_pages(client, user=world["user"], limit=3)
+    for page in pages:
+        on_page = [d["category"] for d in page]
+        assert len(on_page) == len(set(on_page)), f"two deals of one category on a page: {on_page}"
+    assert sorted(d for page in pages for d in ids(page)) == sorted(ids(everything))
+
+
+def test_the_last_page_a_cursor_may_reach_hands_out_no_cursor(wclient, monkeypatch):
+    """Deal lists stop at MAX_PAGES (each page walks the ones before it): the last page says
+    there is no next one, rather than handing out a cursor the service would refuse."""
+    from app.views import deals as deals_view
+
+    monkeypatch.setattr(deals_view, "MAX_PAGES", 2)
+    first = recommended(wclient, limit=1)
+    second = recommended(wclient, limit=1, cursor=first["next_cursor"])
+    assert first["next_cursor"] and len(second["deals"]) == 1
+    assert second["next_cursor"] is None  # more deals remain (7 in this world), past the bound
+
+
 def test_opening_rules(wclient):
     deals = {d["deal_id"]: d for page in all_pages(wclient) for d in page}
     assert "d-off" not in deals  # a store that never opens
