@@ -403,3 +403,48 @@ def test_csv_has_the_daily_rows(stats_app):
     assert r.mimetype == "text/csv"
     lines = r.get_data(as_text=True).strip().splitlines()
     assert lines[0].startswith("store_id,date,impressions") and len(lines) == 1 + 2 * 2
+
+
+def test_funnel_rates_changes_and_peer_medians_by_hand():
+    """What merchants read off the figures, on numbers worked out by hand: each rate over its
+    own base, people's rates withheld once a count they divide is under the privacy
+    threshold, the change over the previous period, and the peers' median (not mean)."""
+    from app.domain import stats
+
+    fig = {
+        "impressions": 200,
+        "clicks": 40,
+        "redemptions": 10,
+        "orders": 8,
+        "unique_viewers": 50,
+        "unique_clickers": 20,
+        "unique_orderers": 5,
+        "unique_redeemers": 6,
+        "_rank_sum": 30.0,
+        "_rank_n": 10,
+        "_rank_median": 2.5,
+        "local_appeared": 30,
+        "local_requests": 120,
+    }
+    out = stats.finish(fig, threshold=5)
+    assert out["funnel"] == {
+        "click_rate": 0.2,  # 40 clicks / 200 impressions
+        "redeem_rate": 0.25,  # 10 redemptions / 40 clicks
+        "order_rate": 0.2,  # 8 orders / 40 clicks
+        "people": {"click_rate": 0.4, "order_rate": 0.25},  # 20 / 50 viewers, 5 / 20 clickers
+    }
+    assert out["rank"] == {"mean": 3.0, "median": 2.5} and out["local_search_share"] == 0.25
+    hidden = stats.finish(fig, threshold=10)  # 5 orderers and 6 redeemers are under 10
+    assert (hidden["unique_orderers"], hidden["unique_redeemers"], hidden["unique_viewers"]) == ("<10", "<10", 50)
+    assert hidden["funnel"]["people"] == {"click_rate": None, "order_rate": None}
+    assert hidden["funnel"]["click_rate"] == 0.2  # counts of events are not people: still shown
+
+    now = {"impressions": 120, "clicks": 0, "orders": 3, "unique_viewers": "<5"}
+    before = {"impressions": 100, "clicks": 10, "orders": 0, "unique_viewers": 7}
+    moved = stats.change(now, before)
+    assert (moved["impressions"], moved["clicks"]) == (0.2, -1.0)  # relative to the previous period
+    assert moved["orders"] is None and moved["unique_viewers"] is None and moved["reviews"] is None
+
+    peers = [{"impressions": 1, "unique_viewers": 9}, {"impressions": 2, "unique_viewers": "<5"}, {"impressions": 100}]
+    median = stats.peer_median(peers)
+    assert median["impressions"] == 2.0 and median["unique_viewers"] == 9.0 and median["clicks"] is None
