@@ -835,6 +835,72 @@ def test_with_redis_down_a_per_process_limit_holds(tmp_path, path, query):
     assert codes.count(429) >= 2 and set(codes) <= {200, 429}
 
 
+def test_a_flood_of_addresses_cannot_grow_or_reset_the_per_process_limiter(tmp_path, monkeypatch):
+    """With Redis out, each worker counted every (address, second) it saw and pruned only past
+    seconds: a flood from many addresses within one second grew the table without bound. Now
+    a full table refuses newcomers until the next second, and keeps the counts it holds."""
+    from app.http import ratelimit
+    from app.storage.embedded import start_on_port
+
+    monkeypatch.setattr(ratelimit, "_local", {})
+    monkeypatch.setattr(ratelimit, "LOCAL_WINDOWS_MAX", 4)
+    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    app = create_app(
+        app_config(
+            tmp_path,
+            f"redis://127.0.0.1:{port}/0",
+            CATALOGUE=str(tmp_path / "stores.csv"),
+            RATE_LIMIT_ANON=3,
+            REDIS_TIMEOUT_S=0.2,
+            TRUSTED_PROXIES=1,
+        )
+    )
+    proc.kill()
+    proc.wait()
+    client = app.test_client()
+
+    def get(address):
+        return client.get("/v1/stores/n100", headers={"X-Forwarded-For": address}).status_code
+
+    client.get("/livez")  # exempt: nothing counted
+    get("10.9.9.9")  # the first request meets the dead Redis and opens the breaker
+
+    def flood():
+        steady = [get("10.0.0.1"), get("10.0.0.1")]
+        newcomers = [get(f"10.1.0.{i}") for i in range(10)]
+        size = len(ratelimit._local)
+        return steady + [get("10.0.0.1"), get("10.0.0.1")], newcomers, size
+
+    steady, newcomers, size = _within_one_second(flood)
+    assert size <= 4
+    # 10.9.9.9 may hold a window of this second too (if it fell in it): 2 or 3 newcomers fit.
+    assert newcomers[:2] == [200, 200] and set(newcomers[3:]) == {429}
+    assert steady == [200, 200, 200, 429]  # its count survived the flood: the limit is 3
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
+    assert get("10.2.0.1") == 200  # a new second: past windows make room
+
+
+def test_verified_merchant_keys_are_remembered_within_a_bound(limited, redis_url, monkeypatch):
+    """Each worker remembers the merchant keys it verified, not the made-up ones, and no more
+    than its bound of them."""
+    from app.http import ratelimit
+
+    _, client = limited
+    monkeypatch.setattr(ratelimit, "_known", {})
+    monkeypatch.setattr(ratelimit, "KNOWN_KEYS_MAX", 2)
+    sizes = []
+    for i in range(5):
+        header = _merchant(redis_url)  # a fresh key of m-1 each time
+        path, q = "/v1/merchants/m-1/stats", {"from": "2026-11-25", "to": "2026-11-25"}
+        assert client.get(path, query_string=q, headers={**header, "X-Forwarded-For": f"10.7.0.{i}"}).status_code == 200
+        sizes.append(len(ratelimit._known))
+    assert sizes[:2] == [1, 2] and max(sizes) <= 2
+    made_up = {"Authorization": "Bearer mk_made-up", "X-Forwarded-For": "10.7.1.1"}
+    assert client.get(path, query_string=q, headers=made_up).status_code == 401
+    assert len(ratelimit._known) == sizes[-1]
+
+
 # ------------------------------------------------------------------ 7. Redis bounded
 def test_viewer_cells_are_bounded_per_store_day(shop, redis_url):
     """A viewer-cell hash gained a field for every query cell on Earth, kept 410 days."""

@@ -158,8 +158,11 @@ def _verified_key() -> str | None:
     return _merchant_key(key)
 
 
+#: Merchant keys this worker verified, until when it trusts them. Only keys that verify get
+#: in, so a flood of made-up ones cannot grow it; cleared when full (a few re-verifications).
 _known: dict[str, float] = {}
 _known_lock = threading.Lock()
+KNOWN_KEYS_MAX = 10_000
 
 
 def _merchant_key(key: str) -> str | None:
@@ -176,15 +179,19 @@ def _merchant_key(key: str) -> str | None:
     except STORAGE_ERRORS:
         return None
     with _known_lock:
-        if len(_known) > 10_000:  # bounded: a flood of made-up keys cannot grow it (they never verify)
+        if len(_known) >= KNOWN_KEYS_MAX:
             _known.clear()
         _known[d] = now + _KEY_CACHE_S
     return d[:24]
 
 
 # ------------------------------------------------------------------ counting
+#: The per-process fallback's windows, (caller, second) -> hits, while Redis is out.
 _local: dict[tuple[str, int], int] = {}
 _local_lock = threading.Lock()
+LOCAL_WINDOWS_MAX = 50_000
+#: The count a caller gets when the table is full of this second's windows: over any limit.
+_SHED = 2**62
 
 
 def _count(svc, callers: list[str], second: int, n: int) -> list[int]:
@@ -194,9 +201,17 @@ def _count(svc, callers: list[str], second: int, n: int) -> list[int]:
         except STORAGE_ERRORS as exc:
             svc.breaker.failed(exc, "rate limiting (a per-process limit holds meanwhile)")
     with _local_lock:  # Redis is down: each worker counts on its own
-        if len(_local) > 50_000:
-            for k in [k for k in _local if k[1] < second]:
+        if len(_local) + len(callers) > LOCAL_WINDOWS_MAX:
+            for k in [k for k in _local if k[1] != second]:
                 del _local[k]
+        counts = []
         for who in callers:
-            _local[(who, second)] = _local.get((who, second), 0) + n
-        return [_local[(who, second)] for who in callers]
+            if (who, second) not in _local and len(_local) >= LOCAL_WINDOWS_MAX:
+                # Full of this second's windows (a flood from as many addresses): a newcomer
+                # is refused until the next second rather than tracked, so the flood neither
+                # grows the table nor resets the counts of the callers already in it.
+                counts.append(_SHED)
+                continue
+            _local[(who, second)] = count = _local.get((who, second), 0) + n
+            counts.append(count)
+        return counts
