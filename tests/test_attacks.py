@@ -481,15 +481,48 @@ def test_clicks_without_a_valid_token_are_rejected_and_never_counted(shop, redis
 
 
 def _b64(raw: bytes) -> str:
-    from app.domain.impression_tokens import _b64_bytes
+    from app.domain import b64url
 
-    return _b64_bytes(raw).decode()
+    return b64url.encode(raw).decode()
 
 
 def _payload(token: str) -> list[str]:
-    from app.domain.impression_tokens import _unb64
+    from app.domain import b64url
 
-    return _unb64(token.split(".")[0]).decode().split("|")
+    return b64url.decode(token.split(".")[0], 1000).decode().split("|")
+
+
+def _respelled(part: str) -> list[str]:
+    """Other spellings of the same bytes: base64's last character has unused low bits when
+    the length is not a multiple of three bytes, and a decoder that ignores them reads any
+    of these as the original."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare = {2: 4, 3: 2}.get(len(part) % 4, 0)  # unused bits in the last character
+    last = alphabet.index(part[-1])
+    return [part[:-1] + alphabet[last | low] for low in range(1, 2**spare)]
+
+
+def test_a_token_has_one_spelling(shop):
+    """Tokens and cursors decoded with base64's leniency: another spelling of the same bytes
+    (the last character's unused bits set) verified as the token the service wrote, and
+    characters outside the alphabet were skipped. Now each has the one spelling it was given."""
+    from app.domain import impression_tokens
+
+    _, client = shop
+    now = 1_700_000_000
+    for store in ("n100", "n1000", "n10000"):  # payload lengths with 0, 2 and 4 unused bits
+        token = impression_tokens.Signer(SECRET, "nearby", "v0123456789abcdef", now).token(store, 1)
+        body, sig = token.split(".")
+        assert not isinstance(impression_tokens.verify(SECRET, token, now), str)
+        for other in [*_respelled(body), body[:5] + "=" + body[5:], body[:5] + "\n" + body[5:]]:
+            assert isinstance(impression_tokens.verify(SECRET, other + "." + sig, now), str), other
+    q = {"lat": LAT0, "lon": LON0, "limit": 1}
+    cursor = client.get("/v1/stores/nearby", query_string=q).get_json()["next_cursor"]
+    body, sig = cursor.split(".")
+    assert paging.verify(SECRET, cursor) is not None
+    others = [*_respelled(body), body + "==", body[:3] + "+" + body[4:]]
+    assert others and all(paging.verify(SECRET, other + "." + sig) is None for other in others)
+    assert client.get("/v1/stores/nearby", query_string={**q, "cursor": others[0] + "." + sig}).status_code == 400
 
 
 def test_a_well_formed_token_with_a_signature_of_its_own_is_rejected(shop, redis_url):

@@ -17,13 +17,13 @@ calls into C: 2.0 us, against 3.2 us through ``hmac``'s Python wrapper; same MAC
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote, unquote
+
+from app.domain import b64url
 
 VALID_S = 24 * 3600
 _VERSION = "i1"
@@ -57,7 +57,7 @@ class Signer:
         inner, outer = self._inner.copy(), self._outer.copy()
         inner.update(payload)
         outer.update(inner.digest())  # HMAC = H(K ^ opad || H(K ^ ipad || message))
-        return (_b64_bytes(payload) + b"." + _b64_bytes(outer.digest()[:_MAC_BYTES])).decode()
+        return (b64url.encode(payload) + b"." + b64url.encode(outer.digest()[:_MAC_BYTES])).decode()
 
 
 def viewer_of(secret: str, user: str | None, address: str | None, day: str) -> str:
@@ -72,7 +72,7 @@ def verify(secret: str, token: str, now_s: float) -> Impression | str:
         return "not an impression token issued by this service"
     body, sig = token.split(".")
     try:
-        payload, given = _unb64(body), _unb64(sig)
+        payload, given = b64url.decode(body, MAX_LEN), b64url.decode(sig, MAX_LEN)
     except ValueError:
         return "not an impression token issued by this service"
     expected = hmac.new(_token_key(secret), payload, hashlib.sha256).digest()[:_MAC_BYTES]
@@ -103,19 +103,3 @@ def _hmac_states(key: bytes) -> tuple:
     size = hashlib.sha256().block_size
     block = (hashlib.sha256(key).digest() if len(key) > size else key).ljust(size, b"\0")
     return hashlib.sha256(bytes(b ^ 0x36 for b in block)), hashlib.sha256(bytes(b ^ 0x5C for b in block))
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _b64_bytes(raw: bytes) -> bytes:
-    return binascii.b2a_base64(raw, newline=False).translate(_URLSAFE).rstrip(b"=")
-
-
-def _unb64(text: str) -> bytes:
-    if not text or len(text) > MAX_LEN:
-        raise ValueError("bad length")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (ValueError, TypeError):
-        raise ValueError("bad base64") from None
