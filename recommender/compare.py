@@ -33,7 +33,7 @@ from .neighbours import NEIGHBOURHOOD, tune_neighbourhood
 from .served import early_lightfm, fit_second_stage, lightfm_scores
 from .splits import matrix, pairs_of, rows_at, validation
 from .threads import one_blas_thread
-from .training import TrainConfig, anchor_distances, train, user_anchors
+from .training import TrainConfig, anchor_distances, chosen_feature_weight, train, user_anchors
 from .two_stage import FEATURE_GROUPS, TwoStageRanker
 
 SERVED = "served"
@@ -147,8 +147,18 @@ def compare(
     near_anchor.memo.clear()  # not needed past the blends: free the distances before the ranker
     if SERVED in models:
         t0 = time.perf_counter()
+        # The ranker's early LightFMs (this one, and those of its earlier cuts) take the
+        # hybrid's feature weight: the ranker learns from them and is served the hybrid's scores.
         stage = fit_second_stage(
-            stores, train_rows, uidx, items, cfg, log, lightfm=fits.get("early") or False, split=split, tuned=tuned
+            stores,
+            train_rows,
+            uidx,
+            items,
+            chosen_feature_weight(cfg, hybrid),
+            log,
+            lightfm=fits.get("early"),
+            split=split,
+            tuned=tuned,
         )
         served = partial(stage.ranker.score, stage.sources, lightfm=pref)
         results[SERVED] = ev(served, train_m, test_m, k)
@@ -181,35 +191,39 @@ PARALLEL_ROWS = 50_000
 
 
 def _lightfm_wanted(models) -> tuple[str, ...]:
-    out: tuple[str, ...] = ("cf",) if "lightfm_cf" in models else ()
-    if {"lightfm_hybrid", LIGHTFM_BLEND, SERVED} & set(models):
-        out += ("hybrid",)
-    if SERVED in models:
-        out += ("early",)
+    """The LightFM fits to start at once in the second process: the hybrid, the longest (it
+    tries each feature weight), then the ranker's early LightFM, which takes the hybrid's
+    weight. The CF model is fitted here after the baselines, meanwhile."""
+    out: tuple[str, ...] = ("hybrid",) if {"lightfm_hybrid", LIGHTFM_BLEND, SERVED} & set(models) else ()
+    return out + ("early",) if SERVED in models else out
+
+
+def _fit_lightfm(names: tuple[str, ...], stores, train_pairs, fit_part, cfg: TrainConfig, blend: bool, log=print):
+    """Some of the comparison's LightFM models, in order, by name (module level: a second
+    process can run it). ``early`` needs ``hybrid`` before it in the same call."""
+    out: dict = {}
+    for name in names:
+        if name == "cf":
+            cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False), tune_blend=False)
+            out[name] = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
+        elif name == "hybrid":
+            hybrid_cfg = replace(cfg, tune_blend=blend)
+            out[name] = train(stores, train_pairs, None, hybrid_cfg, log=lambda m: log("[hybrid] " + m))
+        else:
+            out[name] = early_lightfm(stores, fit_part, chosen_feature_weight(cfg, out["hybrid"]), log)
+        out[name].lightfm = None  # the fitted object is for checks in this process; not sent back
     return out
 
 
-def _fit_lightfm(name: str, stores, train_pairs, fit_part, cfg: TrainConfig, blend: bool, log=print):
-    """One of the comparison's LightFM models (module level: a second process can run it)."""
-    if name == "cf":
-        cf_cfg = replace(cfg, features=FeatureConfig(item_features=False, user_features=False), tune_blend=False)
-        model = train(stores, train_pairs, None, cf_cfg, log=lambda m: log("[cf] " + m))
-    elif name == "hybrid":
-        model = train(stores, train_pairs, None, replace(cfg, tune_blend=blend), log=lambda m: log("[hybrid] " + m))
-    else:
-        model = early_lightfm(stores, fit_part, cfg, log)
-    model.lightfm = None  # the fitted object is for checks in this process; not sent back
-    return model
-
-
 class _LightfmFits:
-    """The LightFM fits, started at once in a second process (``parallel``) or made here on
-    first ``get``; the same models either way."""
+    """The LightFM fits, ``wanted`` started at once in a second process (``parallel``), the
+    rest made here on first ``get``; the same models either way."""
 
     def __init__(self, stores, train_pairs, fit_part, cfg, wanted, parallel: bool, log, blend: bool = True):
         self.args = (stores, train_pairs, fit_part, cfg, blend)  # blend: tune the hybrid's blend
         self.log = log
-        self.futures: dict = {}
+        self.wanted = wanted
+        self.future = None
         self.done: dict = {}
         if parallel and wanted:
             import multiprocessing
@@ -218,16 +232,17 @@ class _LightfmFits:
             # spawn, not fork: the parent may already run OpenMP or BLAS threads.
             pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
             verbose = log is print
-            for name in wanted:
-                self.futures[name] = pool.submit(_fit_lightfm, name, *self.args, print if verbose else _quiet)
+            self.future = pool.submit(_fit_lightfm, wanted, *self.args, print if verbose else _quiet)
             pool.shutdown(wait=False)
 
     def get(self, name: str):
         if name not in self.done:
-            if name in self.futures:
-                self.done[name] = self.futures.pop(name).result()
+            if name in self.wanted and self.future is not None:
+                self.done.update(self.future.result())
+            elif name in self.wanted:  # in order, here: early needs the hybrid
+                self.done.update(_fit_lightfm(self.wanted, *self.args, self.log))
             else:
-                self.done[name] = _fit_lightfm(name, *self.args, self.log)
+                self.done.update(_fit_lightfm((name,), *self.args, self.log))
         return self.done[name]
 
 

@@ -40,6 +40,10 @@ class FeatureConfig:
     identity: bool = True
     item_features: bool = True
     user_features: bool = True
+    #: A known id's attributes, together, against its identity column (1: half the row
+    #: each). Chosen on validation in ``training.train``: where attributes are drawn apart
+    #: from the visits, their shared embeddings pull every user to the same few stores.
+    feature_weight: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +91,13 @@ class FeatureSpace:
         self._item_dicts, self._user_dicts = item_dicts, user_dicts
         return self
 
+    def reconfigure(self, config: FeatureConfig) -> FeatureSpace:
+        """The same fitted vocabularies under another config of the same features (another
+        ``feature_weight``): the matrices are built again on next use."""
+        self.config = config
+        self._item_m = self._user_m = None
+        return self
+
     @property
     def item_feature_names(self) -> list[str]:
         return list(self.item_vectorizer_.feature_names_)
@@ -131,7 +142,7 @@ class FeatureSpace:
 
     def _matrix(self, dicts, vectorizer, n_ids) -> sp.csr_matrix:
         feats = vectorizer.transform(dicts) if vectorizer.feature_names_ else sp.csr_matrix((n_ids, 0))
-        return compose_rows(feats, np.arange(n_ids), n_ids, self.config.identity)
+        return compose_rows(feats, np.arange(n_ids), n_ids, self.config.identity, self.config.feature_weight)
 
     # --------------------------------------------------------------- features
     def item_feature_dict(self, store, keywords=None, cell: str | None = None) -> dict[str, float]:
@@ -212,7 +223,7 @@ class FeatureSpace:
             else sp.csr_matrix((len(stores), 0))
         )
         idx = np.array([self.item_index_.get(str(s.get("store_id")), -1) for s in stores])
-        return compose_rows(feats, idx, len(self.item_ids_), self.config.identity)
+        return compose_rows(feats, idx, len(self.item_ids_), self.config.identity, self.config.feature_weight)
 
     def user_rows(self, feature_dicts: list[dict[str, float]]) -> sp.csr_matrix:
         """Feature rows for users described only by features (no identity column)."""
@@ -221,7 +232,8 @@ class FeatureSpace:
             if self.user_vectorizer_.feature_names_
             else sp.csr_matrix((len(feature_dicts), 0))
         )
-        return compose_rows(feats, np.full(len(feature_dicts), -1), len(self.user_ids_), self.config.identity)
+        unknown = np.full(len(feature_dicts), -1)
+        return compose_rows(feats, unknown, len(self.user_ids_), self.config.identity, self.config.feature_weight)
 
 
 def user_features_table(history: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
@@ -275,12 +287,14 @@ def _vectorizer(names: list[str]) -> DictVectorizer:
     return vec
 
 
-def compose_rows(feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, identity: bool) -> sp.csr_matrix:
+def compose_rows(
+    feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, identity: bool, feature_weight: float = 1.0
+) -> sp.csr_matrix:
     """[identity | features], each row L1-normalised.
 
-    A known id gets weight on its identity column and its features; an unknown id (index
-    -1) has features only. Normalising keeps the scale of a row's representation
-    independent of how many features it happens to have.
+    A known id gets weight on its identity column (1) and its features (``feature_weight``
+    in all); an unknown id (index -1) has features only. Normalising keeps the scale of a
+    row's representation independent of how many features it happens to have.
     """
     n = feats.shape[0]
     if identity:
@@ -288,7 +302,7 @@ def compose_rows(feats: sp.csr_matrix, identity_idx: np.ndarray, n_ids: int, ide
         ident = sp.csr_matrix(
             (np.ones(int(known.sum())), (np.flatnonzero(known), identity_idx[known])), shape=(n, n_ids)
         )
-        feats = normalize(feats, norm="l1") if feats.shape[1] else feats
+        feats = normalize(feats, norm="l1") * feature_weight if feats.shape[1] else feats
         rows = sp.hstack([ident, feats], format="csr")
     else:
         rows = feats.tocsr()

@@ -48,6 +48,12 @@ class TrainConfig:
     # False where the model's scores are used without the distance blend (the evaluation's
     # lightfm_cf, the second stage's LightFM feature): the grid costs more than the fit.
     tune_blend: bool = True
+    # The weight of the attribute features against the identity column (FeatureConfig's
+    # ``feature_weight``), chosen on the validation split: 1 where attributes carry the
+    # visits (NYC's categories and places), lower where they are drawn apart from them and
+    # their shared embeddings pull every user to the same few stores. Empty: keep the
+    # features' own weight.
+    feature_weights: tuple = (1.0, 0.1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,7 +143,8 @@ def train(
         f"validation {len(val_part)} pairs of {val_part['user_id'].nunique()} users"
     )
     space = FeatureSpace(cfg.features).fit(stores, fit_part, _reviews_before(reviews, fit_part))
-    model, curve, best_epoch = _fit_early_stopped(space, fit_part, val_part, cfg, log)
+    model, curve, best_epoch, by_weight = _fit_feature_weights(space, fit_part, val_part, cfg, log)
+    cfg = replace(cfg, features=space.config)  # the weight validation chose
     blend, blend_table = Blend(), {}
     if cfg.tune_blend:
         blend, blend_table = tune_blend(_package(model, space, Blend(), cfg), space, stores, fit_part, val_part, cfg)
@@ -166,6 +173,8 @@ def train(
             "best_epoch": best_epoch,
             "final_epochs": epochs,
             "validation_curve": curve,
+            "feature_weight": cfg.features.feature_weight,
+            "feature_weight_validation": by_weight,
             "blend_validation": {f"{w}@{s:.0f}": v for (w, s), v in blend_table.items()},
             "fingerprint": fingerprint(stores, interactions),
             "train_seconds": round(time.perf_counter() - t0, 1),
@@ -176,6 +185,14 @@ def train(
     )
     log(f"done in {trained.meta['train_seconds']} s: best epoch {best_epoch}")
     return trained
+
+
+def chosen_feature_weight(cfg: TrainConfig, trained: TrainedModel) -> TrainConfig:
+    """``cfg`` fixed to the feature weight that validation chose for ``trained``: for models
+    fitted alongside it on the same data (the second stage's early LightFMs), whose scores
+    must mean what the served model's do."""
+    weight = trained.space.config.feature_weight
+    return replace(cfg, features=replace(cfg.features, feature_weight=weight), feature_weights=())
 
 
 def _reviews_before(reviews, part):
@@ -211,6 +228,31 @@ def _fit_args(space: FeatureSpace, pairs: pd.DataFrame):
     m.sum_duplicates()
     interactions = sp.coo_matrix((np.ones_like(m.data), (m.row, m.col)), shape=shape)
     return interactions, space.user_matrix(), space.item_matrix(), m
+
+
+def _fit_feature_weights(space: FeatureSpace, fit_part, val_part, cfg: TrainConfig, log):
+    """``_fit_early_stopped`` once per weight of ``cfg.feature_weights`` (only when rows have
+    both an identity column and attributes); keeps the best on validation, ties to the
+    first. Leaves ``space`` configured with that weight. Returns (model, curve, best_epoch,
+    {weight: best validation NDCG})."""
+    has_attributes = bool(space.item_feature_names or space.user_feature_names)
+    weights = cfg.feature_weights if cfg.features.identity and has_attributes else ()
+    if not weights:
+        model, curve, best_epoch = _fit_early_stopped(space, fit_part, val_part, cfg, log)
+        return model, curve, best_epoch, {}
+    by_weight: dict[float, float] = {}
+    best_weight, best_fit = float(weights[0]), None
+    for weight in map(float, weights):
+        space.reconfigure(replace(space.config, feature_weight=weight))
+        fitted = _fit_early_stopped(space, fit_part, val_part, cfg, lambda m, w=weight: log(f"[weight {w:g}] {m}"))
+        by_weight[weight] = max(fitted[1], default=0.0)
+        if best_fit is None or by_weight[weight] > by_weight[best_weight] + 1e-5:
+            best_weight, best_fit = weight, fitted
+    assert best_fit is not None
+    log(f"feature weight {best_weight:g} (validation NDCG@{cfg.k} by weight: {by_weight})")
+    space.reconfigure(replace(space.config, feature_weight=best_weight))
+    model, curve, best_epoch = best_fit
+    return model, curve, best_epoch, by_weight
 
 
 def _fit_early_stopped(space, fit_part, val_part, cfg, log):

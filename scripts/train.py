@@ -23,6 +23,7 @@ import pandas as pd
 from geo_index import LoadError, load_catalogue
 from recommender import DataError, TrainConfig, interaction_weights, read_table, save, train
 from recommender.served import fit_from_orders
+from recommender.training import chosen_feature_weight
 
 
 def main(argv=None) -> int:
@@ -67,7 +68,7 @@ def main(argv=None) -> int:
     )
     trained = train(stores, pairs, reviews, cfg)
     if not args.no_second_stage:
-        trained.second_stage = fit_from_orders(stores, orders, reviews, cfg)
+        trained.second_stage = fit_from_orders(stores, orders, reviews, chosen_feature_weight(cfg, trained))
     path = save(trained, args.out)
     print(path)
     return 0
