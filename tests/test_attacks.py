@@ -840,6 +840,19 @@ def test_a_server_error_in_a_deals_request_counts_but_stays_a_500(limited, monke
     assert _within_one_second(burst) == [500] * 6 + [429]  # limit 5: the six failures counted
 
 
+def _client_whose_redis_died(tmp_path, **settings):
+    """A test client of an app over the hand-placed stores whose Redis was killed after it started."""
+    from app.storage.embedded import start_on_port
+
+    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
+    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
+    url = f"redis://127.0.0.1:{port}/0"
+    app = create_app(app_config(tmp_path, url, CATALOGUE=str(tmp_path / "stores.csv"), REDIS_TIMEOUT_S=0.2, **settings))
+    proc.kill()
+    proc.wait()
+    return app.test_client()
+
+
 @pytest.mark.parametrize(
     "path, query",
     [("/v1/stores/n100", {}), ("/v1/deals/recommended", {"lat": LAT0, "lon": LON0})],
@@ -848,22 +861,7 @@ def test_a_server_error_in_a_deals_request_counts_but_stays_a_500(limited, monke
 def test_with_redis_down_a_per_process_limit_holds(tmp_path, path, query):
     """The limiter failed open when Redis was gone (the deals view's hit, which rides on its
     own read, is counted by the per-process limiter too)."""
-    from app.storage.embedded import start_on_port
-
-    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
-    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
-    app = create_app(
-        app_config(
-            tmp_path,
-            f"redis://127.0.0.1:{port}/0",
-            CATALOGUE=str(tmp_path / "stores.csv"),
-            RATE_LIMIT_ANON=5,
-            REDIS_TIMEOUT_S=0.2,
-        )
-    )
-    proc.kill()
-    proc.wait()
-    client = app.test_client()
+    client = _client_whose_redis_died(tmp_path, RATE_LIMIT_ANON=5)
     codes = _within_one_second(lambda: [client.get(path, query_string=query).status_code for _ in range(8)])
     assert codes.count(429) >= 2 and set(codes) <= {200, 429}
 
@@ -873,25 +871,10 @@ def test_a_flood_of_addresses_cannot_grow_or_reset_the_per_process_limiter(tmp_p
     seconds: a flood from many addresses within one second grew the table without bound. Now
     a full table refuses newcomers until the next second, and keeps the counts it holds."""
     from app.http import ratelimit
-    from app.storage.embedded import start_on_port
 
     monkeypatch.setattr(ratelimit, "_local", {})
     monkeypatch.setattr(ratelimit, "LOCAL_WINDOWS_MAX", 4)
-    proc, port = start_on_port(data_dir=str(tmp_path / "r"))
-    hand_placed().to_csv(tmp_path / "stores.csv", index=False)
-    app = create_app(
-        app_config(
-            tmp_path,
-            f"redis://127.0.0.1:{port}/0",
-            CATALOGUE=str(tmp_path / "stores.csv"),
-            RATE_LIMIT_ANON=3,
-            REDIS_TIMEOUT_S=0.2,
-            TRUSTED_PROXIES=1,
-        )
-    )
-    proc.kill()
-    proc.wait()
-    client = app.test_client()
+    client = _client_whose_redis_died(tmp_path, RATE_LIMIT_ANON=3, TRUSTED_PROXIES=1)
 
     def get(address):
         return client.get("/v1/stores/n100", headers={"X-Forwarded-For": address}).status_code
