@@ -86,6 +86,7 @@ def evaluate(
     chunk: int = 512,
     cold_max_train: int = 5,
     exclude_train: bool = True,
+    per_user: bool = False,
 ) -> dict:
     """Metrics of one ranker.
 
@@ -99,6 +100,9 @@ def evaluate(
     exclude_train : bool
         False for the repeat protocol: a user's known stores are candidates too, and a
         return visit in TEST is a hit.
+    per_user : bool
+        Also each user's NDCG (``per_user_ndcg``, users in row order), to compare two
+        rankers user by user.
     """
     train = sp.csr_matrix(train)
     test = sp.csr_matrix(test)
@@ -119,7 +123,9 @@ def evaluate(
         seen_items[ranked[valid]] = True
     n_train = np.diff(train.indptr)[users]
     cold = n_train <= cold_max_train
+    extra = {"per_user_ndcg": ndcg} if per_user else {}
     return {
+        **extra,
         "users": int(len(users)),
         "cold_users": int(cold.sum()),
         "precision": _mean(prec),

@@ -312,3 +312,31 @@ def test_a_model_with_a_chosen_weight_round_trips(tmp_path):
     assert loaded.space.config.feature_weight == 0.1
     alone = loaded.space.item_rows(stores.head(5).to_dict("records"))
     np.testing.assert_allclose(alone.toarray(), model.space.item_matrix()[:5].toarray(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "gain, spread, kept",
+    [(0.05, 0.1, 0.1), (0.002, 0.1, 1.0), (-0.05, 0.1, 1.0)],
+    ids=["clearly-better", "within-the-noise", "worse"],
+)
+def test_another_weight_must_beat_the_first_beyond_the_validation_noise(monkeypatch, gain, spread, kept):
+    """The weight changes only when the other one's per-user validation NDCG is higher by more
+    than twice the standard error of the difference (1,000 users here: 0.0063 at a spread of
+    0.1); a gain inside it keeps weight 1, as a coin toss would not decide it."""
+    import recommender.training as training
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 0.3, 1000)
+    noise = rng.normal(0, spread, 1000)
+    per_user = {1.0: base, 0.1: base + gain + noise - noise.mean()}
+
+    def fake_fit(space, fit_part, val_part, cfg, log):
+        w = space.config.feature_weight
+        return f"model at {w}", [round(float(per_user[w].mean()), 4)], 1, per_user[w]
+
+    monkeypatch.setattr(training, "_fit_early_stopped", fake_fit)
+    stores, pairs = taste_world(False)
+    space = training.FeatureSpace(FeatureConfig()).fit(stores, pairs)
+    model, _, _, by_weight = training._fit_feature_weights(space, pairs, pairs, TrainConfig(), lambda m: None)
+    assert model == f"model at {kept}" and space.config.feature_weight == kept
+    assert set(by_weight) == {1.0, 0.1}
