@@ -192,6 +192,9 @@ _local_lock = threading.Lock()
 LOCAL_WINDOWS_MAX = 50_000
 #: The count a caller gets when the table is full of this second's windows: over any limit.
 _SHED = 2**62
+#: The second of the last pruning: once a second is enough (past windows only), and a flood
+#: that keeps the table full must not make every request scan it.
+_pruned_at = -1
 
 
 def _count(svc, callers: list[str], second: int, n: int) -> list[int]:
@@ -200,8 +203,10 @@ def _count(svc, callers: list[str], second: int, n: int) -> list[int]:
             return count_hits(svc.redis, callers, second, n)
         except STORAGE_ERRORS as exc:
             svc.breaker.failed(exc, "rate limiting (a per-process limit holds meanwhile)")
+    global _pruned_at
     with _local_lock:  # Redis is down: each worker counts on its own
-        if len(_local) + len(callers) > LOCAL_WINDOWS_MAX:
+        if len(_local) + len(callers) > LOCAL_WINDOWS_MAX and _pruned_at != second:
+            _pruned_at = second
             for k in [k for k in _local if k[1] != second]:
                 del _local[k]
         counts = []
