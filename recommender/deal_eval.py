@@ -1,0 +1,114 @@
+"""Offline evaluation of deal lists: which deal did the user redeem, and where was it ranked?
+
+``scripts.evaluate`` measures the second stage on stores over a whole later window. A deal
+list is asked at one moment and ranks the deals on offer then. Each TEST order that
+redeemed a deal is replayed as such a request:
+
+- the moment is the order's time; the deals on offer are those running then;
+- the request point is the user's most visited TRAIN store (the same stand-in as the
+  offline ``point_m`` feature), and the candidates are the running deals of the
+  ``NEAREST_STORES`` nearest stores that have one, as ``app.domain.ranking`` picks them;
+- the hit is the redeemed deal; a deal outside the candidates is a miss for every ranker.
+
+Each ranker orders the same candidates (diversity caps and quotas are left out: they act
+on every ranker alike). Metrics per case, averaged: NDCG@k with the one relevant deal,
+hit@k, and the reciprocal rank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+#: As ``app.domain.ranking.NEAREST_STORES`` (the deal list without a radius).
+NEAREST_STORES = 200
+_EARTH_M = 6_371_008.8
+
+
+def deal_cases(train: pd.DataFrame, test: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
+    """TEST orders that redeemed a known deal: user_id, deal_id, ts."""
+    known = set(deals["deal_id"].astype(str))
+    if "deal_id" not in test:
+        return test.iloc[:0][["user_id", "store_id", "ts"]].assign(deal_id=pd.Series(dtype=str))
+    t = test[test["deal_id"].notna()]
+    t = t[t["deal_id"].astype(str).isin(known) & t["user_id"].isin(set(train["user_id"]))]
+    return t[["user_id", "deal_id", "ts"]].reset_index(drop=True)
+
+
+def home_points(train: pd.DataFrame, stores: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Each user's most visited TRAIN store (ties: the first in store id order), as (lat, lon)."""
+    counts = train.groupby(["user_id", "store_id"]).size().reset_index(name="n")
+    top = counts.sort_values(["user_id", "n", "store_id"], ascending=[True, False, True]).drop_duplicates("user_id")
+    at = stores.set_index("store_id")[["lat", "lon"]]
+    top = top[top["store_id"].isin(at.index)]
+    ll = at.loc[top["store_id"]].to_numpy(float)
+    return {u: (float(a), float(b)) for u, (a, b) in zip(top["user_id"], ll)}
+
+
+def evaluate_deal_lists(
+    cases: pd.DataFrame,
+    deals: pd.DataFrame,
+    stores: pd.DataFrame,
+    homes: dict,
+    rankers: dict[str, Callable],
+    k: int = 10,
+) -> dict:
+    """Per ranker, the mean NDCG@k, hit@k and reciprocal rank over ``cases``.
+
+    ``rankers[name](user_id, lat, lon, store_ids, discount_pct, distance_m) -> scores``
+    (higher first; ties go to the bigger discount, then the deal id, as served)."""
+    pos = {s: i for i, s in enumerate(stores["store_id"].astype(str))}
+    lat = np.radians(stores["lat"].to_numpy(float))
+    lon = np.radians(stores["lon"].to_numpy(float))
+    d = deals.assign(deal_id=deals["deal_id"].astype(str), store_id=deals["store_id"].astype(str))
+    d = d[d["store_id"].isin(pos)].reset_index(drop=True)
+    d_store = np.array([pos[s] for s in d["store_id"]], dtype=np.int64)
+    d_start = pd.to_datetime(d["starts_at"], utc=True).to_numpy("datetime64[ns]")
+    d_end = pd.to_datetime(d["ends_at"], utc=True).to_numpy("datetime64[ns]")
+    d_disc = d["discount_pct"].to_numpy(float)
+    d_ids = d["deal_id"].to_numpy(object)
+    id_rank = np.argsort(np.argsort(d_ids.astype(str)))
+    when = pd.to_datetime(cases["ts"], utc=True).to_numpy("datetime64[ns]")
+    ranks: dict[str, list[float]] = {name: [] for name in rankers}
+    candidates, reached = [], 0
+    for user, deal, t in zip(cases["user_id"], cases["deal_id"].astype(str), when):
+        if user not in homes:
+            continue
+        on = np.flatnonzero((d_start <= t) & (t < d_end))
+        plat, plon = homes[user]
+        dist = _haversine_m(np.radians(plat), np.radians(plon), lat[d_store[on]], lon[d_store[on]])
+        # The nearest NEAREST_STORES stores with a running deal, and all their running deals.
+        store_d = {}
+        for s, m in zip(d_store[on], dist):
+            store_d[s] = m
+        near = sorted(store_d, key=lambda s: (store_d[s], s))[:NEAREST_STORES]
+        keep = np.isin(d_store[on], near)
+        rows, dist = on[keep], dist[keep]
+        candidates.append(len(rows))
+        hit = np.flatnonzero(d_ids[rows] == deal)
+        if len(hit):
+            reached += 1
+        store_ids = [stores["store_id"].iat[s] for s in d_store[rows]]
+        for name, rank_fn in rankers.items():
+            if not len(hit):
+                ranks[name].append(np.inf)
+                continue
+            score = np.asarray(rank_fn(user, plat, plon, store_ids, d_disc[rows], dist), dtype=float)
+            order = np.lexsort((id_rank[rows], -d_disc[rows], -np.round(score, 9)))
+            ranks[name].append(float(np.flatnonzero(order == hit[0])[0] + 1))
+    out: dict = {"cases": len(candidates), "reached": reached, "candidates_median": float(np.median(candidates or [0]))}
+    for name, got in ranks.items():
+        r = np.asarray(got, dtype=float)
+        out[name] = {
+            f"ndcg@{k}": round(float(np.mean(np.where(r <= k, 1.0 / np.log2(r + 1), 0.0))), 4) if len(r) else None,
+            f"hit@{k}": round(float(np.mean(r <= k)), 4) if len(r) else None,
+            "mrr": round(float(np.mean(1.0 / r)), 4) if len(r) else None,
+        }
+    return out
+
+
+def _haversine_m(lat0, lon0, lat, lon) -> np.ndarray:
+    a = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat0) * np.cos(lat) * np.sin((lon - lon0) / 2) ** 2
+    return 2 * _EARTH_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))

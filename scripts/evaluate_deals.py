@@ -1,0 +1,121 @@
+"""Evaluate deal lists offline: replay each TEST order that redeemed a deal as a deal-list request.
+
+    python -m scripts.evaluate_deals [--stores data/stores_helsinki.csv] [--data data/generated/helsinki]
+        [--split per-user-time:0.8 | --split time:0.8] [--seed 0] [--threads 1] [--json FILE]
+
+Trains as ``scripts.train`` does (the LightFM hybrid, then the second stage) on the
+earlier orders, then ranks the deals on offer at each later redemption
+(``recommender.deal_eval``) with:
+
+- ``nearest``: the nearest store's deals first;
+- ``discount``: the biggest discount first;
+- ``most_frequent``: the user's most visited stores first (then the bigger discount);
+- ``served``: the second stage's score of the deal's store, ties to the bigger discount:
+  the deal list as ``/v1/deals/recommended`` ranks it.
+
+``per-user-time:F`` holds out each user's last 1 - F of orders, as ``scripts.evaluate``;
+``time:F`` cuts every user at one moment (the F quantile of the order times), so that
+nothing the model learns comes from the time of the held-out requests (the popularity
+of a store during a deal that started later, say). Figures: docs/recommender.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+
+from geo_index import LoadError, load_catalogue
+from recommender import DataError, TrainConfig, interaction_weights, read_table, train
+from recommender.deal_eval import deal_cases, evaluate_deal_lists, home_points
+from recommender.served import fit_from_orders, lightfm_scores
+from recommender.training import chosen_feature_weight, split_per_user
+from scripts.common import emit_json
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stores", default="data/stores_helsinki.csv")
+    parser.add_argument("--data", default="data/generated/helsinki", help="folder with orders, reviews and deals")
+    parser.add_argument(
+        "--split", default="per-user-time:0.8", help="per-user-time:FRACTION or time:FRACTION (the train share)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+    kind, _, frac = args.split.partition(":")
+    try:
+        share = float(frac)
+    except ValueError:
+        share = -1.0
+    if kind not in ("per-user-time", "time") or not 0 < share < 1:
+        parser.error("--split must be per-user-time:FRACTION or time:FRACTION with FRACTION in (0, 1)")
+    if args.threads < 1:
+        parser.error("--threads must be positive")
+    started = time.perf_counter()
+    try:
+        stores, _ = load_catalogue(args.stores, strict=False, default_timezone="UTC")
+        known = set(stores["store_id"])
+        orders, _ = read_table(os.path.join(args.data, "orders.csv"), "orders", known_stores=known)
+        reviews, _ = read_table(os.path.join(args.data, "reviews.csv"), "reviews", known_stores=known)
+        deals, _ = read_table(os.path.join(args.data, "deals.csv"), "deals", known_stores=known)
+    except (LoadError, DataError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if kind == "time":
+        cut = orders["ts"].quantile(share)
+        fit_orders, test_orders = orders[orders["ts"] < cut], orders[orders["ts"] >= cut]
+    else:
+        fit_orders, test_orders = split_per_user(orders, 1 - share, seed=args.seed, min_items=2)
+    fit_reviews = _reviews_before_cut(reviews, fit_orders)
+    cfg = TrainConfig(seed=args.seed, threads=args.threads)
+    trained = train(stores, interaction_weights(fit_orders, fit_reviews), fit_reviews, cfg)
+    stage = fit_from_orders(stores, fit_orders, fit_reviews, chosen_feature_weight(cfg, trained))
+    fitted = time.perf_counter()
+    users = list(stage.users)
+    lightfm = lightfm_scores(trained, users)
+    user_row = {u: i for i, u in enumerate(users)}
+    item_col = trained.space.item_index_
+
+    def store_score(user, lat, lon, store_ids, discount, dist):
+        """The served path's: the hybrid's scores as the ``lightfm`` feature, then the ranker."""
+        row = lightfm(np.array([user_row[user]]))[0]
+        pref = np.array([row[item_col[s]] if s in item_col else np.nan for s in store_ids], np.float32)
+        return stage.score(stage.features(user, store_ids, pref, lat, lon))
+
+    visits = fit_orders.groupby(["user_id", "store_id"]).size().to_dict()
+    rankers = {
+        "nearest": lambda u, la, lo, s, disc, dist: -dist,
+        "discount": lambda u, la, lo, s, disc, dist: disc * 1e7 - dist,
+        "most_frequent": lambda u, la, lo, s, disc, dist: np.array([visits.get((u, x), 0) for x in s], float),
+        "served": store_score,
+    }
+    cases = deal_cases(fit_orders, test_orders, deals)
+    homes = home_points(fit_orders, stores)
+    result = evaluate_deal_lists(cases, deals, stores, homes, rankers)
+    result.update(
+        {
+            "split": {"kind": kind, "train_share": share},
+            "seconds": {"fit": round(fitted - started, 1), "total": round(time.perf_counter() - started, 1)},
+        }
+    )
+    emit_json(result, args.json)
+    return 0
+
+
+def _reviews_before_cut(reviews: pd.DataFrame, fit_orders: pd.DataFrame) -> pd.DataFrame:
+    """Each user's reviews up to their last TRAIN order: later ones speak of the test period."""
+    if reviews is None or not len(reviews) or "ts" not in reviews:
+        return reviews
+    cut = fit_orders.groupby("user_id")["ts"].max()
+    r = reviews[reviews["user_id"].isin(cut.index)]
+    return r[r["ts"].to_numpy() <= cut.loc[r["user_id"]].to_numpy()].reset_index(drop=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
