@@ -10,8 +10,9 @@ redeemed a deal is replayed as such a request:
   ``NEAREST_STORES`` nearest stores that have one, as ``app.domain.ranking`` picks them;
 - the hit is the redeemed deal; a deal outside the candidates is a miss for every ranker.
 
-Each ranker orders the same candidates (diversity caps and quotas are left out: they act
-on every ranker alike). Metrics per case, averaged: NDCG@k with the one relevant deal,
+Each ranker orders the same candidates. Quotas are left out. With ``pages`` each ranker is
+also scored as its pages show it (``<name>_paged``: the per-store and per-category caps of
+``diversity``, as served). Metrics per case, averaged: NDCG@k with the one relevant deal,
 hit@k, and the reciprocal rank.
 """
 
@@ -21,6 +22,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+from .diversity import paged_order
 
 #: As ``app.domain.ranking.NEAREST_STORES`` (the deal list without a radius).
 NEAREST_STORES = 200
@@ -54,8 +57,10 @@ def evaluate_deal_lists(
     homes: dict,
     rankers: dict[str, Callable],
     k: int = 10,
+    pages: tuple[int, int, int] | None = None,
 ) -> dict:
-    """Per ranker, the mean NDCG@k, hit@k and reciprocal rank over ``cases``.
+    """Per ranker, the mean NDCG@k, hit@k and reciprocal rank over ``cases``; with
+    ``pages`` = (limit, per_store, per_category) also as the pages show them.
 
     ``rankers[name](user_id, lat, lon, store_ids, discount_pct, distance_m) -> scores``
     (higher first; ties go to the bigger discount, then the deal id, as served)."""
@@ -69,9 +74,11 @@ def evaluate_deal_lists(
     d_end = pd.to_datetime(d["ends_at"], utc=True).to_numpy("datetime64[ns]")
     d_disc = d["discount_pct"].to_numpy(float)
     d_ids = d["deal_id"].to_numpy(object)
+    category = stores["category"].astype(str).to_numpy() if "category" in stores else np.zeros(len(stores), str)
     id_rank = np.argsort(np.argsort(d_ids.astype(str)))
     when = pd.to_datetime(cases["ts"], utc=True).to_numpy("datetime64[ns]")
-    ranks: dict[str, list[float]] = {name: [] for name in rankers}
+    names = [*rankers, *(f"{n}_paged" for n in rankers if pages)]
+    ranks: dict[str, list[float]] = {name: [] for name in names}
     candidates, reached = [], 0
     for user, deal, t in zip(cases["user_id"], cases["deal_id"].astype(str), when):
         if user not in homes:
@@ -93,11 +100,18 @@ def evaluate_deal_lists(
         store_ids = [stores["store_id"].iat[s] for s in d_store[rows]]
         for name, rank_fn in rankers.items():
             if not len(hit):
-                ranks[name].append(np.inf)
+                for n in (name, f"{name}_paged"):
+                    if n in ranks:
+                        ranks[n].append(np.inf)
                 continue
             score = np.asarray(rank_fn(user, plat, plon, store_ids, d_disc[rows], dist), dtype=float)
             order = np.lexsort((id_rank[rows], -d_disc[rows], -np.round(score, 9)))
             ranks[name].append(float(np.flatnonzero(order == hit[0])[0] + 1))
+            if pages:
+                limit, per_store, per_category = pages
+                s_of, c_of = d_store[rows][order].tolist(), category[d_store[rows][order]].tolist()
+                shown = order[paged_order(s_of, c_of, limit, per_store, per_category)]
+                ranks[f"{name}_paged"].append(float(np.flatnonzero(shown == hit[0])[0] + 1))
     out: dict = {"cases": len(candidates), "reached": reached, "candidates_median": float(np.median(candidates or [0]))}
     for name, got in ranks.items():
         r = np.asarray(got, dtype=float)

@@ -1,7 +1,7 @@
 """Evaluate deal lists offline: replay each TEST order that redeemed a deal as a deal-list request.
 
     python -m scripts.evaluate_deals [--stores data/stores_helsinki.csv] [--data data/generated/helsinki]
-        [--split per-user-time:0.8 | --split time:0.8] [--seed 0] [--threads 1] [--json FILE]
+        [--split per-user-time:0.8 | --split time:0.8] [--page 20,1,3] [--seed 0] [--threads 1] [--json FILE]
 
 Trains as ``scripts.train`` does (the LightFM hybrid, then the second stage) on the
 earlier orders, then ranks the deals on offer at each later redemption
@@ -12,6 +12,9 @@ earlier orders, then ranks the deals on offer at each later redemption
 - ``most_frequent``: the user's most visited stores first (then the bigger discount);
 - ``served``: the second stage's score of the deal's store, ties to the bigger discount:
   the deal list as ``/v1/deals/recommended`` ranks it.
+
+Each also as its pages show it (``<name>_paged``): ``--page LIMIT,PER_STORE,PER_CATEGORY``,
+by default the service's (a page of 20, ``DEALS_PER_STORE`` 1, ``DEALS_PER_CATEGORY`` 3).
 
 ``per-user-time:F`` holds out each user's last 1 - F of orders, as ``scripts.evaluate``;
 ``time:F`` cuts every user at one moment (the F quantile of the order times), so that
@@ -36,6 +39,10 @@ from recommender.served import fit_from_orders, lightfm_scores
 from recommender.training import chosen_feature_weight, split_per_user
 from scripts.common import emit_json
 
+#: The service's pages: a page of 20 (the query's default limit), DEALS_PER_STORE 1 and
+#: DEALS_PER_CATEGORY 3 (app/config.py; a test keeps them equal).
+SERVICE_PAGES = "20,1,3"
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,6 +50,9 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="data/generated/helsinki", help="folder with orders, reviews and deals")
     parser.add_argument(
         "--split", default="per-user-time:0.8", help="per-user-time:FRACTION or time:FRACTION (the train share)"
+    )
+    parser.add_argument(
+        "--page", default=SERVICE_PAGES, help="LIMIT,PER_STORE,PER_CATEGORY of the pages (default: the service's)"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
@@ -57,6 +67,12 @@ def main(argv=None) -> int:
         parser.error("--split must be per-user-time:FRACTION or time:FRACTION with FRACTION in (0, 1)")
     if args.threads < 1:
         parser.error("--threads must be positive")
+    try:
+        pages = tuple(int(v) for v in args.page.split(","))
+    except ValueError:
+        pages = ()
+    if len(pages) != 3 or min(pages) < 1:
+        parser.error("--page must be three positive whole numbers: LIMIT,PER_STORE,PER_CATEGORY")
     started = time.perf_counter()
     try:
         stores, _ = load_catalogue(args.stores, strict=False, default_timezone="UTC")
@@ -97,7 +113,7 @@ def main(argv=None) -> int:
     }
     cases = deal_cases(fit_orders, test_orders, deals)
     homes = home_points(fit_orders, stores)
-    result = evaluate_deal_lists(cases, deals, stores, homes, rankers)
+    result = evaluate_deal_lists(cases, deals, stores, homes, rankers, pages=pages)  # type: ignore[arg-type]
     result.update(
         {
             "split": {"kind": kind, "train_share": share},

@@ -20,7 +20,14 @@ def day(n: float) -> pd.Timestamp:
 @pytest.fixture
 def town():
     # Four stores on a meridian, 1.11 km apart: A (home), B, C, D going north.
-    stores = pd.DataFrame({"store_id": list("ABCD"), "lat": [60.0, 60.01, 60.02, 60.03], "lon": [25.0] * 4})
+    stores = pd.DataFrame(
+        {
+            "store_id": list("ABCD"),
+            "lat": [60.0, 60.01, 60.02, 60.03],
+            "lon": [25.0] * 4,
+            "category": ["cafe", "cafe", "bar", "bar"],
+        }
+    )
     deals = pd.DataFrame(
         {
             "deal_id": ["a", "b", "c", "d", "e"],
@@ -87,6 +94,28 @@ def test_a_deal_beyond_the_nearest_stores_is_a_miss_for_every_ranker(town, monke
     assert got["reached"] == 1
     assert got["nearest"] == {"ndcg@1": 0.0, "hit@1": 0.0, "mrr": pytest.approx(0.25, abs=1e-4)}
     assert got["discount"] == {"ndcg@1": 0.5, "hit@1": 0.5, "mrr": 0.5}
+
+
+def test_pages_are_scored_as_their_caps_show_them(town):
+    """One deal per category on a page of two: by distance, day 6's page 0 is a (cafe) and c
+    (bar), b (the second cafe) waits for page 1. So the redeemed c rises from 3rd to 2nd, and
+    day 3's b stays 2nd (page 1's first)."""
+    stores, deals, train, test = town
+    rankers = {"nearest": lambda u, la, lo, s, disc, dist: -dist}
+    got = evaluate_deal_lists(
+        deal_cases(train, test, deals), deals, stores, home_points(train, stores), rankers, pages=(2, 1, 1)
+    )
+    assert got["nearest"]["mrr"] == pytest.approx((1 / 2 + 1 / 3) / 2, abs=1e-4)
+    assert got["nearest_paged"]["mrr"] == pytest.approx(0.5, abs=1e-4)
+
+
+def test_the_command_pages_as_the_service_does():
+    from app.config import DEFAULTS
+    from app.http.schemas import RecommendedQuery
+    from scripts import evaluate_deals
+
+    limit = RecommendedQuery.model_fields["limit"].default
+    assert f"{limit},{DEFAULTS['DEALS_PER_STORE']},{DEFAULTS['DEALS_PER_CATEGORY']}" == evaluate_deals.SERVICE_PAGES
 
 
 @pytest.mark.slow  # trains a hybrid and a second stage through the command

@@ -16,6 +16,7 @@ import numpy as np
 
 from geo_index import StoreFilter
 from recommender import Blend
+from recommender.diversity import page_of
 from recommender.served import SecondStage
 
 # Without radius_m, deals come from this many nearest stores that have one.
@@ -110,34 +111,11 @@ def rank_deals(
 def paginate(
     ranked: Ranked, deals, index, limit: int, page: int, per_store: int, per_category: int
 ) -> tuple[np.ndarray, bool]:
-    """Positions (into ``ranked``) of page ``page``, and whether more pages follow.
-
-    Pages are filled in rank order; a deal that would exceed ``per_store`` deals of one
-    store or ``per_category`` of one category on this page waits for the next page. The
-    walk is deterministic, so a page number is a stable cursor.
-    """
-    remaining = list(range(len(ranked.rows)))
+    """Positions (into ``ranked``) of page ``page``, and whether more pages follow: the walk
+    of ``recommender.diversity.page_of`` over each deal's store and category."""
     pos = deals.store_pos[ranked.rows]
     store_of, cat_of = pos.tolist(), index.column("category")[pos].tolist()  # lists: the walk is per deal
-    for p in range(page + 1):
-        taken: list[int] = []
-        deferred: list[int] = []
-        by_store: dict[int, int] = {}
-        by_cat: dict[int, int] = {}
-        for j in remaining:
-            s, c = store_of[j], cat_of[j]
-            if len(taken) < limit and by_store.get(s, 0) < per_store and by_cat.get(c, 0) < per_category:
-                taken.append(j)
-                by_store[s] = by_store.get(s, 0) + 1
-                by_cat[c] = by_cat.get(c, 0) + 1
-            else:
-                deferred.append(j)
-        if not taken and deferred:  # caps would starve the page: relax them rather than stall
-            taken, deferred = deferred[:limit], deferred[limit:]
-        if p == page:
-            return np.array(taken, dtype=np.int64), bool(deferred)
-        remaining = deferred
-    return np.empty(0, np.int64), False
+    return page_of(store_of, cat_of, limit, page, per_store, per_category)
 
 
 def reasons(ranked: Ranked, j: int, deals, index, scorer, ordered_at: set, taste: dict) -> list[dict]:
