@@ -6,7 +6,8 @@ redeemed a deal is replayed as such a request:
 
 - the moment is the order's time; the deals on offer are those running then;
 - the request point is the user's most visited TRAIN store (the same stand-in as the
-  offline ``point_m`` feature), and the candidates are the running deals of the
+  offline ``point_m`` feature), or where the caller says the user was at that moment
+  (generated data know it), and the candidates are the running deals of the
   ``NEAREST_STORES`` nearest stores that have one, as ``app.domain.ranking`` picks them;
 - the hit is the redeemed deal; a deal outside the candidates is a miss for every ranker.
 
@@ -54,13 +55,16 @@ def evaluate_deal_lists(
     cases: pd.DataFrame,
     deals: pd.DataFrame,
     stores: pd.DataFrame,
-    homes: dict,
+    points: dict | Callable,
     rankers: dict[str, Callable],
     k: int = 10,
     pages: tuple[int, int, int] | None = None,
 ) -> dict:
     """Per ranker, the mean NDCG@k, hit@k and reciprocal rank over ``cases``; with
     ``pages`` = (limit, per_store, per_category) also as the pages show them.
+
+    ``points``: each user's request point (``home_points``), or ``points(user, ts)`` ->
+    (lat, lon) or None; a case without a point is left out.
 
     ``rankers[name](user_id, lat, lon, store_ids, discount_pct, distance_m) -> scores``
     (higher first; ties go to the bigger discount, then the deal id, as served)."""
@@ -80,11 +84,13 @@ def evaluate_deal_lists(
     names = [*rankers, *(f"{n}_paged" for n in rankers if pages)]
     ranks: dict[str, list[float]] = {name: [] for name in names}
     candidates, reached = [], 0
-    for user, deal, t in zip(cases["user_id"], cases["deal_id"].astype(str), when):
-        if user not in homes:
+    point_at = points.get if isinstance(points, dict) else None
+    for user, deal, t, ts in zip(cases["user_id"], cases["deal_id"].astype(str), when, cases["ts"]):
+        point = point_at(user) if point_at is not None else points(user, ts)  # type: ignore[operator]
+        if point is None:
             continue
         on = np.flatnonzero((d_start <= t) & (t < d_end))
-        plat, plon = homes[user]
+        plat, plon = point
         dist = _haversine_m(np.radians(plat), np.radians(plon), lat[d_store[on]], lon[d_store[on]])
         # The nearest NEAREST_STORES stores with a running deal, and all their running deals.
         store_d = {}

@@ -1,7 +1,8 @@
 """Evaluate deal lists offline: replay each TEST order that redeemed a deal as a deal-list request.
 
     python -m scripts.evaluate_deals [--stores data/stores_helsinki.csv] [--data data/generated/helsinki]
-        [--split per-user-time:0.8 | --split time:0.8] [--page 20,1,3] [--seed 0] [--threads 1] [--json FILE]
+        [--split per-user-time:0.8 | --split time:0.8] [--page 20,1,3] [--points stores | hidden]
+        [--seed 0] [--threads 1] [--json FILE]
 
 Trains as ``scripts.train`` does (the LightFM hybrid, then the second stage) on the
 earlier orders, then ranks the deals on offer at each later redemption
@@ -12,6 +13,11 @@ earlier orders, then ranks the deals on offer at each later redemption
 - ``most_frequent``: the user's most visited stores first (then the bigger discount);
 - ``served``: the second stage's score of the deal's store, ties to the bigger discount:
   the deal list as ``/v1/deals/recommended`` ranks it.
+
+The request point is each user's most visited earlier store (``--points stores``, what any
+data allow), or, on generated data, where the generator had the user at that moment
+(``--points hidden``: work on weekdays 9-17 UTC, home otherwise; from
+``DATA/hidden/users.csv``), as a phone would report it.
 
 Each also as its pages show it (``<name>_paged``): ``--page LIMIT,PER_STORE,PER_CATEGORY``,
 by default the service's (a page of 20, ``DEALS_PER_STORE`` 1, ``DEALS_PER_CATEGORY`` 3).
@@ -54,6 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--page", default=SERVICE_PAGES, help="LIMIT,PER_STORE,PER_CATEGORY of the pages (default: the service's)"
     )
+    parser.add_argument("--points", choices=("stores", "hidden"), default="stores", help="the request points")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the result here")
@@ -112,16 +119,38 @@ def main(argv=None) -> int:
         "served": store_score,
     }
     cases = deal_cases(fit_orders, test_orders, deals)
-    homes = home_points(fit_orders, stores)
-    result = evaluate_deal_lists(cases, deals, stores, homes, rankers, pages=pages)  # type: ignore[arg-type]
+    points = home_points(fit_orders, stores) if args.points == "stores" else _hidden_points(args.data)
+    result = evaluate_deal_lists(cases, deals, stores, points, rankers, pages=pages)  # type: ignore[arg-type]
     result.update(
         {
             "split": {"kind": kind, "train_share": share},
+            "points": args.points,
             "seconds": {"fit": round(fitted - started, 1), "total": round(time.perf_counter() - started, 1)},
         }
     )
     emit_json(result, args.json)
     return 0
+
+
+def _hidden_points(data: str):
+    """Where the generator put each user at a moment: work on weekdays from 9 to 17 UTC (its
+    clock), home otherwise (``recommender.generator``: work at 70 % of those hours)."""
+    users = pd.read_csv(os.path.join(data, "hidden", "users.csv"))
+    at = {
+        u: (h_la, h_lo, w_la, w_lo)
+        for u, h_la, h_lo, w_la, w_lo in users[["user_id", "home_lat", "home_lon", "work_lat", "work_lon"]].itertuples(
+            index=False
+        )
+    }
+
+    def point(user, ts):
+        if user not in at:
+            return None
+        h_la, h_lo, w_la, w_lo = at[user]
+        t = pd.Timestamp(ts)
+        return (w_la, w_lo) if t.weekday() < 5 and 9 <= t.hour < 17 else (h_la, h_lo)
+
+    return point
 
 
 def _reviews_before_cut(reviews: pd.DataFrame, fit_orders: pd.DataFrame) -> pd.DataFrame:

@@ -109,6 +109,23 @@ def test_pages_are_scored_as_their_caps_show_them(town):
     assert got["nearest_paged"]["mrr"] == pytest.approx(0.5, abs=1e-4)
 
 
+def test_hidden_points_follow_the_generator_s_clock(tmp_path):
+    from scripts.evaluate_deals import _hidden_points
+
+    (tmp_path / "hidden").mkdir()
+    pd.DataFrame(
+        {"user_id": ["u"], "home_lat": [60.0], "home_lon": [25.0], "work_lat": [60.2], "work_lon": [24.9]}
+    ).to_csv(tmp_path / "hidden" / "users.csv", index=False)
+    point = _hidden_points(str(tmp_path))
+    # 2026-10-01 is a Thursday: work from 9:00 to 16:59 UTC, home before and after; home all Saturday.
+    assert point("u", pd.Timestamp("2026-10-01 09:00", tz="UTC")) == (60.2, 24.9)
+    assert point("u", pd.Timestamp("2026-10-01 16:59", tz="UTC")) == (60.2, 24.9)
+    assert point("u", pd.Timestamp("2026-10-01 17:00", tz="UTC")) == (60.0, 25.0)
+    assert point("u", pd.Timestamp("2026-10-01 08:59", tz="UTC")) == (60.0, 25.0)
+    assert point("u", pd.Timestamp("2026-10-03 12:00", tz="UTC")) == (60.0, 25.0)
+    assert point("stranger", pd.Timestamp("2026-10-01 12:00", tz="UTC")) is None
+
+
 def test_the_command_pages_as_the_service_does():
     from app.config import DEFAULTS
     from app.http.schemas import RecommendedQuery
@@ -128,9 +145,16 @@ def test_the_command_measures_the_served_deal_list_above_chance(tmp_path):
     b = generate(stores, BehaviourConfig(n_users=300, days=60, seed=5))
     for name in ("orders", "reviews", "deals"):
         getattr(b, name).to_csv(tmp_path / f"{name}.csv", index=False)
-    out = tmp_path / "deals.json"
+    (tmp_path / "hidden").mkdir()
+    b.hidden["users"].to_csv(tmp_path / "hidden" / "users.csv", index=False)
+    out, hidden = tmp_path / "deals.json", tmp_path / "hidden.json"
     assert evaluate_deals.main(["--data", str(tmp_path), "--split", "time:0.8", "--json", str(out)]) == 0
-    got = json.loads(out.read_text())
+    args = ["--data", str(tmp_path), "--split", "time:0.8", "--points", "hidden", "--json", str(hidden)]
+    assert evaluate_deals.main(args) == 0
+    got, at_hidden = json.loads(out.read_text()), json.loads(hidden.read_text())
+    # The same redemptions from other points: the user's own stores rank them as before.
+    assert at_hidden["cases"] == got["cases"] and at_hidden["most_frequent"] == got["most_frequent"]
+    assert at_hidden["nearest"] != got["nearest"]
     assert got["cases"] > 50 and got["reached"] > 0.9 * got["cases"]
     # Chance is ~1/candidates; the generated users go back to their own stores, so both the
     # user's own stores and the served ranker find the redeemed deal far more often (seeds
