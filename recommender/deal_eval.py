@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from .diversity import paged_order
+from .geo import pairwise_m
 
 #: As ``app.domain.ranking.NEAREST_STORES`` (the deal list without a radius).
 NEAREST_STORES = 200
-_EARTH_M = 6_371_008.8
 
 
 def deal_cases(train: pd.DataFrame, test: pd.DataFrame, deals: pd.DataFrame) -> pd.DataFrame:
@@ -69,8 +69,7 @@ def evaluate_deal_lists(
     ``rankers[name](user_id, lat, lon, store_ids, discount_pct, distance_m) -> scores``
     (higher first; ties go to the bigger discount, then the deal id, as served)."""
     pos = {s: i for i, s in enumerate(stores["store_id"].astype(str))}
-    lat = np.radians(stores["lat"].to_numpy(float))
-    lon = np.radians(stores["lon"].to_numpy(float))
+    lat, lon = stores["lat"].to_numpy(float), stores["lon"].to_numpy(float)
     d = deals.assign(deal_id=deals["deal_id"].astype(str), store_id=deals["store_id"].astype(str))
     d = d[d["store_id"].isin(pos)].reset_index(drop=True)
     d_store = np.array([pos[s] for s in d["store_id"]], dtype=np.int64)
@@ -91,7 +90,7 @@ def evaluate_deal_lists(
             continue
         on = np.flatnonzero((d_start <= t) & (t < d_end))
         plat, plon = point
-        dist = _haversine_m(np.radians(plat), np.radians(plon), lat[d_store[on]], lon[d_store[on]])
+        dist = pairwise_m([plat], [plon], lat[d_store[on]], lon[d_store[on]])[0]
         # The nearest NEAREST_STORES stores with a running deal, and all their running deals.
         store_d = {}
         for s, m in zip(d_store[on], dist):
@@ -127,8 +126,3 @@ def evaluate_deal_lists(
             "mrr": round(float(np.mean(1.0 / r)), 4) if len(r) else None,
         }
     return out
-
-
-def _haversine_m(lat0, lon0, lat, lon) -> np.ndarray:
-    a = np.sin((lat - lat0) / 2) ** 2 + np.cos(lat0) * np.cos(lat) * np.sin((lon - lon0) / 2) ** 2
-    return 2 * _EARTH_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))

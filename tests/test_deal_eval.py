@@ -126,10 +126,13 @@ def test_hidden_points_follow_the_generator_s_clock(tmp_path):
     assert point("stranger", pd.Timestamp("2026-10-01 12:00", tz="UTC")) is None
 
 
-def test_the_command_pages_as_the_service_does():
+def test_the_replay_asks_and_pages_as_the_service_does():
     from app.config import DEFAULTS
+    from app.domain import ranking
     from app.http.schemas import RecommendedQuery
     from scripts import evaluate_deals
+
+    assert deal_eval.NEAREST_STORES == ranking.NEAREST_STORES
 
     limit = RecommendedQuery.model_fields["limit"].default
     assert f"{limit},{DEFAULTS['DEALS_PER_STORE']},{DEFAULTS['DEALS_PER_CATEGORY']}" == evaluate_deals.SERVICE_PAGES
