@@ -4,6 +4,9 @@ of one category on a page. Shared by ``app.domain.ranking`` (what is served) and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from itertools import islice
+
 import numpy as np
 
 
@@ -17,8 +20,20 @@ def page_of(
     store or ``per_category`` of one category on this page waits for the next page. The
     walk is deterministic, so a page number is a stable cursor.
     """
+    got = next(islice(_pages(store_of, cat_of, limit, per_store, per_category), page, None), None)
+    return got if got is not None else (np.empty(0, np.int64), False)
+
+
+def paged_order(store_of: list, cat_of: list, limit: int, per_store: int, per_category: int) -> np.ndarray:
+    """Every position in the order its pages show it: page 0's, then page 1's, and so on."""
+    pages = [taken for taken, _more in _pages(store_of, cat_of, limit, per_store, per_category)]
+    return np.concatenate(pages) if pages else np.empty(0, np.int64)
+
+
+def _pages(store_of: list, cat_of: list, limit: int, per_store: int, per_category: int) -> Iterator:
+    """(positions, more pages follow) of page 0, 1, ... until a page leaves nothing."""
     remaining = list(range(len(store_of)))
-    for p in range(page + 1):
+    while True:
         taken: list[int] = []
         deferred: list[int] = []
         by_store: dict = {}
@@ -33,18 +48,7 @@ def page_of(
                 deferred.append(j)
         if not taken and deferred:  # caps would starve the page: relax them rather than stall
             taken, deferred = deferred[:limit], deferred[limit:]
-        if p == page:
-            return np.array(taken, dtype=np.int64), bool(deferred)
+        yield np.array(taken, dtype=np.int64), bool(deferred)
+        if not deferred:
+            return
         remaining = deferred
-    return np.empty(0, np.int64), False
-
-
-def paged_order(store_of: list, cat_of: list, limit: int, per_store: int, per_category: int) -> np.ndarray:
-    """Every position in the order its pages show it: page 0's, then page 1's, and so on."""
-    out, page = [], 0
-    while True:
-        got, more = page_of(store_of, cat_of, limit, page, per_store, per_category)
-        out.append(got)
-        if not more:
-            return np.concatenate(out) if out else np.empty(0, np.int64)
-        page += 1

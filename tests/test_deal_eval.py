@@ -109,6 +109,17 @@ def test_pages_are_scored_as_their_caps_show_them(town):
     assert got["nearest_paged"]["mrr"] == pytest.approx(0.5, abs=1e-4)
 
 
+def test_the_paged_order_is_the_pages_one_after_another():
+    from recommender.diversity import page_of, paged_order
+
+    # Ranked: three cafes of store 1, a bar of store 2, two cafes of store 3. Pages of 2, one
+    # deal a store, two a category: [0 (s1), 3 (s2)], then [1 (s1), 4 (s3)], then [2, 5].
+    store_of, cat_of = [1, 1, 1, 2, 3, 3], ["cafe", "cafe", "cafe", "bar", "cafe", "cafe"]
+    pages = [page_of(store_of, cat_of, 2, p, 1, 2) for p in range(4)]
+    assert [(p.tolist(), more) for p, more in pages] == [([0, 3], True), ([1, 4], True), ([2, 5], False), ([], False)]
+    assert paged_order(store_of, cat_of, 2, 1, 2).tolist() == [0, 3, 1, 4, 2, 5]
+
+
 def test_hidden_points_follow_the_generator_s_clock(tmp_path):
     from scripts.evaluate_deals import _hidden_points
 
