@@ -80,6 +80,9 @@ def main(argv=None) -> int:
         pages = ()
     if len(pages) != 3 or min(pages) < 1:
         parser.error("--page must be three positive whole numbers: LIMIT,PER_STORE,PER_CATEGORY")
+    hidden_users = os.path.join(args.data, "hidden", "users.csv")
+    if args.points == "hidden" and not os.path.exists(hidden_users):
+        parser.error(f"--points hidden needs the generator's {hidden_users}")
     started = time.perf_counter()
     try:
         stores, _ = load_catalogue(args.stores, strict=False, default_timezone="UTC")
@@ -119,7 +122,7 @@ def main(argv=None) -> int:
         "served": store_score,
     }
     cases = deal_cases(fit_orders, test_orders, deals)
-    points = home_points(fit_orders, stores) if args.points == "stores" else _hidden_points(args.data)
+    points = home_points(fit_orders, stores) if args.points == "stores" else _hidden_points(hidden_users)
     result = evaluate_deal_lists(cases, deals, stores, points, rankers, pages=pages)  # type: ignore[arg-type]
     result.update(
         {
@@ -132,10 +135,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _hidden_points(data: str):
+def _hidden_points(users_csv: str):
     """Where the generator put each user at a moment: work on weekdays from 9 to 17 UTC (its
     clock), home otherwise (``recommender.generator``: work at 70 % of those hours)."""
-    users = pd.read_csv(os.path.join(data, "hidden", "users.csv"))
+    users = pd.read_csv(users_csv)
     at = {
         u: (h_la, h_lo, w_la, w_lo)
         for u, h_la, h_lo, w_la, w_lo in users[["user_id", "home_lat", "home_lon", "work_lat", "work_lon"]].itertuples(

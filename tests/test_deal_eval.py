@@ -127,7 +127,7 @@ def test_hidden_points_follow_the_generator_s_clock(tmp_path):
     pd.DataFrame(
         {"user_id": ["u"], "home_lat": [60.0], "home_lon": [25.0], "work_lat": [60.2], "work_lon": [24.9]}
     ).to_csv(tmp_path / "hidden" / "users.csv", index=False)
-    point = _hidden_points(str(tmp_path))
+    point = _hidden_points(str(tmp_path / "hidden" / "users.csv"))
     # 2026-10-01 is a Thursday: work from 9:00 to 16:59 UTC, home before and after; home all Saturday.
     assert point("u", pd.Timestamp("2026-10-01 09:00", tz="UTC")) == (60.2, 24.9)
     assert point("u", pd.Timestamp("2026-10-01 16:59", tz="UTC")) == (60.2, 24.9)
@@ -179,3 +179,6 @@ def test_the_command_measures_the_served_deal_list_above_chance(tmp_path):
     assert got["served"]["mrr"] > 2 * got["nearest"]["mrr"]
     with pytest.raises(SystemExit):
         evaluate_deals.main(["--data", str(tmp_path), "--split", "per-user:0.8"])
+    (tmp_path / "hidden" / "users.csv").unlink()
+    with pytest.raises(SystemExit):  # no hidden world: a clear refusal, not a traceback
+        evaluate_deals.main(["--data", str(tmp_path), "--points", "hidden"])
