@@ -5,9 +5,9 @@ list is asked at one moment and ranks the deals on offer then. Each TEST order t
 redeemed a deal is replayed as such a request:
 
 - the moment is the order's time; the deals on offer are those running then;
-- the request point is the user's most visited TRAIN store (the same stand-in as the
-  offline ``point_m`` feature), or where the caller says the user was at that moment
-  (generated data know it), and the candidates are the running deals of the
+- the request point is the caller's: the user's most visited TRAIN store (the offline
+  ``point_m`` stand-in, ``Sources.home``), or where the user was at that moment
+  (generated data know it); the candidates are the running deals of the
   ``NEAREST_STORES`` nearest stores that have one, as ``app.domain.ranking`` picks them;
 - the hit is the redeemed deal; a deal outside the candidates is a miss for every ranker.
 
@@ -41,16 +41,6 @@ def deal_cases(train: pd.DataFrame, test: pd.DataFrame, deals: pd.DataFrame) -> 
     return t[["user_id", "deal_id", "ts"]].reset_index(drop=True)
 
 
-def home_points(train: pd.DataFrame, stores: pd.DataFrame) -> dict[str, tuple[float, float]]:
-    """Each user's most visited TRAIN store (ties: the first in store id order), as (lat, lon)."""
-    counts = train.groupby(["user_id", "store_id"]).size().reset_index(name="n")
-    top = counts.sort_values(["user_id", "n", "store_id"], ascending=[True, False, True]).drop_duplicates("user_id")
-    at = stores.set_index("store_id")[["lat", "lon"]]
-    top = top[top["store_id"].isin(at.index)]
-    ll = at.loc[top["store_id"]].to_numpy(float)
-    return {u: (float(a), float(b)) for u, (a, b) in zip(top["user_id"], ll)}
-
-
 def evaluate_deal_lists(
     cases: pd.DataFrame,
     deals: pd.DataFrame,
@@ -63,7 +53,7 @@ def evaluate_deal_lists(
     """Per ranker, the mean NDCG@k, hit@k and reciprocal rank over ``cases``; with
     ``pages`` = (limit, per_store, per_category) also as the pages show them.
 
-    ``points``: each user's request point (``home_points``), or ``points(user, ts)`` ->
+    ``points``: each user's request point ({user: (lat, lon)}), or ``points(user, ts)`` ->
     (lat, lon) or None; a case without a point is left out.
 
     ``rankers[name](user_id, lat, lon, store_ids, discount_pct, distance_m) -> scores``
@@ -83,19 +73,18 @@ def evaluate_deal_lists(
     names = [*rankers, *(f"{n}_paged" for n in rankers if pages)]
     ranks: dict[str, list[float]] = {name: [] for name in names}
     candidates, reached = [], 0
-    point_at = points.get if isinstance(points, dict) else None
+    point_of = (lambda user, _ts, table=points: table.get(user)) if isinstance(points, dict) else points
     for user, deal, t, ts in zip(cases["user_id"], cases["deal_id"].astype(str), when, cases["ts"]):
-        point = point_at(user) if point_at is not None else points(user, ts)  # type: ignore[operator]
+        point = point_of(user, ts)
         if point is None:
             continue
         on = np.flatnonzero((d_start <= t) & (t < d_end))
         plat, plon = point
         dist = pairwise_m([plat], [plon], lat[d_store[on]], lon[d_store[on]])[0]
-        # The nearest NEAREST_STORES stores with a running deal, and all their running deals.
-        store_d = {}
-        for s, m in zip(d_store[on], dist):
-            store_d[s] = m
-        near = sorted(store_d, key=lambda s: (store_d[s], s))[:NEAREST_STORES]
+        # The nearest NEAREST_STORES stores with a running deal (ties: the lower store), and
+        # all their running deals; a store's deals share its distance.
+        stores_on, first = np.unique(d_store[on], return_index=True)
+        near = stores_on[np.lexsort((stores_on, dist[first]))[:NEAREST_STORES]]
         keep = np.isin(d_store[on], near)
         rows, dist = on[keep], dist[keep]
         candidates.append(len(rows))

@@ -178,6 +178,12 @@ class Sources:
         return self._csc
 
     # -------------------------------------------------------------- features
+    def home(self, users: np.ndarray) -> np.ndarray:
+        """Each user's most visited store (ties: the lower item); -1 for none and for user -1.
+        Offline it stands in for the request point (``pair_features``)."""
+        users = np.asarray(users, np.int64)
+        return np.where(users >= 0, self._home[np.maximum(users, 0)], -1)
+
     def pair_features(
         self,
         users: np.ndarray,
@@ -205,7 +211,7 @@ class Sources:
         out[:, col["popularity"]] = w.popularity[items]
         out[:, col["rating"]] = st.rating[items]
         if point is None:
-            home = np.where(known, self._home[row], -1)
+            home = self.home(users)
             ok = home >= 0
             plat = np.where(ok, st.lat[np.maximum(home, 0)], np.nan)
             plon = np.where(ok, st.lon[np.maximum(home, 0)], np.nan)

@@ -30,3 +30,18 @@ def emit_json(result: dict, path: str | None) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as fh:
             fh.write(text)
+
+
+def split_share(parser: argparse.ArgumentParser, text: str | None, kinds: tuple[str, ...]) -> tuple[str, float]:
+    """``--split KIND:FRACTION`` as (kind, train share); a parser error unless KIND is one of
+    ``kinds`` and FRACTION a number in (0, 1)."""
+    kind, _, frac = (text or "").partition(":")
+    if kind not in kinds:
+        parser.error("--split must be " + " or ".join(f"{k}:FRACTION" for k in kinds))
+    try:
+        share = float(frac)
+    except ValueError:
+        parser.error("--split fraction must be a number in (0, 1)")
+    if not 0 < share < 1:
+        parser.error("--split fraction must be in (0, 1)")
+    return kind, share

@@ -22,6 +22,7 @@ import time
 from recommender.compare import PROTOCOLS, compare
 from recommender.data import DataError, every_row_timed, read_table
 from recommender.training import TrainConfig, split_per_user
+from scripts.common import split_share
 
 METRICS = ("precision", "recall", "ndcg", "cold_ndcg", "coverage")
 
@@ -102,15 +103,7 @@ def _load(args, parser):
         allp, rep = read_table(args.interactions, "interactions", strict=args.strict, known_stores=known)
         _usable(allp, rep)
         _say(rep)
-        kind, _, frac = (args.split or "").partition(":")
-        if kind != "per-user-time":
-            parser.error("--split must be per-user-time:FRACTION")
-        try:
-            share = float(frac)
-        except ValueError:
-            parser.error("--split fraction must be a number in (0, 1)")
-        if not 0 < share < 1:
-            parser.error("--split fraction must be in (0, 1)")
+        _kind, share = split_share(parser, args.split, ("per-user-time",))
         train, test = split_per_user(allp, 1 - share, seed=args.seed, min_items=2)
         if train.empty or test.empty:
             raise DataError(f"{rep.file}: no user has two or more stores to split between train and test", rep)

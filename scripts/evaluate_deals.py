@@ -40,10 +40,10 @@ import pandas as pd
 
 from geo_index import LoadError, load_catalogue
 from recommender import DataError, TrainConfig, interaction_weights, read_table, train
-from recommender.deal_eval import deal_cases, evaluate_deal_lists, home_points
+from recommender.deal_eval import deal_cases, evaluate_deal_lists
 from recommender.served import fit_from_orders, lightfm_scores
 from recommender.training import chosen_feature_weight, split_per_user
-from scripts.common import emit_json
+from scripts.common import emit_json, split_share
 
 #: The service's pages: a page of 20 (the query's default limit), DEALS_PER_STORE 1 and
 #: DEALS_PER_CATEGORY 3 (app/config.py; a test keeps them equal).
@@ -65,20 +65,14 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="also write the result here")
     args = parser.parse_args(argv)
-    kind, _, frac = args.split.partition(":")
-    try:
-        share = float(frac)
-    except ValueError:
-        share = -1.0
-    if kind not in ("per-user-time", "time") or not 0 < share < 1:
-        parser.error("--split must be per-user-time:FRACTION or time:FRACTION with FRACTION in (0, 1)")
+    kind, share = split_share(parser, args.split, ("per-user-time", "time"))
     if args.threads < 1:
         parser.error("--threads must be positive")
     try:
-        pages = tuple(int(v) for v in args.page.split(","))
+        limit, per_store, per_category = (int(v) for v in args.page.split(","))
     except ValueError:
-        pages = ()
-    if len(pages) != 3 or min(pages) < 1:
+        limit = per_store = per_category = 0
+    if min(limit, per_store, per_category) < 1:
         parser.error("--page must be three positive whole numbers: LIMIT,PER_STORE,PER_CATEGORY")
     hidden_users = os.path.join(args.data, "hidden", "users.csv")
     if args.points == "hidden" and not os.path.exists(hidden_users):
@@ -122,8 +116,8 @@ def main(argv=None) -> int:
         "served": store_score,
     }
     cases = deal_cases(fit_orders, test_orders, deals)
-    points = home_points(fit_orders, stores) if args.points == "stores" else _hidden_points(hidden_users)
-    result = evaluate_deal_lists(cases, deals, stores, points, rankers, pages=pages)  # type: ignore[arg-type]
+    points = _stand_in_points(stage) if args.points == "stores" else _hidden_points(hidden_users)
+    result = evaluate_deal_lists(cases, deals, stores, points, rankers, pages=(limit, per_store, per_category))
     result.update(
         {
             "split": {"kind": kind, "train_share": share},
@@ -133,6 +127,14 @@ def main(argv=None) -> int:
     )
     emit_json(result, args.json)
     return 0
+
+
+def _stand_in_points(stage) -> dict:
+    """Each user's most visited earlier store: the point the ranker's ``point_m`` was
+    learned from offline (``Sources.home``)."""
+    home = stage.sources.home(np.fromiter(stage.users.values(), np.int64))
+    lat, lon = stage.sources.stores.lat, stage.sources.stores.lon
+    return {u: (float(lat[h]), float(lon[h])) for u, h in zip(stage.users, home) if h >= 0}
 
 
 def _hidden_points(users_csv: str):

@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 
 from recommender import deal_eval
-from recommender.deal_eval import deal_cases, evaluate_deal_lists, home_points
+from recommender.deal_eval import deal_cases, evaluate_deal_lists
 
 DAY0 = pd.Timestamp("2026-10-01", tz="UTC")
+#: The request points: u asks from A (its most visited store), w from D.
+POINTS = {"u": (60.0, 25.0), "w": (60.03, 25.0)}
 
 
 def day(n: float) -> pd.Timestamp:
@@ -55,7 +57,6 @@ def test_redemptions_of_known_users_become_cases(town):
     stores, deals, train, test = town
     cases = deal_cases(train, test, deals)
     assert cases["deal_id"].tolist() == ["b", "c"]  # no deal: no case; a user without a past: none
-    assert home_points(train, stores) == {"u": (60.0, 25.0), "w": (60.03, 25.0)}
 
 
 def test_each_ranker_is_scored_at_the_rank_worked_out_by_hand(town):
@@ -72,7 +73,7 @@ def test_each_ranker_is_scored_at_the_rank_worked_out_by_hand(town):
         "discount": lambda u, la, lo, s, disc, dist: disc,
         "constant": spy,  # ties go to the bigger discount, as served
     }
-    got = evaluate_deal_lists(cases, deals, stores, home_points(train, stores), rankers)
+    got = evaluate_deal_lists(cases, deals, stores, POINTS, rankers)
     # Day 3 from A: deals a (A, 0 m) and b (B, 1.1 km); c has not started, d has ended.
     # Day 6: a, b, c. The redeemed b, then c:
     #   nearest  b at 2, c at 3; discount (and the ties) b at 1, c at 2 (b's 50 % first).
@@ -90,7 +91,7 @@ def test_a_deal_beyond_the_nearest_stores_is_a_miss_for_every_ranker(town, monke
     stores, deals, train, test = town
     monkeypatch.setattr(deal_eval, "NEAREST_STORES", 2)  # day 6 from A: A and B only, not C
     rankers = {"nearest": lambda u, la, lo, s, disc, dist: -dist, "discount": lambda u, la, lo, s, disc, dist: disc}
-    got = evaluate_deal_lists(deal_cases(train, test, deals), deals, stores, home_points(train, stores), rankers, k=1)
+    got = evaluate_deal_lists(deal_cases(train, test, deals), deals, stores, POINTS, rankers, k=1)
     assert got["reached"] == 1
     assert got["nearest"] == {"ndcg@1": 0.0, "hit@1": 0.0, "mrr": pytest.approx(0.25, abs=1e-4)}
     assert got["discount"] == {"ndcg@1": 0.5, "hit@1": 0.5, "mrr": 0.5}
@@ -102,9 +103,7 @@ def test_pages_are_scored_as_their_caps_show_them(town):
     day 3's b stays 2nd (page 1's first)."""
     stores, deals, train, test = town
     rankers = {"nearest": lambda u, la, lo, s, disc, dist: -dist}
-    got = evaluate_deal_lists(
-        deal_cases(train, test, deals), deals, stores, home_points(train, stores), rankers, pages=(2, 1, 1)
-    )
+    got = evaluate_deal_lists(deal_cases(train, test, deals), deals, stores, POINTS, rankers, pages=(2, 1, 1))
     assert got["nearest"]["mrr"] == pytest.approx((1 / 2 + 1 / 3) / 2, abs=1e-4)
     assert got["nearest_paged"]["mrr"] == pytest.approx(0.5, abs=1e-4)
 

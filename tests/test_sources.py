@@ -254,10 +254,13 @@ def test_point_distance_is_the_haversine_from_each_pair_s_own_point():
     stores = pd.DataFrame(
         {"store_id": ["a", "b", "c", "d"], "lat": [60.17, 60.18, 60.30, -33.9], "lon": [24.94, 24.95, 25.10, 151.2]}
     )
-    rows = pd.DataFrame({"user_id": ["u", "u", "u"], "store_id": ["b", "b", "a"]})
+    rows = pd.DataFrame({"user_id": ["u", "u", "u", "w", "w"], "store_id": ["b", "b", "a", "c", "a"]})
     src = Sources.fit(
-        Window.of(rows, {"u": 0, "v": 1}, {s: i for i, s in enumerate(stores["store_id"])}), StoreTable.of(stores)
+        Window.of(rows, {"u": 0, "v": 1, "w": 2}, {s: i for i, s in enumerate(stores["store_id"])}),
+        StoreTable.of(stores),
     )
+    # The stand-in point's store: u's b (2 visits); none for v and user -1; w's tie to the lower a.
+    assert src.home(np.array([0, 1, 2, -1])).tolist() == [1, -1, 0, -1]
     items = rng.integers(0, 4, 40)
     plat = np.r_[np.full(20, 60.2), np.full(19, 51.5), np.nan]
     plon = np.r_[np.full(20, 24.9), np.full(19, -0.1), 24.9]
